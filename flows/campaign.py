@@ -1,0 +1,63 @@
+"""A labeling campaign: rounds until the budget is spent, the target accuracy is reached, or max rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.config import ProjectConfig
+from flows.labeling_round import RoundReport, affordable_batch_size, labeling_round
+from flows.project import Project
+from integrations.crowd.base import BudgetExceededError
+
+
+@dataclass
+class CampaignReport:
+    rounds: list[RoundReport] = field(default_factory=list)
+    stopped_because: str = ""
+
+    @property
+    def final(self) -> RoundReport | None:
+        return self.rounds[-1] if self.rounds else None
+
+
+def next_round_blocker(config: ProjectConfig, base_dir: Path, done: list[RoundReport]) -> str | None:
+    """Why no further round should start, or None if one should."""
+    if done and done[-1].model_accuracy >= config.budget.target_accuracy:
+        return f"target accuracy {config.budget.target_accuracy:.3f} reached ({done[-1].model_accuracy:.3f})"
+    if len(done) >= config.budget.max_rounds:
+        return f"max rounds ({config.budget.max_rounds}) done"
+    project = Project(config, base_dir)
+    try:
+        affordable_batch_size(project, project.crowd(), has_model=bool(done))
+    except BudgetExceededError:
+        return f"budget spent (${project.spent(project.crowd()):.2f} of ${config.budget.max_spend:.2f})"
+    finally:
+        project.close()
+    return None
+
+
+@flow(name="labeling-campaign", flow_run_name="{config.name}-campaign")
+def labeling_campaign(
+    config: ProjectConfig,
+    base_dir: str = ".",
+) -> CampaignReport:
+    """Run labeling rounds, one after another, until a stopping condition holds."""
+    logger = get_run_logger()
+    report = CampaignReport()
+    while (blocker := next_round_blocker(config, Path(base_dir).resolve(), report.rounds)) is None:
+        round_report = labeling_round(config, base_dir)
+        report.rounds.append(round_report)
+        logger.info(
+            "round %d: %d answers, $%.2f spent, label accuracy %s, model accuracy %.3f",
+            round_report.number,
+            round_report.answers_bought,
+            round_report.spent_total,
+            f"{round_report.label_accuracy:.3f}" if round_report.label_accuracy is not None else "n/a",
+            round_report.model_accuracy,
+        )
+    report.stopped_because = blocker
+    logger.info("campaign stopped: %s", blocker)
+    return report

@@ -1,0 +1,177 @@
+"""The ``labelflow`` command: start campaigns and look at what they produced."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.config import CONFIG_FILE, ConfigError, ProjectConfig, example_config, load_config
+
+app = typer.Typer(
+    help="labelflow — labeling pipelines as Prefect flows: active learning picks items, a crowd answers, "
+    "quality control aggregates, a model retrains, round after round.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="The project's labelflow.toml (`labelflow init` writes one).")
+]
+
+
+def _load(path: Path) -> ProjectConfig:
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _run_campaign(config: ProjectConfig, base_dir: Path) -> None:
+    _quiet_libraries()
+    from flows.campaign import labeling_campaign
+    from flows.project import Project
+    from flows.reporting import export_labels, learning_curve, plot_learning_curve
+
+    where = os.environ.get("PREFECT_API_URL") or "a temporary local Prefect server (set PREFECT_API_URL to keep runs)"
+    console.print(f"[bold]labelflow[/bold]: campaign [cyan]{config.name}[/cyan] on {where}")
+    result = labeling_campaign(config, str(base_dir))
+    project = Project(config, base_dir)
+    try:
+        curve = learning_curve(project.store)
+        _print_curve(curve, f"Learning curve — {config.name}")
+        png = plot_learning_curve(curve, project.workdir / "learning_curve.png", f"labelflow: {config.name}")
+        export, n_labels = export_labels(project.store, project.workdir / "labels.csv", "csv")
+    finally:
+        project.close()
+    final = result.final
+    if final is not None:
+        label_accuracy = f"{final.label_accuracy:.3f}" if final.label_accuracy is not None else "n/a"
+        console.print(
+            f"\n[bold]Done[/bold] ({result.stopped_because}): held-out accuracy [bold]{final.model_accuracy:.3f}[/bold] "
+            f"after {int(curve['answers_total_bought'].iloc[-1])} paid answers (gold included, "
+            f"${final.spent_total:.2f}); crowd label accuracy {label_accuracy}."
+        )
+    console.print(f"Learning curve plot: {png}\nLabels ({n_labels} items): {export}")
+
+
+def _print_curve(curve: object, title: str) -> None:
+    import pandas as pd
+
+    assert isinstance(curve, pd.DataFrame)
+    table = Table(title=title)
+    for column in ("round", "answers paid", "spent", "crowd labels", "label accuracy", "model accuracy"):
+        table.add_column(column, justify="right")
+    for row in curve.itertuples():
+        table.add_row(
+            str(row.round),
+            str(row.answers_total_bought),
+            f"${row.spent:.2f}",
+            str(row.crowd_labels),
+            "n/a" if row.label_accuracy is None or pd.isna(row.label_accuracy) else f"{row.label_accuracy:.3f}",
+            f"{row.model_accuracy:.3f}",
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its store, models, plot and export.")] = Path(
+        ".labelflow/demo"
+    ),
+    keep: Annotated[bool, typer.Option(help="Continue the previous demo instead of starting afresh.")] = False,
+) -> None:
+    """Run a full campaign on the embedded defaults: digits, a simulated crowd with 30% bad workers, SQLite."""
+    workdir = workdir.resolve()
+    if workdir.exists() and not keep:
+        shutil.rmtree(workdir)
+    config = ProjectConfig(workdir=str(workdir), store_url=f"sqlite:///{workdir / 'labelflow.db'}")
+    _run_campaign(config, Path.cwd())
+
+
+@app.command()
+def run(config: ConfigOption = Path(CONFIG_FILE)) -> None:
+    """Run (or continue) the campaign a config describes, until its budget, target or max rounds stop it."""
+    _run_campaign(_load(config), config.resolve().parent)
+
+
+@app.command()
+def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
+    """Show the project's rounds and its learning curve."""
+    from flows.project import Project
+    from flows.reporting import learning_curve
+
+    project_config = _load(config)
+    project = Project(project_config, config.resolve().parent)
+    try:
+        rounds = project.store.rounds()
+        table = Table(title=f"Rounds — {project_config.name}")
+        for column in ("round", "status", "started", "finished", "answers", "model accuracy", "error"):
+            table.add_column(column)
+        for row in rounds.itertuples():
+            summary = row.summary or {}
+            table.add_row(
+                str(row.number),
+                str(row.status),
+                f"{row.started_at:%Y-%m-%d %H:%M}",
+                f"{row.finished_at:%Y-%m-%d %H:%M}" if row.finished_at is not None and row.finished_at == row.finished_at else "",
+                str(summary.get("answers_bought", "")),
+                f"{summary['model_accuracy']:.3f}" if "model_accuracy" in summary else "",
+                (row.error or "")[:80],
+            )
+        console.print(table if len(rounds) else "No rounds yet: `labelflow run` starts one.")
+        if len(rounds):
+            _print_curve(learning_curve(project.store), "Learning curve")
+    finally:
+        project.close()
+
+
+@app.command()
+def export(
+    config: ConfigOption = Path(CONFIG_FILE),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, parquet or jsonl.")] = "csv",
+) -> None:
+    """Export the latest label of every item, with confidence, source (crowd/model) and provenance."""
+    from flows.project import Project
+    from flows.reporting import EXPORT_FORMATS, export_labels
+
+    if fmt not in EXPORT_FORMATS:
+        console.print(f"[red]--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}[/red]")
+        raise typer.Exit(2)
+    project_config = _load(config)
+    project = Project(project_config, config.resolve().parent)
+    try:
+        path, n = export_labels(project.store, output or project.workdir / f"labels.{fmt}", fmt)
+    finally:
+        project.close()
+    console.print(f"Wrote {n} labels to {path}")
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path(CONFIG_FILE),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example labelflow.toml with every setting at its default."""
+    if path.exists() and not force:
+        console.print(f"[red]{path} exists; pass --force to overwrite it[/red]")
+        raise typer.Exit(1)
+    path.write_text(example_config(), encoding="utf-8")
+    console.print(f"Wrote {path}. Edit it, then `labelflow run --config {path}`.")
+
+
+if __name__ == "__main__":
+    app()

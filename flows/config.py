@@ -1,0 +1,133 @@
+"""The project config: frozen pydantic models loaded from ``labelflow.toml`` — the flows' parameters.
+
+Each stage owns its section's model (``SelectionConfig`` lives beside selection, and so on); this module composes
+them, loads the file, and turns a wrong value into an error that names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from integrations.datasets import DIGITS, DatasetConfig
+from tasks.dispatch import CrowdConfig
+from tasks.selection import SelectionConfig
+from tasks.training import TrainingConfig
+
+CONFIG_FILE = "labelflow.toml"
+
+
+class ConfigError(ValueError):
+    """The config file is missing, malformed or has a wrong value; the message says which and how to fix it."""
+
+
+class QualityConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["majority_vote", "dawid_skene"] = Field(
+        "dawid_skene", description="How redundant answers become one label."
+    )
+    confidence_target: float = Field(
+        0.9, gt=0, le=1, description="Labels below this confidence get another answer (up to crowd.max_answers)."
+    )
+
+
+class BudgetConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_spend: float = Field(75.0, ge=0, description="Dollars the campaign may spend on answers, gold included.")
+    max_rounds: int = Field(10, ge=1, description="The campaign stops after this many rounds.")
+    target_accuracy: float = Field(
+        0.97, gt=0, le=1, description="The campaign stops once held-out accuracy reaches this."
+    )
+
+
+class ProjectConfig(BaseModel):
+    """Everything a labeling campaign needs to know; ``labelflow init`` writes a commented example."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field("digits-demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Project name.")
+    labels: tuple[str, ...] = Field(
+        tuple(str(d) for d in range(10)), description="Label names; empty means the labels found in the data."
+    )
+    store_url: str = Field(
+        "sqlite:///.labelflow/labelflow.db", description="SQLAlchemy URL of the label store."
+    )
+    workdir: str = Field(".labelflow", description="Where models, plots and exports go.")
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)  # type: ignore[arg-type]
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)  # type: ignore[arg-type]
+    crowd: CrowdConfig = Field(default_factory=CrowdConfig)  # type: ignore[arg-type]
+    quality: QualityConfig = Field(default_factory=QualityConfig)  # type: ignore[arg-type]
+    training: TrainingConfig = Field(default_factory=TrainingConfig)  # type: ignore[arg-type]
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _labels_fit_the_source(self) -> ProjectConfig:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be unique, got {list(self.labels)}")
+        if self.dataset.source == DIGITS and set(self.labels) != {str(d) for d in range(10)}:
+            raise ValueError('the digits demo has the labels "0" … "9"; leave `labels` at its default')
+        return self
+
+
+def describe_errors(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: {error.error_count()} invalid value(s):"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        given = f" (got {item['input']!r})" if "input" in item and not isinstance(item["input"], dict) else ""
+        lines.append(f"  - {field}: {item['msg']}{given}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> ProjectConfig:
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error, source)) from None
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read and validate ``path``; a relative dataset path is later resolved against the file's folder."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file; `labelflow init` writes a commented example")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_config(data, str(path))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def example_config() -> str:
+    """The default config as commented TOML: every field, its default and its description."""
+    lines = ["# labelflow project config. Every value shown is the default; delete what you do not change.", ""]
+
+    def section(model: type[BaseModel], instance: BaseModel, prefix: str) -> None:
+        nested: list[tuple[str, type[BaseModel], BaseModel]] = []
+        for name, field in model.model_fields.items():
+            value = getattr(instance, name)
+            if isinstance(value, BaseModel):
+                nested.append((name, type(value), value))
+                continue
+            if field.description:
+                lines.append(f"# {field.description}")
+            lines.append(f'# {name} = "..."  (unset)' if value is None else f"{name} = {_toml_value(value)}")
+        for name, sub_model, sub in nested:
+            lines.extend(["", f"[{prefix}{name}]"])
+            section(sub_model, sub, f"{prefix}{name}.")
+
+    section(ProjectConfig, ProjectConfig(), "")
+    return "\n".join(lines) + "\n"

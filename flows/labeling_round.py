@@ -1,0 +1,362 @@
+"""One labeling round, top to bottom: pool → ✓ → select → ✓ → waves of dispatch/collect/aggregate → ✓ → retrain
+→ evaluate → publish.
+
+Failure semantics: a round that stops on bad data (a failed Great Expectations suite, a dataset or budget error)
+is marked ``failed`` — rerunning cannot cure it, so the next run starts a new round once the data is fixed. Any
+other interruption (a crash, a kill, a crowd outage) leaves the round ``running``, and the next run *resumes* it:
+the store already holds its batch, its requests and every answer collected, so nothing is asked or paid twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows.config import ProjectConfig
+from flows.project import Project
+from integrations.crowd.base import BudgetExceededError, CrowdBackend
+from integrations.datasets import Dataset, DatasetError
+from integrations.store import LabelStore, ModelVersionRecord, RoundRecord
+from tasks.aggregation import aggregate_answers
+from tasks.contracts import ITEM_ID, ContractError, ItemSet, LabelSource
+from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
+from tasks.answers import collect_answers
+from tasks.selection import select_batch
+from tasks.training import (
+    TrainedModel,
+    evaluate_model,
+    load_model,
+    pseudo_label_frame,
+    retrain_model,
+    save_model,
+)
+from tasks.validation import DataValidationError, validate_frame
+
+DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round_id: int
+    number: int
+    batch_size: int
+    waves: int
+    answers_bought: int  # this round, gold included
+    gold_answers: int
+    cost: float
+    spent_total: float
+    answers_total: int
+    agreement: float
+    label_accuracy: float | None  # crowd labels vs the simulation's hidden truth, non-gold items
+    crowd_labels: int
+    pseudo_labels: int
+    model_accuracy: float
+    previous_accuracy: float | None
+    promoted: bool
+    model_path: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
+def labeling_round(config: ProjectConfig, base_dir: str = ".") -> RoundReport:
+    """Run (or resume) one labeling round of the project."""
+    project = Project(config, Path(base_dir).resolve())
+    try:
+        return run_round(project)
+    finally:
+        project.close()
+
+
+def run_round(project: Project) -> RoundReport:
+    config, store = project.config, project.store
+    dataset = register_items(project)
+    round_ = store.open_round()
+    _name_flow_run(f"{config.name}-round-{round_.number}")
+    crowd = project.crowd()
+    try:
+        pool = validate_frame(dataset.frame(ItemSet.POOL), "pool", feature_columns=dataset.feature_columns)
+        unlabeled = unlabeled_pool(pool, store, round_)
+        champion = current_model(store)
+        batch = restore_batch(store, round_) if round_.resumed else None
+        if batch is None:
+            batch = select_batch(
+                unlabeled,
+                dataset.feature_columns,
+                champion,
+                config.selection,
+                round_.id,
+                batch_size=affordable_batch_size(project, crowd, has_model=champion is not None),
+            )
+        validate_frame(
+            batch, "batch", unlabeled_pool_ids=set(unlabeled[ITEM_ID]), max_size=max(len(batch), 1)
+        )
+        labels, waves = label_batch(project, crowd, round_, batch)
+        validate_frame(labels, "labels", label_names=project.label_names)
+        store.save_labels(labels)
+        model = retrain_model(
+            training_frame(store, dataset),
+            still_unlabeled(pool, store),
+            dataset.feature_columns,
+            project.label_names,
+            config.training,
+            round_.id,
+        )
+        store.save_labels(pseudo_label_frame(model, round_.id))
+        metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.id)
+        version = register_model(store, model, metrics, round_, champion_record=store.champion(), workdir=project.workdir)
+        return publish_round(project, crowd, round_, batch, labels, waves, model, version)
+    except DATA_ERRORS as error:
+        store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+
+
+@task(name="register-items", cache_policy=NO_CACHE)
+def register_items(project: Project) -> Dataset:
+    """Load the dataset and record each item's set in the store (idempotent; sets must never change)."""
+    dataset = project.dataset
+    frame = dataset.items[[ITEM_ID, "item_set"]].assign(
+        known_label=dataset.items[ITEM_ID].map(dataset.known_labels)
+    )
+    added = project.store.add_items(frame)
+    counts = dataset.items["item_set"].value_counts().to_dict()
+    get_run_logger().info("dataset: %s items %s (%d new in the store)", len(frame), counts, added)
+    return dataset
+
+
+def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
+    """Pool items no earlier round has asked the crowd about."""
+    asked = store.requested_items(before_round=round_.id)
+    return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
+
+
+def still_unlabeled(pool: pd.DataFrame, store: LabelStore) -> pd.DataFrame:
+    crowd_labeled = set(store.labels().query("source == 'crowd'")[ITEM_ID])
+    return pool[~pool[ITEM_ID].isin(crowd_labeled)].reset_index(drop=True)
+
+
+def current_model(store: LabelStore) -> TrainedModel | None:
+    champion = store.champion()
+    return load_model(Path(champion.path)) if champion else None
+
+
+def restore_batch(store: LabelStore, round_: RoundRecord) -> pd.DataFrame | None:
+    """The batch an interrupted round already dispatched, so a resumed round asks about the same items."""
+    first_wave = store.requests(round_.id, wave=1)
+    items = first_wave.loc[~first_wave["is_gold"].astype(bool), ITEM_ID]
+    if items.empty:
+        return None
+    return pd.DataFrame({ITEM_ID: items.to_numpy(), "score": np.nan, "strategy": "resumed", "round_id": round_.id})
+
+
+def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: bool) -> int:
+    """The configured batch size, capped so the round's worst case (every item at max_answers) fits the budget."""
+    config = project.config
+    wanted = config.selection.batch_size if has_model else config.selection.seed_size
+    remaining_answers = (config.budget.max_spend - project.spent(crowd)) / max(crowd.cost_per_answer(), 1e-12)
+    gold_answers = config.crowd.gold_per_round * config.crowd.redundancy
+    affordable = int((remaining_answers - gold_answers) // config.crowd.max_answers)
+    if affordable < 1:
+        raise BudgetExceededError(
+            f"the remaining budget buys {remaining_answers:.0f} answers, not enough for a round "
+            f"({gold_answers} gold answers + {config.crowd.max_answers} per item); raise budget.max_spend"
+        )
+    return min(wanted, affordable)
+
+
+def label_batch(
+    project: Project, crowd: CrowdBackend, round_: RoundRecord, batch: pd.DataFrame
+) -> tuple[pd.DataFrame, int]:
+    """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain."""
+    config, store = project.config, project.store
+    gold_ids = choose_gold(
+        project.dataset.frame(ItemSet.GOLD)[ITEM_ID].tolist(),
+        config.crowd.gold_per_round,
+        seed=config.selection.seed,
+        round_number=round_.number,
+    )
+    payloads = project.dataset.items.set_index(ITEM_ID)["payload"]
+    wave_items = pd.DataFrame(
+        {
+            ITEM_ID: list(batch[ITEM_ID]) + gold_ids,
+            "is_gold": [False] * len(batch) + [True] * len(gold_ids),
+            "n_answers": config.crowd.redundancy,
+            "answers_before": 0,
+        }
+    )
+    wave, labels = 1, pd.DataFrame()
+    while not wave_items.empty:
+        requests = plan_requests(
+            wave_items.assign(payload=wave_items[ITEM_ID].map(payloads)),
+            project=config.name,
+            round_id=round_.id,
+            round_number=round_.number,
+            wave=wave,
+        )
+        handles = dispatch_wave(
+            store,
+            crowd,
+            requests,
+            round_number=round_.number,
+            wave=wave,
+            spent=project.spent(crowd),
+            budget=config.budget.max_spend,
+        )
+        collect_answers(
+            store,
+            crowd,
+            handles,
+            round_number=round_.number,
+            wave=wave,
+            poll_interval_minutes=config.crowd.poll_interval_minutes,
+            deadline_hours=config.crowd.wave_deadline_hours,
+        )
+        answers = validate_frame(store.answers(), "answers", label_names=project.label_names)
+        labels = aggregate_answers(
+            answers,
+            project.label_names,
+            method=config.quality.method,
+            gold=project.dataset.known_labels[project.dataset.frame(ItemSet.GOLD)[ITEM_ID]],
+            round_id=round_.id,
+        )
+        this_round = labels[labels[ITEM_ID].isin(batch[ITEM_ID])]
+        wave_items = items_needing_answers(
+            this_round, confidence_target=config.quality.confidence_target, max_answers=config.crowd.max_answers
+        )
+        wave += 1
+    return labels, wave - 1
+
+
+def training_frame(store: LabelStore, dataset: Dataset) -> pd.DataFrame:
+    """Features with the latest crowd label of every answered item, plus gold items at their known labels."""
+    crowd = store.labels().query("source == 'crowd'")[[ITEM_ID, "label", "confidence"]]
+    gold = dataset.frame(ItemSet.GOLD)[[ITEM_ID]].assign(
+        label=lambda f: f[ITEM_ID].map(dataset.known_labels), confidence=1.0
+    )
+    labeled = pd.concat([crowd[~crowd[ITEM_ID].isin(gold[ITEM_ID])], gold], ignore_index=True)
+    return labeled.merge(dataset.items[[ITEM_ID, *dataset.feature_columns]], on=ITEM_ID, how="inner")
+
+
+def held_out_frame(dataset: Dataset) -> pd.DataFrame:
+    held_out = dataset.frame(ItemSet.HELD_OUT)
+    return held_out.assign(label=held_out[ITEM_ID].map(dataset.known_labels))
+
+
+@task(name="register-model", cache_policy=NO_CACHE)
+def register_model(
+    store: LabelStore,
+    model: TrainedModel,
+    metrics: dict[str, float],
+    round_: RoundRecord,
+    *,
+    champion_record: ModelVersionRecord | None,
+    workdir: Path,
+) -> ModelVersionRecord:
+    """Save the challenger and promote it only if it is at least as accurate as the champion on held-out data."""
+    path = save_model(model, workdir / "models" / f"round-{round_.number:03d}.joblib")
+    promoted = champion_record is None or metrics["accuracy"] >= champion_record.accuracy
+    version = store.add_model_version(round_.id, str(path), metrics["accuracy"], metrics, promoted)
+    get_run_logger().info(
+        "model of round %d: accuracy %.3f, %s",
+        round_.number,
+        metrics["accuracy"],
+        "promoted" if promoted else f"kept the champion ({champion_record.accuracy:.3f})" if champion_record else "",
+    )
+    return version
+
+
+def agreement(answers: pd.DataFrame, labels: pd.DataFrame) -> float:
+    """Share of answers that agree with their item's aggregated label."""
+    joined = answers.merge(labels[[ITEM_ID, "label"]], on=ITEM_ID, suffixes=("", "_agg"))
+    return float((joined["label"] == joined["label_agg"]).mean()) if len(joined) else float("nan")
+
+
+@task(name="publish-round", cache_policy=NO_CACHE)
+def publish_round(
+    project: Project,
+    crowd: CrowdBackend,
+    round_: RoundRecord,
+    batch: pd.DataFrame,
+    labels: pd.DataFrame,
+    waves: int,
+    model: TrainedModel,
+    version: ModelVersionRecord,
+) -> RoundReport:
+    """Sum the round up: a markdown artifact in the Prefect UI, the round's summary in the store."""
+    store, dataset = project.store, project.dataset
+    requests = store.requests(round_.id)
+    round_answers = store.answers(round_.id)
+    non_gold = labels[~labels[ITEM_ID].isin(dataset.known_labels.index)]
+    truth = dataset.hidden_truth.reindex(non_gold[ITEM_ID]).to_numpy()
+    known = pd.notna(truth)
+    previous = store.model_versions().query("round_id != @round_.id and promoted")
+    report = RoundReport(
+        round_id=round_.id,
+        number=round_.number,
+        batch_size=len(batch),
+        waves=waves,
+        answers_bought=int(requests["n_answers"].sum()),
+        gold_answers=int(requests.loc[requests["is_gold"].astype(bool), "n_answers"].sum()),
+        cost=float(requests["n_answers"].sum() * crowd.cost_per_answer()),
+        spent_total=project.spent(crowd),
+        answers_total=store.count_answers(),
+        agreement=agreement(round_answers[~round_answers["is_gold"].astype(bool)], labels),
+        label_accuracy=float((non_gold["label"].to_numpy()[known] == truth[known]).mean()) if known.any() else None,
+        crowd_labels=len(non_gold),
+        pseudo_labels=len(model.pseudo_labels),
+        model_accuracy=version.accuracy,
+        previous_accuracy=float(previous["accuracy"].iloc[-1]) if len(previous) else None,
+        promoted=version.promoted,
+        model_path=version.path,
+    )
+    create_markdown_artifact(
+        key=f"{project.config.name.lower().replace('_', '-').replace('.', '-')}-round-summary",
+        markdown=round_markdown(project.config, report),
+        description=f"Round {round_.number} of {project.config.name}",
+    )
+    store.finish_round(round_.id, "completed", summary=report.as_dict())
+    return report
+
+
+def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
+    change = (
+        f"{report.model_accuracy - report.previous_accuracy:+.3f}" if report.previous_accuracy is not None else "first model"
+    )
+    label_accuracy = f"{report.label_accuracy:.3f}" if report.label_accuracy is not None else "n/a (no hidden truth)"
+    return "\n".join(
+        [
+            f"# {config.name} — round {report.number}",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| items sent to the crowd | {report.batch_size} in {report.waves} wave(s) |",
+            f"| answers bought (gold included) | {report.answers_bought} ({report.gold_answers} gold) |",
+            f"| cost of the round | ${report.cost:.2f} |",
+            f"| spent so far | ${report.spent_total:.2f} of ${config.budget.max_spend:.2f} |",
+            f"| agreement with the aggregated label | {report.agreement:.3f} |",
+            f"| crowd labels ({config.quality.method}) | {report.crowd_labels} |",
+            f"| label accuracy vs hidden truth | {label_accuracy} |",
+            f"| pseudo-labels (self-training) | {report.pseudo_labels} |",
+            f"| held-out model accuracy | {report.model_accuracy:.3f} ({change}) |",
+            f"| model promoted | {'yes' if report.promoted else 'no'} |",
+        ]
+    )
+
+
+def _name_flow_run(name: str) -> None:
+    """Give the flow run a name that says which round it is, once the store has told us."""
+    from prefect.client.orchestration import get_client
+
+    run_id = flow_run.get_id()
+    if run_id:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(run_id, name=name)

@@ -1,0 +1,64 @@
+"""The outside world a project's flows talk to, built from its config in one place: store, dataset, crowd."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from flows.config import ProjectConfig
+from integrations.crowd.base import CrowdBackend
+from integrations.crowd.simulated import SimulatedCrowd
+from integrations.datasets import Dataset, load_dataset
+from integrations.store import LabelStore
+
+
+def resolve_store_url(url: str, base_dir: Path) -> str:
+    """A relative SQLite path is relative to the project folder, not to wherever the command was started."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            return parsed.set(database=str((base_dir / path).resolve())).render_as_string(hide_password=False)
+    return url
+
+
+@dataclass
+class Project:
+    config: ProjectConfig
+    base_dir: Path
+
+    @cached_property
+    def store(self) -> LabelStore:
+        return LabelStore(resolve_store_url(self.config.store_url, self.base_dir), self.config.name)
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        return load_dataset(self.config.dataset, list(self.config.labels), self.base_dir)
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.dataset.label_names
+
+    @property
+    def workdir(self) -> Path:
+        return (self.base_dir / self.config.workdir).resolve()
+
+    def crowd(self) -> CrowdBackend:
+        crowd = self.config.crowd
+        return SimulatedCrowd(
+            crowd.simulated,
+            self.label_names,
+            self.dataset.hidden_truth.to_dict(),
+            reward_per_answer=crowd.reward_per_answer,
+        )
+
+    def spent(self, crowd: CrowdBackend) -> float:
+        """Dollars committed so far: every answer asked for, gold included, at the crowd's price."""
+        return self.store.requested_answers() * crowd.cost_per_answer()
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

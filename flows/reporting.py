@@ -1,0 +1,84 @@
+"""What a campaign looks like afterwards: the learning curve as a table and a PNG, and the label export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from integrations.store import LabelStore
+from tasks.contracts import ITEM_ID, LabelSource
+
+CURVE_COLUMNS = ["round", "answers_total_bought", "spent", "crowd_labels", "label_accuracy", "model_accuracy"]
+EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+
+
+def learning_curve(store: LabelStore) -> pd.DataFrame:
+    """One row per completed round: answers paid so far against label and model accuracy."""
+    rounds = store.rounds()
+    rows = []
+    bought = 0
+    for _, round_ in rounds[rounds["status"] == "completed"].iterrows():
+        summary = round_["summary"] or {}
+        bought += int(summary.get("answers_bought", 0))
+        rows.append(
+            {
+                "round": int(round_["number"]),
+                "answers_total_bought": bought,
+                "spent": float(summary.get("spent_total", float("nan"))),
+                "crowd_labels": int(summary.get("crowd_labels", 0)),
+                "label_accuracy": summary.get("label_accuracy"),
+                "model_accuracy": float(summary.get("model_accuracy", float("nan"))),
+            }
+        )
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def plot_learning_curve(curve: pd.DataFrame, path: Path, title: str) -> Path:
+    """Model and label accuracy against answers paid, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    x = curve["answers_total_bought"]
+    ax.plot(x, curve["model_accuracy"], marker="o", label="model accuracy (held-out)")
+    if curve["label_accuracy"].notna().any():
+        ax.plot(x, curve["label_accuracy"].astype(float), marker="s", label="crowd label accuracy (hidden truth)")
+    ax.set_xlabel("answers paid (gold included)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def export_labels(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
+    """The latest label per item — crowd before weak supervision before the model's pseudo-labels — with its
+    confidence, source and provenance (round, method, answers behind it)."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    labels = store.labels()
+    numbers = store.rounds().set_index("id")["number"]
+    precedence = {LabelSource.CROWD.value: 0, LabelSource.FUNCTIONS.value: 1, LabelSource.MODEL.value: 2}
+    best = (
+        labels.assign(_rank=labels["source"].map(precedence), round=labels["round_id"].map(numbers))
+        .sort_values([ITEM_ID, "_rank"])
+        .drop_duplicates(ITEM_ID)
+        .drop(columns=["_rank", "round_id"])
+        .reset_index(drop=True)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        best.to_csv(path, index=False)
+    elif fmt == "parquet":
+        best.to_parquet(path, index=False)
+    else:
+        best.to_json(path, orient="records", lines=True)
+    return path, len(best)

@@ -1,0 +1,152 @@
+"""The crowd backend protocol: publish → poll over (real or virtual) time → review → close.
+
+A real crowd is asynchronous: publishing returns handles at once, answers trickle in over hours, and polling
+returns only what has arrived since. Every backend — simulated or Mechanical Turk — speaks this protocol, so the
+wave loop in ``tasks/`` never knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+
+class CrowdBackendError(RuntimeError):
+    """A crowd backend refused an operation; the message names the operation and the item or HIT."""
+
+
+class TransientCrowdError(CrowdBackendError):
+    """A failure that a later retry may cure (throttling, a 5xx, a dropped connection)."""
+
+
+class BudgetExceededError(CrowdBackendError):
+    """Publishing would spend more than the campaign budget allows; nothing was published."""
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """Ask the crowd for ``n_answers`` more answers on one item.
+
+    ``key`` is unique per (project, round, item, wave); publishing the same key twice must not buy twice.
+    ``answers_before`` is how many answers this item already got in this round, so a later wave can go to
+    workers who have not seen the item yet.
+    """
+
+    key: str
+    item_id: str
+    round_id: int
+    wave: int
+    n_answers: int
+    is_gold: bool = False
+    payload: str | None = None
+    answers_before: int = 0
+
+
+@dataclass(frozen=True)
+class Handle:
+    """What a backend returns for a published request: enough to poll for its answers in another process."""
+
+    key: str
+    external_id: str
+    item_id: str
+    round_id: int
+    wave: int
+    n_answers: int
+    is_gold: bool
+    published_at: datetime
+    answers_before: int = 0
+
+
+@dataclass(frozen=True)
+class CrowdAnswer:
+    """One answer as it arrived: ``raw`` is kept verbatim; ``label`` is None when ``raw`` did not parse."""
+
+    answer_id: str
+    request_key: str
+    item_id: str
+    worker_id: str
+    round_id: int
+    wave: int
+    is_gold: bool
+    raw: str
+    label: str | None
+    parse_error: str | None
+    submitted_at: datetime
+    backend: str
+
+
+class ReviewAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    BONUS = "bonus"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class Review:
+    action: ReviewAction
+    worker_id: str
+    answer_id: str | None = None
+    reason: str = ""
+    amount: float = 0.0
+
+
+class Clock(Protocol):
+    """Time as a backend sees it. A virtual clock lets a simulated crowd run days of waiting in milliseconds."""
+
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class VirtualClock:
+    """Wall-clock time plus an offset that ``sleep`` advances instantly (fast-forward)."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        self._offset += timedelta(seconds=seconds)
+
+
+class CrowdBackend(Protocol):
+    """What the wave loop needs from a crowd."""
+
+    name: str
+    clock: Clock
+
+    def cost_per_answer(self) -> float:
+        """What one answer costs the requester, fees included."""
+        ...
+
+    def publish(self, requests: Sequence[LabelRequest]) -> list[Handle]:
+        """Post the requests; idempotent on ``request.key`` (a second call returns the same handles)."""
+        ...
+
+    def poll(self, handles: Sequence[Handle]) -> list[CrowdAnswer]:
+        """Answers that have arrived for these handles (a backend may return an answer again; the store
+        ignores an ``answer_id`` it already has)."""
+        ...
+
+    def review(self, decisions: Sequence[Review]) -> None:
+        """Approve, reject, bonus or block, as decided by quality control."""
+        ...
+
+    def close(self, handles: Sequence[Handle]) -> None:
+        """Stop collecting: expire whatever is still open."""
+        ...

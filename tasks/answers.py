@@ -1,0 +1,63 @@
+"""Collection: poll the crowd until a wave's answers are in or its deadline passes, storing each answer at once.
+
+An answer is paid for the moment a worker submits it, so it goes into the store on the poll that brings it —
+before aggregation, validation or anything else that could fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from integrations.crowd.base import CrowdBackend, Handle
+from integrations.store import LabelStore
+
+
+@task(name="collect-answers", task_run_name="collect-round-{round_number}-wave-{wave}", cache_policy=NO_CACHE)
+def collect_answers(
+    store: LabelStore,
+    backend: CrowdBackend,
+    handles: Sequence[Handle],
+    *,
+    round_number: int,
+    wave: int,
+    poll_interval_minutes: float,
+    deadline_hours: float,
+) -> int:
+    """Poll until every handle has its answers or ``deadline_hours`` of (crowd) time pass; return answers seen."""
+    logger = get_run_logger()
+    expected = sum(h.n_answers for h in handles)
+    clock = backend.clock
+    started = clock.now()
+    deadline = started + timedelta(hours=deadline_hours)
+    progress_id = create_progress_artifact(
+        progress=0.0, description=f"Round {round_number}, wave {wave}: answers collected of {expected}"
+    )
+    seen: set[str] = set()
+    while True:
+        arrived = backend.poll(handles)
+        inserted = store.add_answers(arrived)
+        seen.update(a.answer_id for a in arrived)
+        elapsed_hours = (clock.now() - started).total_seconds() / 3600
+        update_progress_artifact(progress_id, progress=100.0 * len(seen) / max(expected, 1))  # type: ignore[arg-type]
+        if inserted:
+            logger.info(
+                "wave %d: %d/%d answers after %.1f h (%d new)", wave, len(seen), expected, elapsed_hours, inserted
+            )
+        if len(seen) >= expected:
+            break
+        if clock.now() >= deadline:
+            logger.warning(
+                "wave %d: deadline of %.0f h passed with %d of %d answers; going on with what arrived",
+                wave,
+                deadline_hours,
+                len(seen),
+                expected,
+            )
+            break
+        clock.sleep(poll_interval_minutes * 60)
+    return len(seen)

@@ -1,0 +1,174 @@
+"""Retraining: fit the model on the crowd's labels (weighted by their confidence), self-train on the pool, evaluate.
+
+Self-training (Yarowsky 1995; scikit-learn's ``SelfTrainingClassifier`` runs the same loop): fit, pseudo-label
+the unlabeled items the model is at least ``threshold`` sure of, refit, until no new item passes. We run the
+loop ourselves because ``SelfTrainingClassifier`` cannot weight samples — it slices ``X`` per iteration but not a
+routed ``sample_weight`` — and here a crowd label's weight is its aggregated confidence and a pseudo-label's its
+predicted probability, so an uncertain label pulls less.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import joblib
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import clone
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tasks.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource
+
+ModelKind = Literal["logistic_regression", "random_forest"]
+
+
+class TrainingConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: ModelKind = Field("logistic_regression", description="The classifier family.")
+    self_training: bool = Field(True, description="Pseudo-label confident pool items (source = model).")
+    self_training_threshold: float = Field(
+        0.95, gt=0.5, le=1.0, description="Predicted probability a pseudo-label needs."
+    )
+    self_training_max_iter: int = Field(5, ge=1, description="Self-training refits at most this often.")
+    seed: int = Field(0, description="Seed of the model.")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    pipeline: Pipeline
+    label_names: list[str]
+    pseudo_labels: pd.DataFrame  # item_id, label, confidence
+    n_train: int
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities over ``label_names`` in that order, zero for classes the model never saw."""
+        probas = np.zeros((len(X), len(self.label_names)))
+        seen = [self.label_names.index(c) for c in self.pipeline.classes_]
+        probas[:, seen] = self.pipeline.predict_proba(X)
+        return probas
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.label_names, dtype=object)[self.predict_proba(X).argmax(axis=1)]
+
+
+def build_pipeline(config: TrainingConfig) -> Pipeline:
+    if config.model == "random_forest":
+        return make_pipeline(RandomForestClassifier(n_estimators=200, random_state=config.seed, n_jobs=1))
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=config.seed))
+
+
+def fit_model(
+    X_labeled: np.ndarray,
+    y_labeled: np.ndarray,
+    weights: np.ndarray,
+    X_unlabeled: np.ndarray,
+    unlabeled_ids: np.ndarray,
+    label_names: list[str],
+    config: TrainingConfig,
+) -> TrainedModel:
+    """Fit on the labeled rows, then self-train on the unlabeled ones (see the module docstring)."""
+    if len(np.unique(y_labeled)) < 2:
+        raise ValueError(
+            f"cannot train on {len(y_labeled)} labels of a single class {np.unique(y_labeled).tolist()}; "
+            "label more items first"
+        )
+    pipeline = clone(build_pipeline(config))
+    final_step = pipeline.steps[-1][0]
+    pseudo = np.full(len(X_unlabeled), None, dtype=object)
+    pseudo_conf = np.zeros(len(X_unlabeled))
+    for _ in range(config.self_training_max_iter if config.self_training else 1):
+        taken = pseudo != None  # noqa: E711 - elementwise on an object array
+        X = np.vstack([X_labeled, X_unlabeled[taken]])
+        y = np.concatenate([y_labeled, pseudo[taken]])
+        w = np.concatenate([weights, pseudo_conf[taken]])
+        pipeline.fit(X, y, **{f"{final_step}__sample_weight": w})
+        if not config.self_training or len(X_unlabeled) == 0:
+            break
+        probas = pipeline.predict_proba(X_unlabeled)
+        confident = (probas.max(axis=1) >= config.self_training_threshold) & ~taken
+        if not confident.any():
+            break
+        pseudo[confident] = pipeline.classes_[probas[confident].argmax(axis=1)]
+        pseudo_conf[confident] = probas[confident].max(axis=1)
+    taken = pseudo != None  # noqa: E711
+    pseudo_labels = pd.DataFrame(
+        {ITEM_ID: unlabeled_ids[taken], "label": pseudo[taken].astype(str), "confidence": pseudo_conf[taken]}
+    )
+    return TrainedModel(pipeline, list(label_names), pseudo_labels, n_train=len(y_labeled))
+
+
+def evaluate(model: TrainedModel, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Held-out accuracy and macro-F1."""
+    predicted = model.predict(X)
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "macro_f1": float(f1_score(y, predicted, average="macro", labels=model.label_names, zero_division=0)),
+        "n_train": float(model.n_train),
+        "n_pseudo": float(len(model.pseudo_labels)),
+    }
+
+
+def pseudo_label_frame(model: TrainedModel, round_id: int) -> pd.DataFrame:
+    """The model's pseudo-labels in the label contract, ``source = model`` — never passed off as crowd labels."""
+    frame = model.pseudo_labels.assign(
+        method="self_training", n_answers=0, round_id=round_id, source=LabelSource.MODEL.value
+    )
+    return frame[list(LABEL_COLUMNS)]
+
+
+def save_model(model: TrainedModel, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+    return path
+
+
+def load_model(path: Path) -> TrainedModel:
+    model = joblib.load(path)
+    if not isinstance(model, TrainedModel):
+        raise TypeError(f"{path} does not hold a labelflow model")
+    return model
+
+
+@task(name="retrain-model", task_run_name="retrain-model-round-{round_id}")
+def retrain_model(
+    labeled: pd.DataFrame,
+    unlabeled: pd.DataFrame,
+    feature_columns: list[str],
+    label_names: list[str],
+    config: TrainingConfig,
+    round_id: int,
+) -> TrainedModel:
+    """``labeled`` has the features plus ``label`` and ``confidence``; ``unlabeled`` the features and item_id."""
+    model = fit_model(
+        labeled[feature_columns].to_numpy(dtype=np.float64),
+        labeled["label"].to_numpy(dtype=object),
+        labeled["confidence"].to_numpy(dtype=np.float64),
+        unlabeled[feature_columns].to_numpy(dtype=np.float64),
+        unlabeled[ITEM_ID].to_numpy(dtype=object),
+        label_names,
+        config,
+    )
+    get_run_logger().info(
+        "trained %s on %d crowd labels + %d pseudo-labels", config.model, model.n_train, len(model.pseudo_labels)
+    )
+    return model
+
+
+@task(name="evaluate-model", task_run_name="evaluate-model-round-{round_id}")
+def evaluate_model(
+    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str], round_id: int
+) -> dict[str, float]:
+    metrics = evaluate(
+        model, held_out[feature_columns].to_numpy(dtype=np.float64), held_out["label"].to_numpy(dtype=object)
+    )
+    get_run_logger().info("held-out accuracy %.3f (macro-F1 %.3f)", metrics["accuracy"], metrics["macro_f1"])
+    return metrics
