@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from flows.config import ConfigError, ProjectConfig, example_config, load_config
+
+
+def test_the_example_config_is_the_default_config(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_text(example_config())
+    assert load_config(path) == ProjectConfig()
+    assert "# Answers per item in the first wave." in path.read_text()
+
+
+def test_a_wrong_value_names_the_field_and_what_is_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_text('[selection]\nstrategy = "clever"\n[crowd]\nredundancy = 0\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "selection.strategy" in message and "'margin'" in message and "'clever'" in message
+    assert "crowd.redundancy" in message and "greater than or equal to 1" in message
+
+
+def test_unknown_keys_are_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_text("[budget]\nmax_spendd = 3\n")
+    with pytest.raises(ConfigError, match=r"budget\.max_spendd: Extra inputs are not permitted"):
+        load_config(path)
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="labelflow init"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_config_is_frozen_and_cross_checked() -> None:
+    config = ProjectConfig()
+    with pytest.raises(Exception, match="frozen"):
+        config.name = "x"  # type: ignore[misc]
+    with pytest.raises(Exception, match="max_answers"):
+        ProjectConfig.model_validate({"crowd": {"redundancy": 3, "max_answers": 2}})
+
+
+def test_example_config_parses_as_toml_with_every_section() -> None:
+    data = tomllib.loads(example_config())
+    assert {"dataset", "selection", "crowd", "quality", "training", "budget"} <= set(data)
+    assert "simulated" in data["crowd"]

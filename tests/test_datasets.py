@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from integrations.datasets import DatasetConfig, DatasetError, load_dataset, png_data_uri
+from tasks.contracts import ItemSet
+
+DIGITS = [str(d) for d in range(10)]
+
+
+def test_digits_split_into_three_disjoint_sets_with_payloads() -> None:
+    data = load_dataset(DatasetConfig(), DIGITS)
+    counts = data.items["item_set"].value_counts()
+    assert counts[ItemSet.GOLD.value] == 30
+    assert counts[ItemSet.HELD_OUT.value] == round(0.2 * 1797)
+    assert data.items["item_id"].is_unique
+    assert set(data.known_labels.index) == set(data.items.loc[data.items["item_set"] != "pool", "item_id"])
+    assert len(data.hidden_truth) == 1797 and set(data.hidden_truth) == set(DIGITS)
+    held_out = data.known_labels[data.frame(ItemSet.HELD_OUT)["item_id"]]
+    assert held_out.value_counts().min() >= 30  # stratified: every digit is measured
+    assert data.items["payload"].str.startswith("data:image/png;base64,").all()
+    assert len(data.feature_columns) == 64
+
+
+def test_the_split_is_reproducible() -> None:
+    a = load_dataset(DatasetConfig(seed=4), DIGITS).items["item_set"]
+    b = load_dataset(DatasetConfig(seed=4), DIGITS).items["item_set"]
+    pd.testing.assert_series_equal(a, b)
+
+
+def test_png_payload_is_a_real_png() -> None:
+    raw = base64.b64decode(png_data_uri(np.arange(64).reshape(8, 8)).split(",", 1)[1])
+    assert raw.startswith(b"\x89PNG\r\n\x1a\n") and b"IHDR" in raw and raw.endswith(b"IEND\xaeB`\x82")
+
+
+def write_csv(tmp_path: Path, rows: int = 60, labeled: int = 40) -> Path:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": [f"r{k}" for k in range(rows)], "a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    frame["label"] = [("cat", "dog")[k % 2] if k < labeled else None for k in range(rows)]
+    path = tmp_path / "items.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_users_csv_with_some_labels(tmp_path: Path) -> None:
+    path = write_csv(tmp_path)
+    config = DatasetConfig(source=path.name, id_column="id", n_gold=6, held_out_fraction=0.2)
+    data = load_dataset(config, ["cat", "dog"], tmp_path)
+    assert data.feature_columns == ["a", "b"]
+    counts = data.items["item_set"].value_counts()
+    assert counts["gold"] == 6 and counts["held_out"] == 12 and counts["pool"] == 42
+    assert data.items.loc[data.items["item_set"] != "pool", "item_id"].isin([f"r{k}" for k in range(40)]).all()
+
+
+def test_a_label_outside_the_names_is_reported_with_its_row(tmp_path: Path) -> None:
+    path = write_csv(tmp_path)
+    with pytest.raises(DatasetError, match=r"row 1 .*'dog'"):
+        load_dataset(DatasetConfig(source=path.name, id_column="id", n_gold=2), ["cat", "bird"], tmp_path)
+
+
+def test_a_non_numeric_feature_is_reported_with_file_row_and_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path)
+    frame = pd.read_csv(path)
+    frame["a"] = frame["a"].astype(object)
+    frame.loc[5, "a"] = "oops"
+    frame.to_csv(path, index=False)
+    config = DatasetConfig(source=path.name, id_column="id", feature_columns=("a", "b"), n_gold=2)
+    with pytest.raises(DatasetError, match=r"items.csv: row 5, column 'a': 'oops' is not a number"):
+        load_dataset(config, ["cat", "dog"], tmp_path)
+
+
+def test_missing_file_and_missing_id_column_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such file"):
+        load_dataset(DatasetConfig(source="nope.csv"), ["cat"], tmp_path)
+    path = write_csv(tmp_path)
+    with pytest.raises(DatasetError, match="no id column 'item_id'"):
+        load_dataset(DatasetConfig(source=path.name, n_gold=2), ["cat", "dog"], tmp_path)
+
+
+def test_too_few_labeled_rows_for_gold_and_held_out(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, labeled=5)
+    with pytest.raises(DatasetError, match="labeled rows"):
+        load_dataset(DatasetConfig(source=path.name, id_column="id", n_gold=10), ["cat", "dog"], tmp_path)
+
+
+def test_known_labels_from_a_separate_answers_file(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, labeled=0)
+    pd.DataFrame({"item_id": [f"r{k}" for k in range(30)], "label": ["cat", "dog"] * 15}).to_csv(
+        tmp_path / "answers.csv", index=False
+    )
+    config = DatasetConfig(source=path.name, id_column="id", answers_file="answers.csv", n_gold=4)
+    data = load_dataset(config, ["cat", "dog"], tmp_path)
+    assert len(data.known_labels) == 4 + 12

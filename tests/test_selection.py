@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasks.contracts import BATCH_COLUMNS
+from tasks.selection import (
+    SelectionConfig,
+    choose_batch,
+    entropy_scores,
+    least_confidence_scores,
+    margin_scores,
+    top_k,
+)
+
+STRATEGIES = ["random", "least_confidence", "margin", "entropy"]
+
+
+class FixedModel:
+    """A 'model' whose probabilities are a fixed function of the first feature, so scores are predictable."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-X[:, 0]))
+        return np.column_stack([p, 1 - p])
+
+
+def make_pool(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"item_id": [f"i{k}" for k in range(n)], "f0": rng.normal(size=n), "f1": rng.normal(size=n)})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 200),
+    batch=st.integers(1, 60),
+    strategy=st.sampled_from(STRATEGIES),
+    seed=st.integers(0, 10_000),
+)
+def test_a_batch_is_unique_from_the_pool_and_exactly_the_size_asked(n: int, batch: int, strategy: str, seed: int) -> None:
+    pool = make_pool(n, seed)
+    config = SelectionConfig(strategy=strategy, batch_size=batch, seed=seed)  # type: ignore[arg-type]
+    chosen = choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1)
+    assert list(chosen.columns) == list(BATCH_COLUMNS)
+    assert chosen["item_id"].is_unique
+    assert set(chosen["item_id"]) <= set(pool["item_id"])
+    assert len(chosen) == min(batch, n)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 80), seed_size=st.integers(1, 30))
+def test_cold_start_batch_is_unique_and_sized(n: int, seed_size: int) -> None:
+    pool = make_pool(n)
+    chosen = choose_batch(pool, ["f0", "f1"], None, SelectionConfig(seed_size=seed_size), round_id=1)
+    assert chosen["item_id"].is_unique and len(chosen) == min(seed_size, n)
+    assert (chosen["strategy"] == "cold_start").all()
+
+
+def test_selection_is_reproducible_and_leaves_the_pool_untouched() -> None:
+    pool = make_pool(100)
+    before = pool.copy()
+    config = SelectionConfig(strategy="random", batch_size=10, seed=3)
+    first = choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=2)
+    second = choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=2)
+    pd.testing.assert_frame_equal(first, second)
+    pd.testing.assert_frame_equal(pool, before)
+
+
+def test_uncertainty_picks_the_items_nearest_the_decision_boundary() -> None:
+    pool = pd.DataFrame({"item_id": ["sure", "coin", "fairly", "toss"], "f0": [9.0, 0.01, 2.0, -0.02], "f1": 0.0})
+    for strategy in ["least_confidence", "margin", "entropy"]:
+        config = SelectionConfig(strategy=strategy, batch_size=2)  # type: ignore[arg-type]
+        assert set(choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1)["item_id"]) == {"coin", "toss"}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 30), st.integers(0, 1000))
+def test_scores_are_in_range_and_maximal_at_uniform(k: int, n: int, seed: int) -> None:
+    probas = np.random.default_rng(seed).dirichlet(np.ones(k), size=n)
+    uniform = np.full((1, k), 1 / k)
+    for score in (least_confidence_scores, margin_scores, entropy_scores):
+        values = score(probas)
+        assert values.shape == (n,) and np.all(values >= -1e-12)
+        assert np.all(values <= score(uniform)[0] + 1e-9)
+
+
+def test_top_k_breaks_ties_at_random_not_by_pool_order() -> None:
+    scores = np.zeros(100)
+    picks = {tuple(top_k(scores, 3, np.random.default_rng(s))) for s in range(5)}
+    assert len(picks) > 1
+
+
+def test_the_batch_size_cap_wins_over_the_config() -> None:
+    pool = make_pool(50)
+    chosen = choose_batch(pool, ["f0", "f1"], FixedModel(), SelectionConfig(batch_size=20), round_id=1, batch_size=7)
+    assert len(chosen) == 7
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
+def test_chunked_scoring_matches_whole_pool_scoring(chunk_rows: int) -> None:
+    pool = make_pool(60)
+    config = SelectionConfig(strategy="margin", batch_size=60, chunk_rows=chunk_rows)
+    chosen = choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1).set_index("item_id")["score"]
+    expected = margin_scores(FixedModel().predict_proba(pool[["f0", "f1"]].to_numpy()))
+    np.testing.assert_allclose(chosen.loc[pool["item_id"]].to_numpy(), expected)
