@@ -84,7 +84,8 @@ def run_round(project: Project) -> RoundReport:
     _name_flow_run(f"{config.name}-round-{round_.number}")
     crowd = project.crowd()
     try:
-        pool = validate_frame(dataset.frame(ItemSet.POOL), "pool", feature_columns=dataset.feature_columns)
+        pool = dataset.frame(ItemSet.POOL)
+        validate_frame(pool, "pool", feature_columns=dataset.feature_columns)
         unlabeled = unlabeled_pool(pool, store, round_)
         champion = current_model(store)
         batch = restore_batch(store, round_) if round_.resumed else None
@@ -220,7 +221,8 @@ def label_batch(
             poll_interval_minutes=config.crowd.poll_interval_minutes,
             deadline_hours=config.crowd.wave_deadline_hours,
         )
-        answers = validate_frame(store.answers(), "answers", label_names=project.label_names)
+        answers = store.answers()
+        validate_frame(answers, "answers", label_names=project.label_names)
         labels = aggregate_answers(
             answers,
             project.label_names,

@@ -1,0 +1,1 @@
+"""Label store migrations, applied in order by ``LabelStore`` when it opens."""

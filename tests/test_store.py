@@ -1,0 +1,503 @@
+"""The label store: migrations, idempotency, round bookkeeping, versioned labels and project isolation."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
+from integrations.store import (
+    ITEM_COLUMNS,
+    MODEL_VERSION_COLUMNS,
+    REQUEST_COLUMNS,
+    ROUND_COLUMNS,
+    UNPARSED_ANSWER_COLUMNS,
+    WORKER_COLUMNS,
+    LabelStore,
+    RoundRecord,
+    StoreError,
+)
+from integrations.store.schema import Base
+from tasks.contracts import ANSWER_COLUMNS, LABEL_COLUMNS
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return _url(tmp_path / "labels.db")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[LabelStore]:
+    s = LabelStore(db_url, "cats")
+    yield s
+    s.close()
+
+
+def _items(ids: list[str], item_set: str, labels: list[str | None] | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame({"item_id": ids, "item_set": [item_set] * len(ids)})
+    if labels is not None:
+        frame["known_label"] = labels
+    return frame
+
+
+def _request(round_id: int, item_id: str, wave: int = 1, n: int = 3) -> LabelRequest:
+    return LabelRequest(
+        key=f"r{round_id}-{item_id}-w{wave}", item_id=item_id, round_id=round_id, wave=wave, n_answers=n
+    )
+
+
+def _answer(
+    answer_id: str, round_id: int, item_id: str, worker: str, label: str | None, backend: str = "sim"
+) -> CrowdAnswer:
+    return CrowdAnswer(
+        answer_id=answer_id,
+        request_key=f"r{round_id}-{item_id}-w1",
+        item_id=item_id,
+        worker_id=worker,
+        round_id=round_id,
+        wave=1,
+        is_gold=False,
+        raw=label if label is not None else "¯\\_(ツ)_/¯",
+        label=label,
+        parse_error=None if label is not None else "not one of the choices",
+        submitted_at=NOW,
+        backend=backend,
+    )
+
+
+def _labels(
+    round_id: int, pairs: dict[str, str], source: str = "crowd", confidence: float = 0.9
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": list(pairs),
+            "label": list(pairs.values()),
+            "confidence": [confidence] * len(pairs),
+            "method": ["majority"] * len(pairs),
+            "n_answers": [3] * len(pairs),
+            "round_id": [round_id] * len(pairs),
+            "source": [source] * len(pairs),
+        }
+    )
+
+
+# ---------------------------------------------------------------------- schema and connection
+
+
+def test_migration_creates_schema_matching_orm(store: LabelStore) -> None:
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        assert diffs == []
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        inspector = inspect(conn)
+        for table in Base.metadata.sorted_tables:
+            # Check constraints are not compared by autogenerate; their names must still match the ORM's.
+            orm_checks = {c.name for c in table.constraints if c.__class__.__name__ == "CheckConstraint"}
+            db_checks = {c["name"] for c in inspector.get_check_constraints(table.name)}
+            assert db_checks == orm_checks, table.name
+        running = [i for i in inspector.get_indexes("rounds") if i["name"] == "uq_rounds_one_running"]
+        assert running and running[0]["unique"]
+
+
+def test_reopening_does_not_migrate_again(db_url: str) -> None:
+    LabelStore(db_url, "cats").close()
+    again = LabelStore(db_url, "cats")
+    with again.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    again.close()
+
+
+def test_sqlite_file_in_wal_mode_with_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "not" / "yet" / "there.db"
+    s = LabelStore(_url(path), "cats")
+    assert path.exists()
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    s.close()
+
+
+def test_opening_a_store_leaves_application_logging_alone(db_url: str) -> None:
+    app_logger = logging.getLogger("labelflow.test.app")
+    root_handlers = list(logging.getLogger().handlers)
+    LabelStore(db_url, "cats").close()
+    assert not app_logger.disabled  # logging.config.fileConfig would have disabled it
+    assert logging.getLogger().handlers == root_handlers
+
+
+def test_unsupported_database_is_refused() -> None:
+    with pytest.raises(StoreError, match="unsupported database"):
+        LabelStore("mysql://u:secret@localhost/labels", "cats")
+
+
+# ---------------------------------------------------------------------- items
+
+
+def test_add_items_is_idempotent(store: LabelStore) -> None:
+    pool = _items([f"p{i}" for i in range(10_000)], "pool")
+    assert store.add_items(pool) == 10_000
+    assert store.add_items(pool) == 0
+    assert store.add_items(_items(["g1", "g2"], "gold", ["cat", None])) == 2
+    assert store.add_items(_items(["g1", "g3"], "gold", ["dog", "dog"])) == 1  # g1 keeps its stored label
+
+    assert len(store.items()) == 10_003
+    gold = store.items("gold")
+    assert list(gold.columns) == list(ITEM_COLUMNS)
+    assert gold["item_id"].tolist() == ["g1", "g2", "g3"]
+    assert gold["known_label"].iloc[0] == "cat"
+    assert pd.isna(gold["known_label"].iloc[1])
+    assert list(store.items("held_out").columns) == list(ITEM_COLUMNS)
+
+
+def test_add_items_refuses_to_move_an_item_between_sets(store: LabelStore) -> None:
+    store.add_items(_items(["a", "b"], "pool"))
+    with pytest.raises(StoreError, match=r"'b'.*'pool'.*'held_out'"):
+        store.add_items(_items(["c", "b"], "held_out", ["x", "y"]))
+    assert store.items()["item_id"].tolist() == ["a", "b"]  # nothing of the refused batch was stored
+    with pytest.raises(StoreError, match=r"'d'.*'gold'.*'pool'"):
+        store.add_items(pd.concat([_items(["d"], "gold"), _items(["d"], "pool")]))
+    with pytest.raises(StoreError, match="item_set"):
+        store.add_items(_items(["e"], "training"))
+
+
+# ---------------------------------------------------------------------- rounds
+
+
+def test_open_round_resumes_a_running_round_and_numbers_new_ones(store: LabelStore) -> None:
+    first = store.open_round()
+    assert (first.number, first.status, first.resumed) == (1, "running", False)
+    assert first.started_at.tzinfo is not None
+
+    again = store.open_round()
+    assert (again.id, again.number, again.resumed) == (first.id, 1, True)
+
+    store.finish_round(first.id, "completed", summary={"n_labeled": 12, "accuracy": 0.91})
+    second = store.open_round()
+    assert (second.number, second.resumed) == (2, False)
+    store.finish_round(second.id, "failed", error="crowd backend unreachable")
+    third = store.open_round()
+    assert third.number == 3
+    assert store.round_number(second.id) == 2
+
+    rounds = store.rounds()
+    assert list(rounds.columns) == list(ROUND_COLUMNS)
+    assert rounds["status"].tolist() == ["completed", "failed", "running"]
+    assert rounds["summary"].iloc[0] == {"n_labeled": 12, "accuracy": 0.91}
+    assert rounds["summary"].iloc[1] is None
+    assert rounds["error"].iloc[1] == "crowd backend unreachable"
+
+    with pytest.raises(StoreError, match="finishes as one of"):
+        store.finish_round(third.id, "running")
+    with pytest.raises(StoreError, match="does not exist"):
+        store.finish_round(9999, "completed")
+    with pytest.raises(StoreError, match="does not exist"):
+        store.round_number(9999)
+
+
+def test_database_allows_one_running_round_per_project(store: LabelStore) -> None:
+    running = store.open_round()
+    insert = text(
+        "INSERT INTO rounds (project, number, status, started_at) VALUES (:p, :n, 'running', '2026-05-01')"
+    )
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(insert, {"p": "cats", "n": running.number + 1})
+    with store.engine.begin() as conn:
+        conn.execute(insert, {"p": "dogs", "n": 1})  # another project may run its own round
+
+
+# ---------------------------------------------------------------------- requests
+
+
+def test_add_requests_twice_returns_the_same_rows_without_duplicates(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    # More keys than SQLite's historical limit of 999 bound variables, to exercise chunked IN-lists.
+    requests = [_request(round_id, f"p{i}") for i in range(2500)]
+    first = store.add_requests(requests)
+    second = store.add_requests(requests)
+    assert list(first.columns) == list(REQUEST_COLUMNS)
+    pd.testing.assert_frame_equal(first, second)
+    assert first["request_key"].tolist() == [r.key for r in requests]
+    assert len(store.requests(round_id)) == 2500
+
+    # A rerun asking for a different number of answers still gets the stored request back.
+    rerun = store.add_requests([LabelRequest(requests[0].key, "p0", round_id, 1, n_answers=9)])
+    assert rerun["n_answers"].tolist() == [3]
+    assert list(store.add_requests([]).columns) == list(REQUEST_COLUMNS)
+
+
+def test_add_requests_refuses_a_second_key_for_the_same_item_and_wave(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    store.add_requests([_request(round_id, "a")])
+    clash = LabelRequest("other-key", "a", round_id, 1, 3)
+    with pytest.raises(StoreError, match="other-key"):
+        store.add_requests([_request(round_id, "b"), clash])
+    assert store.requests(round_id)["item_id"].tolist() == ["a"]  # the whole batch was refused
+    with pytest.raises(StoreError, match="do not exist"):
+        store.add_requests([_request(round_id + 100, "a")])
+
+
+def test_mark_published_and_handles(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    requests = [_request(round_id, "a"), _request(round_id, "b"), _request(round_id, "c", wave=2)]
+    store.add_requests(requests)
+    handles = [
+        Handle(r.key, f"hit-{r.item_id}", r.item_id, r.round_id, r.wave, r.n_answers, r.is_gold, NOW)
+        for r in requests[:2]
+    ]
+    store.mark_published(handles)
+    store.mark_published(handles)  # same external ids again: no change, no error
+
+    assert store.handles(round_id) == handles
+    assert store.handles(round_id, wave=2) == []
+    frame = store.requests(round_id)
+    assert frame["external_id"].tolist()[:2] == ["hit-a", "hit-b"]
+    assert pd.isna(frame["external_id"].iloc[2])
+    assert store.requests(round_id, wave=2)["item_id"].tolist() == ["c"]
+
+    with pytest.raises(StoreError, match="already published"):
+        store.mark_published([Handle(requests[0].key, "hit-other", "a", round_id, 1, 3, False, NOW)])
+    with pytest.raises(StoreError, match="not stored"):
+        store.mark_published([Handle("nope", "hit-x", "x", round_id, 1, 3, False, NOW)])
+
+
+# ---------------------------------------------------------------------- answers and workers
+
+
+def test_add_answers_twice_inserts_nothing_the_second_time(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    answers = [
+        _answer("a1", round_id, "x", "w1", "cat"),
+        _answer("a2", round_id, "x", "w2", "dog"),
+        _answer("a3", round_id, "y", "w1", None),
+        _answer("a1", round_id, "x", "w1", "cat"),  # a backend may return an answer twice in one poll
+    ]
+    assert store.add_answers(answers) == 3
+    assert store.add_answers(answers) == 0
+    assert store.count_answers(round_id) == 3
+    assert store.count_answers() == 3
+
+    parsed = store.answers(round_id)
+    assert tuple(parsed.columns) == ANSWER_COLUMNS
+    assert parsed["answer_id"].tolist() == ["a1", "a2"]
+    assert str(parsed["submitted_at"].dt.tz) == "UTC"
+
+    workers = store.workers().set_index("worker_id")
+    assert list(store.workers().columns) == list(WORKER_COLUMNS)
+    assert workers.loc["w1", "n_answers"] == 2  # counted once, not once per poll
+    assert workers.loc["w2", "n_answers"] == 1
+    assert set(workers["status"]) == {"active"}
+
+
+def test_unparsed_answers_are_kept_apart_with_their_error(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    store.add_answers([_answer("a1", round_id, "x", "w1", "cat"), _answer("a2", round_id, "x", "w2", None)])
+    unparsed = store.answers(round_id, parsed=False)
+    assert list(unparsed.columns) == list(UNPARSED_ANSWER_COLUMNS)
+    assert unparsed["answer_id"].tolist() == ["a2"]
+    assert unparsed["parse_error"].tolist() == ["not one of the choices"]
+    assert unparsed["raw"].tolist() == ["¯\\_(ツ)_/¯"]
+    assert store.answers(round_id)["answer_id"].tolist() == ["a1"]
+
+
+def test_update_workers_and_blocked_set(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    store.add_answers([_answer("a1", round_id, "x", "w1", "cat"), _answer("a2", round_id, "x", "w2", "cat")])
+    store.update_workers(
+        pd.DataFrame(
+            {
+                "worker_id": ["w1", "w2", "w3"],
+                "backend": ["sim"] * 3,
+                "status": ["blocked", "active", "blocked"],
+                "accuracy": [0.3, 0.95, float("nan")],
+                "n_gold": [10, 12, 0],
+            }
+        )
+    )
+    store.update_workers(pd.DataFrame({"worker_id": ["w2"], "backend": ["sim"], "accuracy": [0.9]}))
+    workers = store.workers().set_index("worker_id")
+    assert workers.loc["w1", "n_answers"] == 1  # quality updates leave the answer count alone
+    assert workers.loc["w2", "accuracy"] == pytest.approx(0.9)
+    assert workers.loc["w2", "n_gold"] == 12
+    assert workers["accuracy"].isna().loc["w3"]
+    assert store.blocked_workers("sim") == {"w1", "w3"}
+    assert store.blocked_workers("mturk") == set()
+
+
+# ---------------------------------------------------------------------- labels
+
+
+def test_save_labels_upserts_per_round_item_and_source(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    store.save_labels(_labels(round_id, {"a": "cat", "b": "dog"}))
+    store.save_labels(_labels(round_id, {"a": "dog"}, confidence=0.6))
+    store.save_labels(_labels(round_id, {"a": "cat"}, source="model"))
+    labels = store.labels(round_id)
+    assert tuple(labels.columns) == LABEL_COLUMNS
+    assert len(labels) == 3
+    crowd = labels[labels["source"] == "crowd"].set_index("item_id")
+    assert crowd.loc["a", "label"] == "dog"
+    assert crowd.loc["a", "confidence"] == pytest.approx(0.6)
+    with pytest.raises(StoreError, match="twice"):
+        store.save_labels(pd.concat([_labels(round_id, {"a": "x"}), _labels(round_id, {"a": "y"})]))
+
+
+def test_labels_without_round_are_the_latest_per_item_and_source(store: LabelStore) -> None:
+    r1 = store.open_round().id
+    store.save_labels(_labels(r1, {"a": "cat", "b": "dog"}))
+    store.save_labels(_labels(r1, {"a": "cat"}, source="model"))
+    store.finish_round(r1, "completed")
+    r2 = store.open_round().id
+    store.save_labels(_labels(r2, {"a": "dog", "c": "cat"}))
+
+    latest = store.labels()
+    assert tuple(latest.columns) == LABEL_COLUMNS
+    got = {(row.item_id, row.source): (row.label, row.round_id) for row in latest.itertuples()}
+    assert got == {
+        ("a", "crowd"): ("dog", r2),
+        ("b", "crowd"): ("dog", r1),
+        ("a", "model"): ("cat", r1),
+        ("c", "crowd"): ("cat", r2),
+    }
+
+
+# ---------------------------------------------------------------------- model versions
+
+
+def test_champion_is_the_latest_promoted_version(store: LabelStore) -> None:
+    assert store.champion() is None
+    r1 = store.open_round().id
+    v1 = store.add_model_version(r1, "models/v1.joblib", 0.80, {"f1": 0.78}, promoted=True)
+    store.finish_round(r1, "completed")
+    r2 = store.open_round().id
+    v2 = store.add_model_version(r2, "models/v2.joblib", 0.85, {"f1": 0.83}, promoted=True)
+    store.add_model_version(r2, "models/v3.joblib", 0.70, {}, promoted=False)
+
+    champion = store.champion()
+    assert champion == v2
+    assert champion is not None and champion.metrics == {"f1": 0.83}
+    versions = store.model_versions()
+    assert list(versions.columns) == list(MODEL_VERSION_COLUMNS)
+    assert versions["id"].tolist()[0] == v1.id
+    assert versions["round_number"].tolist() == [1, 2, 2]
+    assert versions["metrics"].iloc[0] == {"f1": 0.78}
+
+
+# ---------------------------------------------------------------------- sharing a store
+
+
+def test_empty_store_returns_frames_with_their_columns(store: LabelStore) -> None:
+    assert list(store.items().columns) == list(ITEM_COLUMNS)
+    assert list(store.rounds().columns) == list(ROUND_COLUMNS)
+    assert list(store.requests(1).columns) == list(REQUEST_COLUMNS)
+    assert store.handles(1) == []
+    assert tuple(store.answers().columns) == ANSWER_COLUMNS
+    assert list(store.answers(parsed=False).columns) == list(UNPARSED_ANSWER_COLUMNS)
+    assert store.count_answers() == 0
+    assert tuple(store.labels().columns) == LABEL_COLUMNS
+    assert list(store.workers().columns) == list(WORKER_COLUMNS)
+    assert list(store.model_versions().columns) == list(MODEL_VERSION_COLUMNS)
+
+
+def test_two_store_objects_on_one_file_see_each_others_writes(db_url: str) -> None:
+    server, collector = LabelStore(db_url, "cats"), LabelStore(db_url, "cats")
+    try:
+        server.add_items(_items(["a", "b"], "pool"))
+        assert collector.add_items(_items(["a", "b", "c"], "pool")) == 1
+        round_ = server.open_round()
+        assert collector.open_round() == RoundRecord(round_.id, 1, "running", round_.started_at, resumed=True)
+        server.add_requests([_request(round_.id, "a")])
+        assert collector.add_answers([_answer("a1", round_.id, "a", "w1", "cat")]) == 1
+        assert server.count_answers(round_.id) == 1
+        assert server.add_answers([_answer("a1", round_.id, "a", "w1", "cat")]) == 0
+        assert len(collector.requests(round_.id)) == 1
+        assert len(server.items()) == 3
+    finally:
+        server.close()
+        collector.close()
+
+
+def test_concurrent_open_round_starts_one_round(db_url: str) -> None:
+    stores = [LabelStore(db_url, "cats") for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    opened: list[RoundRecord] = []
+
+    def open_one(s: LabelStore) -> None:
+        barrier.wait()
+        opened.append(s.open_round())
+
+    threads = [threading.Thread(target=open_one, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert len({r.id for r in opened}) == 1
+    assert sorted(r.resumed for r in opened) == [False, True, True, True]
+
+
+def test_projects_sharing_a_file_do_not_see_each_others_data(db_url: str) -> None:
+    cats, dogs = LabelStore(db_url, "cats"), LabelStore(db_url, "dogs")
+    try:
+        cats.add_items(_items(["x"], "pool"))
+        assert dogs.add_items(_items(["x"], "gold", ["dog"])) == 1  # same item id, other project
+        cat_round, dog_round = cats.open_round(), dogs.open_round()
+        assert (cat_round.number, dog_round.number) == (1, 1)
+        cats.add_answers([_answer("c1", cat_round.id, "x", "w1", "cat")])
+        cats.save_labels(_labels(cat_round.id, {"x": "cat"}))
+        cats.add_model_version(cat_round.id, "m.joblib", 0.9, {}, promoted=True)
+
+        assert dogs.items()["item_set"].tolist() == ["gold"]
+        assert dogs.count_answers() == 0 and dogs.answers().empty
+        assert dogs.labels().empty and dogs.workers().empty
+        assert dogs.champion() is None
+        assert len(dogs.rounds()) == 1
+        with pytest.raises(StoreError, match="do not exist"):
+            dogs.add_answers([_answer("d1", cat_round.id, "x", "w1", "dog")])
+        with pytest.raises(StoreError, match="does not exist"):
+            dogs.round_number(cat_round.id)
+        with pytest.raises(StoreError, match="another project"):
+            dogs.add_answers([_answer("c1", dog_round.id, "x", "w1", "dog")])
+        assert dogs.count_answers() == 0
+    finally:
+        cats.close()
+        dogs.close()
+
+
+def test_spend_counts_published_requests_and_requested_items_respect_round_order(tmp_path: Path) -> None:
+    from integrations.crowd.base import LabelRequest
+
+    store = LabelStore(f"sqlite:///{tmp_path / 'spend.db'}", "p")
+    first = store.open_round()
+    reqs = [LabelRequest(key=f"p/r1/i{k}/w1", item_id=f"i{k}", round_id=first.id, wave=1, n_answers=3) for k in range(4)]
+    store.add_requests(reqs)
+    assert store.requested_answers() == 0  # stored but not published: nothing bought yet
+    published = store.handles(first.id)
+    assert published == []
+    from integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
+
+    crowd = SimulatedCrowd(SimulatedCrowdConfig(), ["a", "b"], {f"i{k}": "a" for k in range(4)}, reward_per_answer=0.1)
+    store.mark_published(crowd.publish(reqs[:2]))
+    assert store.requested_answers() == 6
+    store.finish_round(first.id, "completed")
+    second = store.open_round()
+    assert store.requested_items(before_round=second.id) == {f"i{k}" for k in range(4)}
+    assert store.requested_items(before_round=first.id) == set()
+    store.close()
