@@ -1,6 +1,6 @@
 """Great Expectations suite timings: the first call (GX import + context) and repeat calls on a large pool.
 
-    .venv/bin/python benchmarks/validation.py --rows 100000 --features 64
+.venv/bin/python benchmarks/validation.py --rows 100000 --features 64
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
@@ -35,8 +37,10 @@ def main() -> None:
         started = time.perf_counter()
         assert validate_pool(frame, features).success
         repeats.append(time.perf_counter() - started)
-    print(f"pool suite on {args.rows:,} rows x {args.features} features: first call {first:.2f} s "
-          f"(GX import + context), then median {sorted(repeats)[len(repeats) // 2]:.3f} s per call")
+    print(
+        f"pool suite on {args.rows:,} rows x {args.features} features: first call {first:.2f} s "
+        f"(GX import + context), then median {sorted(repeats)[len(repeats) // 2]:.3f} s per call"
+    )
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -45,7 +47,10 @@ def _run_campaign(config: ProjectConfig, base_dir: Path) -> None:
     from flows.project import Project
     from flows.reporting import export_labels, learning_curve, plot_learning_curve
 
-    where = os.environ.get("PREFECT_API_URL") or "a temporary local Prefect server (set PREFECT_API_URL to keep runs)"
+    where = (
+        os.environ.get("PREFECT_API_URL")
+        or "a temporary local Prefect server (set PREFECT_API_URL to keep runs)"
+    )
     console.print(f"[bold]labelflow[/bold]: campaign [cyan]{config.name}[/cyan] on {where}")
     result = labeling_campaign(config, str(base_dir))
     project = Project(config, base_dir)
@@ -58,40 +63,46 @@ def _run_campaign(config: ProjectConfig, base_dir: Path) -> None:
         project.close()
     final = result.final
     if final is not None:
-        label_accuracy = f"{final.label_accuracy:.3f}" if final.label_accuracy is not None else "n/a"
+        paid = int(curve["answers_total_bought"].iloc[-1])
         console.print(
-            f"\n[bold]Done[/bold] ({result.stopped_because}): held-out accuracy [bold]{final.model_accuracy:.3f}[/bold] "
-            f"after {int(curve['answers_total_bought'].iloc[-1])} paid answers (gold included, "
-            f"${final.spent_total:.2f}); crowd label accuracy {label_accuracy}."
+            f"\n[bold]Done[/bold] ({result.stopped_because}): "
+            f"held-out accuracy [bold]{final.model_accuracy:.3f}[/bold] after {paid} paid answers "
+            f"(gold included, ${final.spent_total:.2f}); crowd label accuracy {_fmt(final.label_accuracy) or 'n/a'}."
         )
     console.print(f"Learning curve plot: {png}\nLabels ({n_labels} items): {export}")
 
 
-def _print_curve(curve: object, title: str) -> None:
-    import pandas as pd
+def _fmt(value: object, spec: str = ".3f") -> str:
+    """A table cell: blank for missing values, formatted numbers otherwise."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return format(value, spec) if isinstance(value, (int, float, datetime)) else str(value)
 
-    assert isinstance(curve, pd.DataFrame)
+
+def _print_curve(curve: pd.DataFrame, title: str) -> None:
     table = Table(title=title)
     for column in ("round", "answers paid", "spent", "crowd labels", "label accuracy", "model accuracy"):
         table.add_column(column, justify="right")
-    for row in curve.itertuples():
+    for row in curve.to_dict("records"):
         table.add_row(
-            str(row.round),
-            str(row.answers_total_bought),
-            f"${row.spent:.2f}",
-            str(row.crowd_labels),
-            "n/a" if row.label_accuracy is None or pd.isna(row.label_accuracy) else f"{row.label_accuracy:.3f}",
-            f"{row.model_accuracy:.3f}",
+            str(row["round"]),
+            str(row["answers_total_bought"]),
+            f"${_fmt(row['spent'], '.2f')}",
+            str(row["crowd_labels"]),
+            _fmt(row["label_accuracy"]) or "n/a",
+            _fmt(row["model_accuracy"]),
         )
     console.print(table)
 
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its store, models, plot and export.")] = Path(
-        ".labelflow/demo"
-    ),
-    keep: Annotated[bool, typer.Option(help="Continue the previous demo instead of starting afresh.")] = False,
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo keeps its store, models, plot and export.")
+    ] = Path(".labelflow/demo"),
+    keep: Annotated[
+        bool, typer.Option(help="Continue the previous demo instead of starting afresh.")
+    ] = False,
 ) -> None:
     """Run a full campaign on the embedded defaults: digits, a simulated crowd with 30% bad workers, SQLite."""
     workdir = workdir.resolve()
@@ -117,23 +128,25 @@ def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     project = Project(project_config, config.resolve().parent)
     try:
         rounds = project.store.rounds()
+        if rounds.empty:
+            console.print("No rounds yet: `labelflow run` starts one.")
+            return
         table = Table(title=f"Rounds — {project_config.name}")
         for column in ("round", "status", "started", "finished", "answers", "model accuracy", "error"):
             table.add_column(column)
-        for row in rounds.itertuples():
-            summary = row.summary or {}
+        for row in rounds.to_dict("records"):
+            summary: dict[str, object] = row["summary"] or {}
             table.add_row(
-                str(row.number),
-                str(row.status),
-                f"{row.started_at:%Y-%m-%d %H:%M}",
-                f"{row.finished_at:%Y-%m-%d %H:%M}" if row.finished_at is not None and row.finished_at == row.finished_at else "",
-                str(summary.get("answers_bought", "")),
-                f"{summary['model_accuracy']:.3f}" if "model_accuracy" in summary else "",
-                (row.error or "")[:80],
+                str(row["number"]),
+                str(row["status"]),
+                _fmt(row["started_at"], "%Y-%m-%d %H:%M"),
+                "" if pd.isna(row["finished_at"]) else _fmt(row["finished_at"], "%Y-%m-%d %H:%M"),
+                _fmt(summary.get("answers_bought"), "d"),
+                _fmt(summary.get("model_accuracy")),
+                str(row["error"] or "")[:80],
             )
-        console.print(table if len(rounds) else "No rounds yet: `labelflow run` starts one.")
-        if len(rounds):
-            _print_curve(learning_curve(project.store), "Learning curve")
+        console.print(table)
+        _print_curve(learning_curve(project.store), "Learning curve")
     finally:
         project.close()
 

@@ -31,14 +31,19 @@ class QualityConfig(BaseModel):
         "dawid_skene", description="How redundant answers become one label."
     )
     confidence_target: float = Field(
-        0.9, gt=0, le=1, description="Labels below this confidence get another answer (up to crowd.max_answers)."
+        0.9,
+        gt=0,
+        le=1,
+        description="Labels below this confidence get another answer (up to crowd.max_answers).",
     )
 
 
 class BudgetConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_spend: float = Field(75.0, ge=0, description="Dollars the campaign may spend on answers, gold included.")
+    max_spend: float = Field(
+        75.0, ge=0, description="Dollars the campaign may spend on answers, gold included."
+    )
     max_rounds: int = Field(10, ge=1, description="The campaign stops after this many rounds.")
     target_accuracy: float = Field(
         0.97, gt=0, le=1, description="The campaign stops once held-out accuracy reaches this."
@@ -58,12 +63,12 @@ class ProjectConfig(BaseModel):
         "sqlite:///.labelflow/labelflow.db", description="SQLAlchemy URL of the label store."
     )
     workdir: str = Field(".labelflow", description="Where models, plots and exports go.")
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)  # type: ignore[arg-type]
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)  # type: ignore[arg-type]
-    crowd: CrowdConfig = Field(default_factory=CrowdConfig)  # type: ignore[arg-type]
-    quality: QualityConfig = Field(default_factory=QualityConfig)  # type: ignore[arg-type]
-    training: TrainingConfig = Field(default_factory=TrainingConfig)  # type: ignore[arg-type]
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)  # type: ignore[arg-type]
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    crowd: CrowdConfig = Field(default_factory=CrowdConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @model_validator(mode="after")
     def _labels_fit_the_source(self) -> ProjectConfig:
@@ -113,7 +118,10 @@ def _toml_value(value: Any) -> str:
 
 def example_config() -> str:
     """The default config as commented TOML: every field, its default and its description."""
-    lines = ["# labelflow project config. Every value shown is the default; delete what you do not change.", ""]
+    lines = [
+        "# labelflow project config. Every value shown is the default; delete what you do not change.",
+        "",
+    ]
 
     def section(model: type[BaseModel], instance: BaseModel, prefix: str) -> None:
         nested: list[tuple[str, type[BaseModel], BaseModel]] = []

@@ -26,9 +26,9 @@ from integrations.crowd.base import BudgetExceededError, CrowdBackend
 from integrations.datasets import Dataset, DatasetError
 from integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from tasks.aggregation import aggregate_answers
-from tasks.contracts import ITEM_ID, ContractError, ItemSet, LabelSource
-from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
 from tasks.answers import collect_answers
+from tasks.contracts import ITEM_ID, ContractError, ItemSet
+from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
 from tasks.selection import select_batch
 from tasks.training import (
     TrainedModel,
@@ -79,13 +79,14 @@ def labeling_round(config: ProjectConfig, base_dir: str = ".") -> RoundReport:
 
 def run_round(project: Project) -> RoundReport:
     config, store = project.config, project.store
-    dataset = register_items(project)
     round_ = store.open_round()
     _name_flow_run(f"{config.name}-round-{round_.number}")
-    crowd = project.crowd()
     try:
+        dataset = project.dataset
+        validate_frame(dataset.items, "pool", feature_columns=dataset.feature_columns)
+        register_items(project)
+        crowd = project.crowd()
         pool = dataset.frame(ItemSet.POOL)
-        validate_frame(pool, "pool", feature_columns=dataset.feature_columns)
         unlabeled = unlabeled_pool(pool, store, round_)
         champion = current_model(store)
         batch = restore_batch(store, round_) if round_.resumed else None
@@ -114,16 +115,19 @@ def run_round(project: Project) -> RoundReport:
         )
         store.save_labels(pseudo_label_frame(model, round_.id))
         metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.id)
-        version = register_model(store, model, metrics, round_, champion_record=store.champion(), workdir=project.workdir)
-        return publish_round(project, crowd, round_, batch, labels, waves, model, version)
+        version = register_model(
+            store, model, metrics, round_, champion_record=store.champion(), workdir=project.workdir
+        )
+        report: RoundReport = publish_round(project, crowd, round_, batch, labels, waves, model, version)
+        return report
     except DATA_ERRORS as error:
         store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
         raise
 
 
 @task(name="register-items", cache_policy=NO_CACHE)
-def register_items(project: Project) -> Dataset:
-    """Load the dataset and record each item's set in the store (idempotent; sets must never change)."""
+def register_items(project: Project) -> None:
+    """Record each item's set in the store (idempotent; an item never changes set)."""
     dataset = project.dataset
     frame = dataset.items[[ITEM_ID, "item_set"]].assign(
         known_label=dataset.items[ITEM_ID].map(dataset.known_labels)
@@ -131,7 +135,6 @@ def register_items(project: Project) -> Dataset:
     added = project.store.add_items(frame)
     counts = dataset.items["item_set"].value_counts().to_dict()
     get_run_logger().info("dataset: %s items %s (%d new in the store)", len(frame), counts, added)
-    return dataset
 
 
 def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
@@ -156,7 +159,9 @@ def restore_batch(store: LabelStore, round_: RoundRecord) -> pd.DataFrame | None
     items = first_wave.loc[~first_wave["is_gold"].astype(bool), ITEM_ID]
     if items.empty:
         return None
-    return pd.DataFrame({ITEM_ID: items.to_numpy(), "score": np.nan, "strategy": "resumed", "round_id": round_.id})
+    return pd.DataFrame(
+        {ITEM_ID: items.to_numpy(), "score": np.nan, "strategy": "resumed", "round_id": round_.id}
+    )
 
 
 def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: bool) -> int:
@@ -232,7 +237,9 @@ def label_batch(
         )
         this_round = labels[labels[ITEM_ID].isin(batch[ITEM_ID])]
         wave_items = items_needing_answers(
-            this_round, confidence_target=config.quality.confidence_target, max_answers=config.crowd.max_answers
+            this_round,
+            confidence_target=config.quality.confidence_target,
+            max_answers=config.crowd.max_answers,
         )
         wave += 1
     return labels, wave - 1
@@ -271,7 +278,11 @@ def register_model(
         "model of round %d: accuracy %.3f, %s",
         round_.number,
         metrics["accuracy"],
-        "promoted" if promoted else f"kept the champion ({champion_record.accuracy:.3f})" if champion_record else "",
+        "promoted"
+        if promoted
+        else f"kept the champion ({champion_record.accuracy:.3f})"
+        if champion_record
+        else "",
     )
     return version
 
@@ -312,7 +323,9 @@ def publish_round(
         spent_total=project.spent(crowd),
         answers_total=store.count_answers(),
         agreement=agreement(round_answers[~round_answers["is_gold"].astype(bool)], labels),
-        label_accuracy=float((non_gold["label"].to_numpy()[known] == truth[known]).mean()) if known.any() else None,
+        label_accuracy=float((non_gold["label"].to_numpy()[known] == truth[known]).mean())
+        if known.any()
+        else None,
         crowd_labels=len(non_gold),
         pseudo_labels=len(model.pseudo_labels),
         model_accuracy=version.accuracy,
@@ -331,9 +344,13 @@ def publish_round(
 
 def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
     change = (
-        f"{report.model_accuracy - report.previous_accuracy:+.3f}" if report.previous_accuracy is not None else "first model"
+        f"{report.model_accuracy - report.previous_accuracy:+.3f}"
+        if report.previous_accuracy is not None
+        else "first model"
     )
-    label_accuracy = f"{report.label_accuracy:.3f}" if report.label_accuracy is not None else "n/a (no hidden truth)"
+    label_accuracy = (
+        f"{report.label_accuracy:.3f}" if report.label_accuracy is not None else "n/a (no hidden truth)"
+    )
     return "\n".join(
         [
             f"# {config.name} — round {report.number}",

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from flows.config import ProjectConfig
-from integrations.crowd.base import CrowdBackend
+from integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from integrations.crowd.simulated import SimulatedCrowd
 from integrations.datasets import Dataset, load_dataset
 from integrations.store import LabelStore
@@ -51,8 +51,9 @@ class Project:
         return SimulatedCrowd(
             crowd.simulated,
             self.label_names,
-            self.dataset.hidden_truth.to_dict(),
+            {str(k): str(v) for k, v in self.dataset.hidden_truth.items()},
             reward_per_answer=crowd.reward_per_answer,
+            clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
         )
 
     def spent(self, crowd: CrowdBackend) -> float:

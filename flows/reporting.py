@@ -45,7 +45,9 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path, title: str) -> Path:
     x = curve["answers_total_bought"]
     ax.plot(x, curve["model_accuracy"], marker="o", label="model accuracy (held-out)")
     if curve["label_accuracy"].notna().any():
-        ax.plot(x, curve["label_accuracy"].astype(float), marker="s", label="crowd label accuracy (hidden truth)")
+        ax.plot(
+            x, curve["label_accuracy"].astype(float), marker="s", label="crowd label accuracy (hidden truth)"
+        )
     ax.set_xlabel("answers paid (gold included)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)

@@ -32,13 +32,16 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source: str = Field(DIGITS, description='"digits" (the bundled demo) or the path of a .csv or .parquet file.')
+    source: str = Field(
+        DIGITS, description='"digits" (the bundled demo) or the path of a .csv or .parquet file.'
+    )
     id_column: str = Field("item_id", description="Column holding each item's unique id.")
     feature_columns: tuple[str, ...] = Field(
         (), description="Numeric feature columns; empty means every numeric column but the id and the label."
     )
     label_column: str | None = Field(
-        "label", description="Column with known labels (may be empty for unlabeled rows); None if there is none."
+        "label",
+        description="Column with known labels (may be empty for unlabeled rows); None if there is none.",
     )
     payload_column: str | None = Field(None, description="Column with what a human annotator sees.")
     answers_file: str | None = Field(
@@ -82,7 +85,9 @@ def load_dataset(config: DatasetConfig, label_names: list[str], base_dir: Path |
     frame.insert(1, "item_set", item_set)
     truth = pd.Series(labels.to_numpy(), index=frame[ITEM_ID].to_numpy(), name="label").dropna()
     known_mask = (item_set != ItemSet.POOL.value).to_numpy()
-    known = pd.Series(labels.to_numpy()[known_mask], index=frame[ITEM_ID].to_numpy()[known_mask], name="label")
+    known = pd.Series(
+        labels.to_numpy()[known_mask], index=frame[ITEM_ID].to_numpy()[known_mask], name="label"
+    )
     return Dataset(frame, features, names, known, truth)
 
 
@@ -126,7 +131,9 @@ def _digits_frame() -> tuple[pd.DataFrame, list[str]]:
 
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise DatasetError(f"{path}: no such file; set dataset.source to a .csv or .parquet file or to 'digits'")
+        raise DatasetError(
+            f"{path}: no such file; set dataset.source to a .csv or .parquet file or to 'digits'"
+        )
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path, dtype_backend="numpy_nullable")
     if path.suffix.lower() in {".parquet", ".pq"}:
@@ -172,7 +179,9 @@ def _known_labels(raw: pd.DataFrame, config: DatasetConfig, path: Path) -> pd.Se
         answers = _read_table((path.parent / config.answers_file).resolve())
         for column in (ITEM_ID, "label"):
             if column not in answers.columns:
-                raise DatasetError(f"{config.answers_file}: needs columns item_id,label; has {list(answers.columns)}")
+                raise DatasetError(
+                    f"{config.answers_file}: needs columns item_id,label; has {list(answers.columns)}"
+                )
         by_id = dict(zip(answers[ITEM_ID].astype(str), answers["label"].astype(str), strict=True))
         from_file = raw[config.id_column].astype(str).map(by_id)
         labels = labels.where(labels.notna(), from_file)

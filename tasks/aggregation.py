@@ -22,7 +22,6 @@ from typing import Final, Self
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-
 from prefect import get_run_logger, task
 
 from tasks.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource, require_columns

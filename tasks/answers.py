@@ -43,10 +43,15 @@ def collect_answers(
         inserted = store.add_answers(arrived)
         seen.update(a.answer_id for a in arrived)
         elapsed_hours = (clock.now() - started).total_seconds() / 3600
-        update_progress_artifact(progress_id, progress=100.0 * len(seen) / max(expected, 1))  # type: ignore[arg-type]
+        update_progress_artifact(progress_id, progress=100.0 * len(seen) / max(expected, 1))
         if inserted:
             logger.info(
-                "wave %d: %d/%d answers after %.1f h (%d new)", wave, len(seen), expected, elapsed_hours, inserted
+                "wave %d: %d/%d answers after %.1f h (%d new)",
+                wave,
+                len(seen),
+                expected,
+                elapsed_hours,
+                inserted,
             )
         if len(seen) >= expected:
             break

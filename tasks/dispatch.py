@@ -27,12 +27,16 @@ class CrowdConfig(BaseModel):
 
     backend: Literal["simulated"] = Field("simulated", description="Which crowd answers.")
     redundancy: int = Field(3, ge=1, description="Answers per item in the first wave.")
-    max_answers: int = Field(3, ge=1, description="Most answers one item may get in a round (adaptive waves).")
+    max_answers: int = Field(
+        3, ge=1, description="Most answers one item may get in a round (adaptive waves)."
+    )
     reward_per_answer: float = Field(0.05, ge=0, description="What one answer costs, in dollars.")
     gold_per_round: int = Field(10, ge=0, description="Gold questions mixed into each round's first wave.")
-    poll_interval_minutes: float = Field(10.0, gt=0, description="How often to ask the crowd for new answers.")
+    poll_interval_minutes: float = Field(
+        10.0, gt=0, description="How often to ask the crowd for new answers."
+    )
     wave_deadline_hours: float = Field(24.0, gt=0, description="A wave stops waiting after this long.")
-    simulated: SimulatedCrowdConfig = Field(default_factory=SimulatedCrowdConfig)  # type: ignore[arg-type]
+    simulated: SimulatedCrowdConfig = Field(default_factory=SimulatedCrowdConfig)
 
     @model_validator(mode="after")
     def _max_at_least_redundancy(self) -> CrowdConfig:
@@ -94,7 +98,9 @@ def items_needing_answers(
     )
 
 
-def check_budget(requests: Sequence[LabelRequest], cost_per_answer: float, *, spent: float, budget: float) -> float:
+def check_budget(
+    requests: Sequence[LabelRequest], cost_per_answer: float, *, spent: float, budget: float
+) -> float:
     """The cost of ``requests``; raises :class:`BudgetExceededError` (before anything is posted) if it is too much."""
     cost = sum(r.n_answers for r in requests) * cost_per_answer
     if spent + cost > budget + 1e-9:

@@ -74,7 +74,10 @@ def score_pool(
         return rng.random(len(features))
     score = UNCERTAINTY[strategy]
     return np.concatenate(
-        [score(model.predict_proba(features[start : start + chunk_rows])) for start in range(0, len(features), chunk_rows)]
+        [
+            score(model.predict_proba(features[start : start + chunk_rows]))
+            for start in range(0, len(features), chunk_rows)
+        ]
         or [np.empty(0)]
     )
 
@@ -147,6 +150,9 @@ def select_batch(
 ) -> pd.DataFrame:
     batch = choose_batch(pool, feature_columns, model, config, round_id=round_id, batch_size=batch_size)
     get_run_logger().info(
-        "selected %d of %d unlabeled items (%s)", len(batch), len(pool), batch["strategy"].iat[0] if len(batch) else "-"
+        "selected %d of %d unlabeled items (%s)",
+        len(batch),
+        len(pool),
+        batch["strategy"].iat[0] if len(batch) else "-",
     )
     return batch

@@ -57,7 +57,8 @@ class TrainedModel:
         return probas
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.label_names, dtype=object)[self.predict_proba(X).argmax(axis=1)]
+        names: np.ndarray = np.asarray(self.label_names, dtype=object)
+        return np.asarray(names[self.predict_proba(X).argmax(axis=1)])
 
 
 def build_pipeline(config: TrainingConfig) -> Pipeline:
@@ -158,7 +159,10 @@ def retrain_model(
         config,
     )
     get_run_logger().info(
-        "trained %s on %d crowd labels + %d pseudo-labels", config.model, model.n_train, len(model.pseudo_labels)
+        "trained %s on %d crowd labels + %d pseudo-labels",
+        config.model,
+        model.n_train,
+        len(model.pseudo_labels),
     )
     return model
 

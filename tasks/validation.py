@@ -240,7 +240,7 @@ def _define_finite_expectation() -> Callable[[Sequence[str]], Any]:
             "ignore_row_if",
         )
 
-        @multicolumn_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]
+        @multicolumn_condition_partial(engine=PandasExecutionEngine)
         def _pandas(cls, column_list: pd.DataFrame, **kwargs: Any) -> pd.Series:
             return pd.Series(_finite_rows(column_list), index=column_list.index)
 
@@ -254,7 +254,7 @@ def _define_finite_expectation() -> Callable[[Sequence[str]], Any]:
         condition_metric_name = "column_values.labelflow_finite"
         filter_column_isnull = False
 
-        @column_condition_partial(engine=PandasExecutionEngine)  # type: ignore[untyped-decorator]
+        @column_condition_partial(engine=PandasExecutionEngine)
         def _pandas(cls, column: pd.Series, **kwargs: Any) -> pd.Series:
             return pd.Series(_finite_rows(column.to_frame()), index=column.index)
 
@@ -573,7 +573,7 @@ def _truncate(text: str, limit: int) -> str:
 # The Prefect task
 
 
-@task(name="validate-frame", task_run_name="validate-{suite}", cache_policy=NO_CACHE)  # type: ignore[untyped-decorator]
+@task(name="validate-frame", task_run_name="validate-{suite}", cache_policy=NO_CACHE)
 def validate_frame(frame: pd.DataFrame, suite: str, **kwargs: Any) -> ValidationReport:
     """Run one suite (``"pool"``, ``"batch"``, ``"answers"`` or ``"labels"``; ``kwargs`` go to its function),
     publish the outcomes as the table artifact ``gx-<suite>``, log a one-line summary, then raise

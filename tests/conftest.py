@@ -18,7 +18,9 @@ SHARED_CROWD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / 
 def shared_crowd() -> Path:
     """The real crowdsourcing datasets of ../shared/data/crowd (read in place, never copied)."""
     if not (SHARED_CROWD / "dog" / "answers.csv").exists():
-        pytest.skip(f"the shared crowd datasets are not at {SHARED_CROWD} (they live beside the repo in ../shared)")
+        pytest.skip(
+            f"the shared crowd datasets are not at {SHARED_CROWD} (they live beside the repo in ../shared)"
+        )
     return SHARED_CROWD
 
 

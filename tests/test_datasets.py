@@ -40,7 +40,9 @@ def test_png_payload_is_a_real_png() -> None:
 
 def write_csv(tmp_path: Path, rows: int = 60, labeled: int = 40) -> Path:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"id": [f"r{k}" for k in range(rows)], "a": rng.normal(size=rows), "b": rng.normal(size=rows)})
+    frame = pd.DataFrame(
+        {"id": [f"r{k}" for k in range(rows)], "a": rng.normal(size=rows), "b": rng.normal(size=rows)}
+    )
     frame["label"] = [("cat", "dog")[k % 2] if k < labeled else None for k in range(rows)]
     path = tmp_path / "items.csv"
     frame.to_csv(path, index=False)
@@ -54,7 +56,9 @@ def test_a_users_csv_with_some_labels(tmp_path: Path) -> None:
     assert data.feature_columns == ["a", "b"]
     counts = data.items["item_set"].value_counts()
     assert counts["gold"] == 6 and counts["held_out"] == 12 and counts["pool"] == 42
-    assert data.items.loc[data.items["item_set"] != "pool", "item_id"].isin([f"r{k}" for k in range(40)]).all()
+    assert (
+        data.items.loc[data.items["item_set"] != "pool", "item_id"].isin([f"r{k}" for k in range(40)]).all()
+    )
 
 
 def test_a_label_outside_the_names_is_reported_with_its_row(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ class FixedModel:
 
 def make_pool(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"item_id": [f"i{k}" for k in range(n)], "f0": rng.normal(size=n), "f1": rng.normal(size=n)})
+    return pd.DataFrame(
+        {"item_id": [f"i{k}" for k in range(n)], "f0": rng.normal(size=n), "f1": rng.normal(size=n)}
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -39,7 +41,9 @@ def make_pool(n: int, seed: int = 0) -> pd.DataFrame:
     strategy=st.sampled_from(STRATEGIES),
     seed=st.integers(0, 10_000),
 )
-def test_a_batch_is_unique_from_the_pool_and_exactly_the_size_asked(n: int, batch: int, strategy: str, seed: int) -> None:
+def test_a_batch_is_unique_from_the_pool_and_exactly_the_size_asked(
+    n: int, batch: int, strategy: str, seed: int
+) -> None:
     pool = make_pool(n, seed)
     config = SelectionConfig(strategy=strategy, batch_size=batch, seed=seed)  # type: ignore[arg-type]
     chosen = choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1)
@@ -69,10 +73,15 @@ def test_selection_is_reproducible_and_leaves_the_pool_untouched() -> None:
 
 
 def test_uncertainty_picks_the_items_nearest_the_decision_boundary() -> None:
-    pool = pd.DataFrame({"item_id": ["sure", "coin", "fairly", "toss"], "f0": [9.0, 0.01, 2.0, -0.02], "f1": 0.0})
+    pool = pd.DataFrame(
+        {"item_id": ["sure", "coin", "fairly", "toss"], "f0": [9.0, 0.01, 2.0, -0.02], "f1": 0.0}
+    )
     for strategy in ["least_confidence", "margin", "entropy"]:
         config = SelectionConfig(strategy=strategy, batch_size=2)  # type: ignore[arg-type]
-        assert set(choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1)["item_id"]) == {"coin", "toss"}
+        assert set(choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1)["item_id"]) == {
+            "coin",
+            "toss",
+        }
 
 
 @settings(max_examples=50, deadline=None)
@@ -94,7 +103,9 @@ def test_top_k_breaks_ties_at_random_not_by_pool_order() -> None:
 
 def test_the_batch_size_cap_wins_over_the_config() -> None:
     pool = make_pool(50)
-    chosen = choose_batch(pool, ["f0", "f1"], FixedModel(), SelectionConfig(batch_size=20), round_id=1, batch_size=7)
+    chosen = choose_batch(
+        pool, ["f0", "f1"], FixedModel(), SelectionConfig(batch_size=20), round_id=1, batch_size=7
+    )
     assert len(chosen) == 7
 
 

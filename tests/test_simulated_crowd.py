@@ -15,14 +15,23 @@ LABELS = [str(d) for d in range(10)]
 def crowd(n_items: int = 200, **overrides: object) -> SimulatedCrowd:
     truth = {f"i{k}": LABELS[k % 10] for k in range(n_items)}
     return SimulatedCrowd(
-        SimulatedCrowdConfig(**overrides), LABELS, truth, reward_per_answer=0.05  # type: ignore[arg-type]
+        SimulatedCrowdConfig(**overrides),
+        LABELS,
+        truth,
+        reward_per_answer=0.05,  # type: ignore[arg-type]
     )
 
 
 def requests(n_items: int, n_answers: int = 3, wave: int = 1, before: int = 0) -> list[LabelRequest]:
     return [
-        LabelRequest(key=f"p/r1/i{k}/w{wave}", item_id=f"i{k}", round_id=1, wave=wave, n_answers=n_answers,
-                     answers_before=before)
+        LabelRequest(
+            key=f"p/r1/i{k}/w{wave}",
+            item_id=f"i{k}",
+            round_id=1,
+            wave=wave,
+            n_answers=n_answers,
+            answers_before=before,
+        )
         for k in range(n_items)
     ]
 
@@ -31,7 +40,7 @@ def test_default_worker_mix_is_70_20_10() -> None:
     kinds = Counter(w.kind for w in make_workers(SimulatedCrowdConfig(), 10))
     assert kinds == {"good": 21, "spammer": 6, "one_class": 3}
     good = [w.accuracy for w in make_workers(SimulatedCrowdConfig(), 10) if w.kind == "good"]
-    assert 0.75 <= min(good) and max(good) <= 0.95
+    assert min(good) >= 0.75 and max(good) <= 0.95
 
 
 def test_answers_arrive_over_time_not_at_publish() -> None:

@@ -486,14 +486,19 @@ def test_spend_counts_published_requests_and_requested_items_respect_round_order
 
     store = LabelStore(f"sqlite:///{tmp_path / 'spend.db'}", "p")
     first = store.open_round()
-    reqs = [LabelRequest(key=f"p/r1/i{k}/w1", item_id=f"i{k}", round_id=first.id, wave=1, n_answers=3) for k in range(4)]
+    reqs = [
+        LabelRequest(key=f"p/r1/i{k}/w1", item_id=f"i{k}", round_id=first.id, wave=1, n_answers=3)
+        for k in range(4)
+    ]
     store.add_requests(reqs)
     assert store.requested_answers() == 0  # stored but not published: nothing bought yet
     published = store.handles(first.id)
     assert published == []
     from integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
 
-    crowd = SimulatedCrowd(SimulatedCrowdConfig(), ["a", "b"], {f"i{k}": "a" for k in range(4)}, reward_per_answer=0.1)
+    crowd = SimulatedCrowd(
+        SimulatedCrowdConfig(), ["a", "b"], {f"i{k}": "a" for k in range(4)}, reward_per_answer=0.1
+    )
     store.mark_published(crowd.publish(reqs[:2]))
     assert store.requested_answers() == 6
     store.finish_round(first.id, "completed")

@@ -23,7 +23,9 @@ def test_more_clean_labels_give_a_better_model(digits: tuple[np.ndarray, np.ndar
     ids = np.array([f"i{k}" for k in range(len(X))], dtype=object)
     small = fit_model(X[train[:30]], y[train[:30]], np.ones(30), X[:0], ids[:0], names, config)
     large = fit_model(X[train[:600]], y[train[:600]], np.ones(600), X[:0], ids[:0], names, config)
-    assert evaluate(large, X[test], y[test])["accuracy"] > evaluate(small, X[test], y[test])["accuracy"] + 0.05
+    assert (
+        evaluate(large, X[test], y[test])["accuracy"] > evaluate(small, X[test], y[test])["accuracy"] + 0.05
+    )
     assert evaluate(large, X[test], y[test])["accuracy"] > 0.93
 
 
@@ -39,7 +41,9 @@ def test_self_training_pseudo_labels_only_confident_items_and_marks_them_model(
     assert 0 < len(pseudo) < len(X) - 100
     assert (pseudo["confidence"] >= 0.99).all()
     truth = dict(zip(ids, y, strict=True))
-    assert np.mean(pseudo["label"].to_numpy() == pseudo["item_id"].map(truth).to_numpy()) > 0.9  # LR is overconfident: ~0.93 here
+    assert (
+        np.mean(pseudo["label"].to_numpy() == pseudo["item_id"].map(truth).to_numpy()) > 0.9
+    )  # LR is overconfident: ~0.93 here
     frame = pseudo_label_frame(model, round_id=3)
     assert (frame["source"] == "model").all() and (frame["round_id"] == 3).all()
 
@@ -61,15 +65,29 @@ def test_confidence_weights_matter(digits: tuple[np.ndarray, np.ndarray]) -> Non
 def test_single_class_training_set_is_refused_clearly(digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, _ = digits
     with pytest.raises(ValueError, match="single class"):
-        fit_model(X[:5], np.array(["1"] * 5, dtype=object), np.ones(5), X[:0], np.array([], dtype=object),
-                  ["0", "1"], TrainingConfig())
+        fit_model(
+            X[:5],
+            np.array(["1"] * 5, dtype=object),
+            np.ones(5),
+            X[:0],
+            np.array([], dtype=object),
+            ["0", "1"],
+            TrainingConfig(),
+        )
 
 
 def test_predict_proba_covers_every_label_name(digits: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = digits
     keep = np.isin(y, ["1", "2"])
-    model = fit_model(X[keep][:50], y[keep][:50], np.ones(50), X[:0], np.array([], dtype=object),
-                      [str(d) for d in range(10)], TrainingConfig(self_training=False))
+    model = fit_model(
+        X[keep][:50],
+        y[keep][:50],
+        np.ones(50),
+        X[:0],
+        np.array([], dtype=object),
+        [str(d) for d in range(10)],
+        TrainingConfig(self_training=False),
+    )
     probas = model.predict_proba(X[:7])
     assert probas.shape == (7, 10) and np.allclose(probas.sum(axis=1), 1)
     assert np.all(probas[:, [0, 3, 4, 5, 6, 7, 8, 9]] == 0)

@@ -17,7 +17,15 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from integrations.crowd.base import Clock, CrowdAnswer, Handle, LabelRequest, Review, ReviewAction, VirtualClock
+from integrations.crowd.base import (
+    Clock,
+    CrowdAnswer,
+    Handle,
+    LabelRequest,
+    Review,
+    ReviewAction,
+    VirtualClock,
+)
 
 WorkerKind = Literal["good", "spammer", "one_class"]
 
@@ -32,10 +40,14 @@ class SimulatedCrowdConfig(BaseModel):
     spammer_share: float = Field(0.2, ge=0, le=1, description="Share of uniform spammers (random labels).")
     one_class_share: float = Field(0.1, ge=0, le=1, description="Share of workers who always give one label.")
     good_accuracy: tuple[float, float] = Field(
-        (0.75, 0.95), description="Good workers' accuracy range; their errors are uniform over the other labels."
+        (0.75, 0.95),
+        description="Good workers' accuracy range; their errors are uniform over the other labels.",
     )
     mean_latency_minutes: float = Field(
         45.0, gt=0, description="Mean (virtual) time from publishing to an answer; exponential."
+    )
+    realtime: bool = Field(
+        False, description="Answers arrive in wall-clock time instead of a fast-forwarded virtual clock."
     )
     abandon_rate: float = Field(0.0, ge=0, lt=1, description="Share of assignments that are never answered.")
     seed: int = Field(7, description="Seed of the crowd: worker mix, answers and timing.")
@@ -69,9 +81,11 @@ def make_workers(config: SimulatedCrowdConfig, n_labels: int) -> list[SimulatedW
     rng = np.random.default_rng(_stable_seed("workers", config.seed))
     n_spam = round(config.n_workers * config.spammer_share)
     n_one = round(config.n_workers * config.one_class_share)
-    kinds: list[WorkerKind] = ["spammer"] * n_spam + ["one_class"] * n_one
-    kinds += ["good"] * (config.n_workers - len(kinds))
-    rng.shuffle(kinds)  # type: ignore[arg-type]
+    spammers: list[WorkerKind] = ["spammer"] * n_spam
+    one_class: list[WorkerKind] = ["one_class"] * n_one
+    good: list[WorkerKind] = ["good"] * (config.n_workers - n_spam - n_one)
+    kinds = [*spammers, *one_class, *good]
+    kinds = [kinds[i] for i in rng.permutation(len(kinds))]
     low, high = config.good_accuracy
     return [
         SimulatedWorker(

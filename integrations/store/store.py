@@ -632,7 +632,9 @@ class LabelStore:
             .where(Round.project == self.project)
         )
         if before_round is not None:
-            query = query.where(Round.number < select(Round.number).where(Round.id == int(before_round)).scalar_subquery())
+            query = query.where(
+                Round.number < select(Round.number).where(Round.id == int(before_round)).scalar_subquery()
+            )
         with self._read() as conn:
             return set(conn.scalars(query))
 

@@ -1,0 +1,86 @@
+"""The demo campaign's figures across crowd seeds: held-out accuracy after at most N paid answers.
+
+    .venv/bin/python benchmarks/demo_campaign.py --seeds 0 1 2 3 4
+
+Each seed draws a different simulated crowd (worker mix, answers, timing) and a different gold/held-out split;
+everything else is the default config of `labelflow demo`. Prints one row per seed and the mean, with the anchors
+the issue gives (random sampling + majority vote on this crowd: 0.81 after 2,019 answers; clean labels: 0.97).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--answers", type=int, default=1500, help="Report accuracy after at most this many answers."
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="Override a config value, e.g. --set quality.method=majority_vote",
+    )
+    args = parser.parse_args()
+
+    from flows.campaign import labeling_campaign
+    from flows.config import ProjectConfig, parse_config
+    from flows.project import Project
+    from flows.reporting import learning_curve
+
+    print(f"{'seed':>4} {'answers':>8} {'rounds':>6} {'label acc':>9} {'model acc':>9} {'seconds':>8}")
+    finals: list[float] = []
+    labels: list[float] = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as folder:
+            data = ProjectConfig().model_dump()
+            data.update(workdir=folder, store_url=f"sqlite:///{Path(folder) / 'store.db'}")
+            data["crowd"]["simulated"]["seed"] = seed
+            data["dataset"]["seed"] = seed
+            data["selection"]["seed"] = seed
+            for override in args.overrides:
+                key, value = override.split("=", 1)
+                section, name = key.split(".", 1)
+                data[section][name] = (
+                    type(data[section][name])(value)
+                    if not isinstance(data[section][name], bool)
+                    else value == "true"
+                )
+            config = parse_config(data)
+            started = time.perf_counter()
+            labeling_campaign(config, folder)
+            seconds = time.perf_counter() - started
+            project = Project(config, Path(folder))
+            curve = learning_curve(project.store)
+            project.close()
+        within = curve[curve["answers_total_bought"] <= args.answers].iloc[-1]
+        finals.append(float(within["model_accuracy"]))
+        labels.append(float(within["label_accuracy"]))
+        print(
+            f"{seed:>4} {int(within['answers_total_bought']):>8} {int(within['round']):>6} "
+            f"{within['label_accuracy']:>9.3f} {within['model_accuracy']:>9.3f} {seconds:>8.1f}"
+        )
+    print(
+        f"mean held-out accuracy after <= {args.answers} answers: {statistics.mean(finals):.3f} "
+        f"(min {min(finals):.3f}); mean crowd label accuracy {statistics.mean(labels):.3f}"
+    )
+    print("anchors: random + majority vote 0.81 after 2,019 answers; clean labels 0.97")
+
+
+if __name__ == "__main__":
+    main()

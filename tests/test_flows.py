@@ -1,0 +1,192 @@
+"""The lifecycle as Prefect flows, under the session-wide test harness, on a small subset of digits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits
+
+from flows.config import ProjectConfig, parse_config
+from flows.project import Project
+from tasks.validation import DataValidationError
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_subset(folder: Path, n: int = 300, *, corrupt: str | None = None) -> Path:
+    digits = load_digits()
+    frame = pd.DataFrame(digits.data[:n], columns=[f"px{k}" for k in range(64)])
+    frame.insert(0, "id", [f"d{k:04d}" for k in range(n)])
+    frame["label"] = digits.target[:n].astype(str)
+    if corrupt == "duplicate_id":
+        frame.loc[7, "id"] = frame.loc[3, "id"]
+    if corrupt == "nan_feature":
+        frame.loc[11, "px20"] = np.nan
+    path = folder / "digits_subset.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def small_config(folder: Path, **crowd: Any) -> ProjectConfig:
+    return parse_config(
+        {
+            "name": "flow-test",
+            "store_url": f"sqlite:///{folder / 'store.db'}",
+            "workdir": str(folder / "work"),
+            "dataset": {
+                "source": "digits_subset.csv",
+                "id_column": "id",
+                "n_gold": 10,
+                "held_out_fraction": 0.2,
+            },
+            "selection": {"batch_size": 20, "seed_size": 20},
+            "crowd": {"gold_per_round": 5, **crowd},
+            "training": {"self_training_max_iter": 2},
+            "budget": {"max_rounds": 2, "max_spend": 100.0, "target_accuracy": 1.0},
+        }
+    )
+
+
+def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.campaign import labeling_campaign
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path)
+    report = labeling_campaign(config, str(tmp_path))
+    assert [r.number for r in report.rounds] == [1, 2]
+    assert report.stopped_because.startswith("max rounds")
+
+    store = Project(config, tmp_path).store
+    rounds = store.rounds()
+    assert list(rounds["status"]) == ["completed", "completed"]
+    for round_id in rounds["id"]:
+        requests = store.requests(round_id)
+        answers = store.answers(round_id)
+        per_item = answers.groupby("item_id").size()
+        asked = requests.groupby("item_id")["n_answers"].sum()
+        pd.testing.assert_series_equal(per_item.sort_index(), asked.sort_index(), check_names=False)
+        assert requests["is_gold"].sum() == 5
+        assert not set(requests.loc[~requests["is_gold"], "item_id"]) & set(store.items("gold")["item_id"])
+    labels = store.labels()
+    assert set(labels["source"]) == {"crowd", "model"}
+    crowd = labels[labels["source"] == "crowd"]
+    assert len(crowd) == 40 and crowd["confidence"].between(0, 1).all()
+    known = set(store.items("gold")["item_id"]) | set(store.items("held_out")["item_id"])
+    assert not set(crowd["item_id"]) & known
+    versions = store.model_versions()
+    assert len(versions) == 2 and versions["promoted"].iloc[0] and Path(versions["path"].iloc[0]).exists()
+    assert store.champion() is not None
+
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts(limit=50)
+    by_key = {a.key: a for a in artifact}
+    summary = by_key["flow-test-round-summary"]
+    assert "round 2" in str(summary.data) and f"{report.rounds[-1].model_accuracy:.3f}" in str(summary.data)
+    assert {"gx-pool", "gx-batch", "gx-answers", "gx-labels"} <= set(by_key)
+    store.close()
+
+
+@pytest.mark.parametrize("corrupt", ["duplicate_id", "nan_feature"])
+def test_a_bad_pool_stops_the_round_with_a_clear_error_and_writes_no_labels(
+    tmp_path: Path, corrupt: str
+) -> None:
+    from flows.labeling_round import labeling_round
+
+    write_subset(tmp_path, corrupt=corrupt)
+    config = small_config(tmp_path)
+    with pytest.raises(DataValidationError) as error:
+        labeling_round(config, str(tmp_path))
+    message = str(error.value)
+    expected = {
+        "duplicate_id": ("expect_column_values_to_be_unique", "item_id", "d0003"),
+        "nan_feature": ("suite 'pool'", "px20", "nan"),
+    }[corrupt]
+    for fragment in expected:
+        assert fragment in message
+    store = Project(config, tmp_path).store
+    assert store.labels().empty and store.count_answers() == 0
+    assert list(store.rounds()["status"]) == ["failed"]
+    store.close()
+
+
+def test_killing_a_round_after_dispatch_and_rerunning_it_buys_nothing_twice(tmp_path: Path) -> None:
+    """Round 1 runs in a child process on a real-time crowd; we SIGKILL it mid-collection and rerun it here."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.labeling_round import labeling_round
+
+    write_subset(tmp_path)
+    realtime = {"poll_interval_minutes": 0.01, "simulated": {"realtime": True, "mean_latency_minutes": 0.15}}
+    config_path = tmp_path / "labelflow.toml"
+    config_path.write_text(
+        f"""name = "flow-test"
+store_url = "sqlite:///{tmp_path / "store.db"}"
+workdir = "{tmp_path / "work"}"
+[dataset]
+source = "digits_subset.csv"
+id_column = "id"
+n_gold = 10
+[selection]
+seed_size = 20
+[crowd]
+gold_per_round = 5
+poll_interval_minutes = {realtime["poll_interval_minutes"]}
+[crowd.simulated]
+realtime = true
+mean_latency_minutes = {realtime["simulated"]["mean_latency_minutes"]}
+[budget]
+max_rounds = 1
+"""
+    )
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--config", str(config_path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    config = small_config(tmp_path)
+    store = Project(config, tmp_path).store
+    try:
+        deadline = time.monotonic() + 120
+        while store.count_answers() < 5:
+            assert child.poll() is None, "the child finished before it could be killed"
+            assert time.monotonic() < deadline, "the child published nothing within 120 s"
+            time.sleep(0.1)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+    requests_before = store.requests(store.rounds()["id"].iloc[0])
+    answers_before = store.answers()
+    assert store.rounds()["status"].tolist() == ["running"]
+    assert 0 < len(answers_before) < requests_before["n_answers"].sum()
+
+    report = labeling_round(config, str(tmp_path))  # virtual clock now: the rest arrives fast
+    assert report.number == 1  # resumed, not a new round
+    round_id = int(store.rounds()["id"].iloc[0])
+    after = store.requests(round_id)
+    wave_one = after[after["wave"] == 1]
+    assert wave_one["request_key"].tolist() == requests_before["request_key"].tolist()
+    assert (after["external_id"].notna()).all()
+    answers = store.answers()
+    assert answers["answer_id"].is_unique
+    assert set(answers_before["answer_id"]) <= set(answers["answer_id"])
+    assert len(answers) == after["n_answers"].sum()  # every answer bought once, none twice
+    assert store.rounds()["status"].tolist() == ["completed"]
+    store.close()
