@@ -36,6 +36,9 @@ class QualityConfig(BaseModel):
         le=1,
         description="Labels below this confidence get another answer (up to crowd.max_answers).",
     )
+    block_spammers: bool = Field(
+        True, description="Block workers whose answers are, with 95% confidence, barely better than chance."
+    )
 
 
 class BudgetConfig(BaseModel):

@@ -39,6 +39,7 @@ from tasks.training import (
     save_model,
 )
 from tasks.validation import DataValidationError, validate_frame
+from tasks.workers import review_workers
 
 DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
 
@@ -105,6 +106,15 @@ def run_round(project: Project) -> RoundReport:
         labels, waves = label_batch(project, crowd, round_, batch)
         validate_frame(labels, "labels", label_names=project.label_names)
         store.save_labels(labels)
+        review_workers(
+            store,
+            crowd,
+            store.answers(),
+            project.label_names,
+            gold_labels(dataset),
+            round_number=round_.number,
+            block_spammers=config.quality.block_spammers,
+        )
         model = retrain_model(
             training_frame(store, dataset),
             still_unlabeled(pool, store),
@@ -232,7 +242,7 @@ def label_batch(
             answers,
             project.label_names,
             method=config.quality.method,
-            gold=project.dataset.known_labels[project.dataset.frame(ItemSet.GOLD)[ITEM_ID]],
+            gold=gold_labels(project.dataset),
             round_id=round_.id,
         )
         this_round = labels[labels[ITEM_ID].isin(batch[ITEM_ID])]
@@ -243,6 +253,10 @@ def label_batch(
         )
         wave += 1
     return labels, wave - 1
+
+
+def gold_labels(dataset: Dataset) -> pd.Series:
+    return dataset.known_labels[dataset.frame(ItemSet.GOLD)[ITEM_ID]]
 
 
 def training_frame(store: LabelStore, dataset: Dataset) -> pd.DataFrame:

@@ -54,6 +54,7 @@ class Project:
             {str(k): str(v) for k, v in self.dataset.hidden_truth.items()},
             reward_per_answer=crowd.reward_per_answer,
             clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
+            blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),
         )
 
     def spent(self, crowd: CrowdBackend) -> float:

@@ -9,7 +9,7 @@ answers with the very same ids: nothing is bought twice and a rerun is reproduci
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -103,6 +103,7 @@ class SimulatedCrowd:
 
     ``truth`` maps every item that may be asked (pool and gold) to its hidden true label. Time runs on
     ``clock`` — a :class:`VirtualClock` by default, which the wave loop fast-forwards while it waits.
+    ``blocked_workers`` (kept in the label store between processes) get no more work.
     """
 
     name = "simulated"
@@ -115,6 +116,7 @@ class SimulatedCrowd:
         *,
         reward_per_answer: float,
         clock: Clock | None = None,
+        blocked_workers: Iterable[str] = (),
     ) -> None:
         self.config = config
         self.label_names = list(label_names)
@@ -122,7 +124,7 @@ class SimulatedCrowd:
         self.reward_per_answer = reward_per_answer
         self.clock: Clock = clock or VirtualClock()
         self.workers = make_workers(config, len(self.label_names))
-        self._blocked: set[str] = set()
+        self._blocked: set[str] = set(blocked_workers)
         self._reviews: list[Review] = []
         self._closed: set[str] = set()
 
