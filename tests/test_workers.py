@@ -16,7 +16,10 @@ def simulated_answers(seed: int, n_items: int, per_item: int = 3) -> tuple[pd.Da
     truth = {f"i{k}": LABELS[k % 10] for k in range(n_items)}
     crowd = SimulatedCrowd(SimulatedCrowdConfig(seed=seed), LABELS, truth, reward_per_answer=0.05)
     handles = crowd.publish(
-        [LabelRequest(key=f"k{k}", item_id=f"i{k}", round_id=1, wave=1, n_answers=per_item) for k in range(n_items)]
+        [
+            LabelRequest(key=f"k{k}", item_id=f"i{k}", round_id=1, wave=1, n_answers=per_item)
+            for k in range(n_items)
+        ]
     )
     crowd.clock.sleep(10**6)
     answers = pd.DataFrame(
