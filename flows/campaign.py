@@ -23,20 +23,29 @@ class CampaignReport:
         return self.rounds[-1] if self.rounds else None
 
 
-def next_round_blocker(config: ProjectConfig, base_dir: Path, done: list[RoundReport]) -> str | None:
-    """Why no further round should start, or None if one should."""
-    if done and done[-1].model_accuracy >= config.budget.target_accuracy:
-        return f"target accuracy {config.budget.target_accuracy:.3f} reached ({done[-1].model_accuracy:.3f})"
-    if len(done) >= config.budget.max_rounds:
-        return f"max rounds ({config.budget.max_rounds}) done"
+def next_round_blocker(config: ProjectConfig, base_dir: Path) -> str | None:
+    """Why no further round should start, or None if one should. Counts the project's rounds in the store, so
+    a campaign run again continues where the last one stopped; an interrupted round is always resumed."""
     project = Project(config, base_dir)
     try:
-        affordable_batch_size(project, project.crowd(), has_model=bool(done))
-    except BudgetExceededError:
-        return f"budget spent (${project.spent(project.crowd()):.2f} of ${config.budget.max_spend:.2f})"
+        store = project.store
+        rounds = store.rounds()
+        if (rounds["status"] == "running").any():
+            return None
+        champion = store.champion()
+        if champion is not None and champion.accuracy >= config.budget.target_accuracy:
+            return f"target accuracy {config.budget.target_accuracy:.3f} reached ({champion.accuracy:.3f})"
+        completed = int((rounds["status"] == "completed").sum())
+        if completed >= config.budget.max_rounds:
+            return f"max rounds ({config.budget.max_rounds}) done"
+        crowd = project.crowd()
+        try:
+            affordable_batch_size(project, crowd, has_model=champion is not None)
+        except BudgetExceededError:
+            return f"budget spent (${project.spent(crowd):.2f} of ${config.budget.max_spend:.2f})"
+        return None
     finally:
         project.close()
-    return None
 
 
 @flow(name="labeling-campaign", flow_run_name="{config.name}-campaign")
@@ -47,7 +56,7 @@ def labeling_campaign(
     """Run labeling rounds, one after another, until a stopping condition holds."""
     logger = get_run_logger()
     report = CampaignReport()
-    while (blocker := next_round_blocker(config, Path(base_dir).resolve(), report.rounds)) is None:
+    while (blocker := next_round_blocker(config, Path(base_dir).resolve())) is None:
         round_report = labeling_round(config, base_dir)
         report.rounds.append(round_report)
         logger.info(

@@ -62,7 +62,11 @@ def _run_campaign(config: ProjectConfig, base_dir: Path) -> None:
     finally:
         project.close()
     final = result.final
-    if final is not None:
+    if final is None:
+        console.print(
+            f"\nNo round started: {result.stopped_because}. Change the budget in the config to go on."
+        )
+    else:
         paid = int(curve["answers_total_bought"].iloc[-1])
         console.print(
             f"\n[bold]Done[/bold] ({result.stopped_because}): "
