@@ -68,6 +68,8 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
     report = labeling_campaign(config, str(tmp_path))
     assert [r.number for r in report.rounds] == [1, 2]
     assert report.stopped_because.startswith("max rounds")
+    again = labeling_campaign(config, str(tmp_path))  # the stopping rules read the store: nothing more to do
+    assert again.rounds == [] and again.stopped_because.startswith("max rounds")
 
     store = Project(config, tmp_path).store
     rounds = store.rounds()

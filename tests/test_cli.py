@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def test_init_writes_a_config_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    result = runner.invoke(app, ["init", str(path)])
+    assert result.exit_code == 0 and path.exists()
+    assert runner.invoke(app, ["init", str(path)]).exit_code == 1
+    assert runner.invoke(app, ["init", str(path), "--force"]).exit_code == 0
+
+
+def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_text('[selection]\nstrategy = "clever"\n')
+    result = runner.invoke(app, ["status", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "selection.strategy" in result.output and "clever" in result.output
+
+
+def test_status_of_a_new_project_says_how_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    runner.invoke(app, ["init", str(path)])
+    result = runner.invoke(app, ["status", "--config", str(path)])
+    assert result.exit_code == 0 and "labelflow run" in result.output
+
+
+@pytest.mark.parametrize("command", [["demo", "--help"], ["run", "--help"], ["export", "--help"]])
+def test_help_explains_each_command(command: list[str]) -> None:
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_export_rejects_an_unknown_format(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    runner.invoke(app, ["init", str(path)])
+    result = runner.invoke(app, ["export", "--config", str(path), "--format", "xml"])
+    assert result.exit_code == 2 and "csv, parquet, jsonl" in result.output
