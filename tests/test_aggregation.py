@@ -22,7 +22,6 @@ from tasks.aggregation import (
 )
 from tasks.contracts import ContractError
 
-CROWD_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crowd"
 Estimator = type[MajorityVote] | type[DawidSkene]
 ESTIMATORS: list[Estimator] = [MajorityVote, DawidSkene]
 
@@ -345,10 +344,8 @@ def test_dawid_skene_beats_majority_vote_on_synthetic_crowd_and_gold_does_not_hu
     ("dataset", "strictly_better"),
     [("product", True), ("dog", True), ("duck", False), ("face", False)],
 )
-def test_dawid_skene_on_real_crowds(dataset: str, strictly_better: bool) -> None:
-    folder = CROWD_DIR / dataset
-    if not (folder / "answers.csv").exists() or not (folder / "truth.csv").exists():
-        pytest.skip(f"real crowd data not found at {folder} (expected answers.csv and truth.csv)")
+def test_dawid_skene_on_real_crowds(shared_crowd: Path, dataset: str, strictly_better: bool) -> None:
+    folder = shared_crowd / dataset
     answers = from_shared_csv(folder / "answers.csv")
     truth = read_shared_truth(folder / "truth.csv")
     labels = sorted(set(answers["label"]) | set(truth))
