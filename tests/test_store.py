@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +29,7 @@ from integrations.store import (
     StoreError,
 )
 from integrations.store.schema import Base
+from integrations.store.store import MIGRATIONS_DIR
 from tasks.contracts import ANSWER_COLUMNS, LABEL_COLUMNS
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -104,7 +106,9 @@ def test_migration_creates_schema_matching_orm(store: LabelStore) -> None:
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
         assert diffs == []
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+        assert len(scripts.get_heads()) == 1, f"migrations must form one line, heads: {scripts.get_heads()}"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == scripts.get_current_head()
         inspector = inspect(conn)
         for table in Base.metadata.sorted_tables:
             # Check constraints are not compared by autogenerate; their names must still match the ORM's.
@@ -506,3 +510,38 @@ def test_spend_counts_published_requests_and_requested_items_respect_round_order
     assert store.requested_items(before_round=second.id) == {f"i{k}" for k in range(4)}
     assert store.requested_items(before_round=first.id) == set()
     store.close()
+
+
+def test_ingestion_is_remembered_by_checksum(store: LabelStore) -> None:
+    first = store.record_ingestion(
+        checksum="abc", filename="a.csv", stored_at="processed/a.csv", status="processed", n_rows=3, n_added=3
+    )
+    again = store.record_ingestion(
+        checksum="abc", filename="b.csv", stored_at="processed/b.csv", status="processed", n_rows=3, n_added=0
+    )
+    assert first and not again
+    assert store.ingestion("abc") is not None and store.ingestion("abc")["filename"] == "a.csv"  # type: ignore[index]
+    assert store.ingestion("zzz") is None
+    assert list(store.ingested_files()["filename"]) == ["a.csv"]
+
+
+def test_pool_growth_is_counted_since_the_latest_round(store: LabelStore) -> None:
+    store.add_items(pd.DataFrame({"item_id": ["a", "b"], "item_set": "pool"}))
+    assert store.pool_items_added_since_last_round() == 2
+    round_ = store.open_round()
+    assert store.pool_items_added_since_last_round() == 0
+    store.add_items(pd.DataFrame({"item_id": ["c"], "item_set": "pool"}))
+    store.add_items(pd.DataFrame({"item_id": ["g"], "item_set": "gold", "known_label": "x"}))
+    assert store.pool_items_added_since_last_round() == 1
+    store.finish_round(round_.id, "completed")
+
+
+def test_one_round_lease_per_project_taken_over_only_when_stale(store: LabelStore) -> None:
+    assert store.acquire_round_lease("host:1:a", is_stale=lambda h: False) is None
+    assert store.acquire_round_lease("host:2:b", is_stale=lambda h: False) == "host:1:a"
+    assert store.acquire_round_lease("host:1:a", is_stale=lambda h: False) is None  # re-entrant
+    assert store.acquire_round_lease("host:2:b", is_stale=lambda h: h == "host:1:a") is None
+    store.release_round_lease("host:1:a")  # no longer the holder: changes nothing
+    assert store.acquire_round_lease("host:3:c", is_stale=lambda h: False) == "host:2:b"
+    store.release_round_lease("host:2:b")
+    assert store.acquire_round_lease("host:3:c", is_stale=lambda h: False) is None

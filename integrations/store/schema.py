@@ -211,3 +211,37 @@ class ModelVersion(Base):
     metrics: Mapped[str] = mapped_column(Text)  # JSON
     promoted: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime]
+
+
+INGESTION_STATUSES = ("processed", "quarantined")
+
+
+class IngestedFile(Base):
+    """A file that arrived in the project's inbox, identified by its content's checksum."""
+
+    __tablename__ = "ingested_files"
+    __table_args__ = (
+        UniqueConstraint("project", "checksum"),
+        CheckConstraint(_in("status", INGESTION_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(NAME_LEN))
+    checksum: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(Text)
+    stored_at: Mapped[str] = mapped_column(Text)  # where the file now lives (processed/ or quarantine/)
+    status: Mapped[str] = mapped_column(String(ENUM_LEN))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    n_added: Mapped[int] = mapped_column(Integer)
+    report: Mapped[str | None] = mapped_column(Text)
+    ingested_at: Mapped[datetime]
+
+
+class RoundLease(Base):
+    """Who is running a round of the project right now: one holder per project."""
+
+    __tablename__ = "round_leases"
+
+    project: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(NAME_LEN))
+    acquired_at: Mapped[datetime]

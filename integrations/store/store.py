@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,18 @@ from typing import Any, Final, TypeVar
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Select, bindparam, create_engine, event, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -34,11 +45,13 @@ from integrations.store.schema import (
     WORKER_STATUSES,
     AnswerRow,
     Base,
+    IngestedFile,
     Item,
     LabelRequestRow,
     LabelRow,
     ModelVersion,
     Round,
+    RoundLease,
     Worker,
 )
 from tasks.contracts import ANSWER_COLUMNS, LABEL_COLUMNS, empty_frame, require_columns
@@ -987,3 +1000,107 @@ class LabelStore:
             [json.loads(row.metrics) for row in rows], index=frame.index, dtype="object"
         )
         return frame
+
+    # ------------------------------------------------------------------ ingestion
+
+    def ingestion(self, checksum: str) -> dict[str, Any] | None:
+        """What became of the file with this content checksum, or None if it never arrived."""
+        files = self.ingested_files()
+        match = files[files["checksum"] == checksum]
+        return None if match.empty else dict(match.iloc[0])
+
+    def record_ingestion(
+        self,
+        *,
+        checksum: str,
+        filename: str,
+        stored_at: str,
+        status: str,
+        n_rows: int,
+        n_added: int,
+        report: str | None = None,
+    ) -> bool:
+        """Remember a file by its checksum; False (and nothing written) if that content arrived before."""
+        with self._write() as conn:
+            result = conn.execute(
+                self._insert(IngestedFile)
+                .values(
+                    project=self.project,
+                    checksum=checksum,
+                    filename=filename,
+                    stored_at=stored_at,
+                    status=status,
+                    n_rows=int(n_rows),
+                    n_added=int(n_added),
+                    report=report,
+                    ingested_at=_now(),
+                )
+                .on_conflict_do_nothing()
+            )
+            return bool(result.rowcount)
+
+    def ingested_files(self, status: str | None = None) -> pd.DataFrame:
+        """The files ingested so far, oldest first: checksum, filename, stored_at, status, n_rows, n_added,
+        report, ingested_at."""
+        columns = (
+            "checksum",
+            "filename",
+            "stored_at",
+            "status",
+            "n_rows",
+            "n_added",
+            "report",
+            "ingested_at",
+        )
+        query = select(*(getattr(IngestedFile, c) for c in columns)).where(
+            IngestedFile.project == self.project
+        )
+        if status is not None:
+            query = query.where(IngestedFile.status == status)
+        with self._read() as conn:
+            return _frame(conn.execute(query.order_by(IngestedFile.id)), columns)
+
+    def pool_items_added_since_last_round(self) -> int:
+        """Pool items stored after the latest round started (all pool items if there is no round yet)."""
+        latest = select(func.max(Round.started_at)).where(Round.project == self.project).scalar_subquery()
+        query = (
+            select(func.count())
+            .select_from(Item)
+            .where(Item.project == self.project, Item.item_set == "pool")
+        )
+        with self._read() as conn:
+            started = conn.scalar(select(latest))
+            if started is not None:
+                query = query.where(Item.added_at > started)
+            return int(conn.scalar(query) or 0)
+
+    # ------------------------------------------------------------------ one round at a time
+
+    def acquire_round_lease(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
+        """Take the project's round lease for ``holder``; None on success, else the holder who has it.
+
+        A lease whose holder ``is_stale`` (e.g. a process that died without releasing it) is taken over, so a
+        crash never blocks the project for good.
+        """
+        with self._write() as conn:
+            current = conn.scalar(select(RoundLease.holder).where(RoundLease.project == self.project))
+            if current is None:
+                conn.execute(
+                    self._insert(RoundLease).values(project=self.project, holder=holder, acquired_at=_now())
+                )
+                return None
+            if current == holder or is_stale(current):
+                conn.execute(
+                    update(RoundLease)
+                    .where(RoundLease.project == self.project)
+                    .values(holder=holder, acquired_at=_now())
+                )
+                return None
+            return str(current)
+
+    def release_round_lease(self, holder: str) -> None:
+        """Give the lease back (only if ``holder`` still has it)."""
+        with self._write() as conn:
+            conn.execute(
+                delete(RoundLease).where(RoundLease.project == self.project, RoundLease.holder == holder)
+            )
