@@ -58,6 +58,9 @@ def labeling_campaign(
     report = CampaignReport()
     while (blocker := next_round_blocker(config, Path(base_dir).resolve())) is None:
         round_report = labeling_round(config, base_dir)
+        if round_report is None:
+            blocker = "another round of this project is running; this campaign stops here"
+            break
         report.rounds.append(round_report)
         logger.info(
             "round %d: %d answers, $%.2f spent, label accuracy %s, model accuracy %.3f",

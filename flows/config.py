@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from integrations.datasets import DIGITS, DatasetConfig
+from integrations.inbox import InboxConfig
 from tasks.dispatch import CrowdConfig
 from tasks.selection import SelectionConfig
 from tasks.training import TrainingConfig
@@ -53,6 +54,14 @@ class BudgetConfig(BaseModel):
     )
 
 
+class ScheduleConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    round_cron: str | None = Field(
+        "0 2 * * *", description="When `labelflow serve` runs a labeling round (cron, UTC); None for never."
+    )
+
+
 class ProjectConfig(BaseModel):
     """Everything a labeling campaign needs to know; ``labelflow init`` writes a commented example."""
 
@@ -72,6 +81,8 @@ class ProjectConfig(BaseModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    inbox: InboxConfig = Field(default_factory=InboxConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     @model_validator(mode="after")
     def _labels_fit_the_source(self) -> ProjectConfig:

@@ -9,6 +9,9 @@ the store already holds its batch, its requests and every answer collected, so n
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.config import ProjectConfig
+from flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
 from flows.project import Project
 from integrations.crowd.base import BudgetExceededError, CrowdBackend
 from integrations.datasets import Dataset, DatasetError
@@ -69,13 +73,48 @@ class RoundReport:
 
 
 @flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
-def labeling_round(config: ProjectConfig, base_dir: str = ".") -> RoundReport:
-    """Run (or resume) one labeling round of the project."""
+def labeling_round(config: ProjectConfig, base_dir: str = ".") -> RoundReport | None:
+    """Run (or resume) one labeling round of the project; None if another round of it is running right now."""
     project = Project(config, Path(base_dir).resolve())
+    holder = lease_holder()
     try:
-        return run_round(project)
+        busy = project.store.acquire_round_lease(holder, is_stale=holder_is_gone)
+        if busy is not None:
+            get_run_logger().warning(
+                "another round of %s is running (%s); this run is skipped, nothing was done",
+                config.name,
+                busy,
+            )
+            return None
+        try:
+            report = run_round(project)
+        except Exception as error:
+            emit(ROUND_FAILED, config.name, {"error": f"{type(error).__name__}: {error}"})
+            raise
+        emit(ROUND_COMPLETED, config.name, report.as_dict())
+        return report
     finally:
+        project.store.release_round_lease(holder)
         project.close()
+
+
+def lease_holder() -> str:
+    """Who this process is, for the round lease: host, process id and a token unique to this run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_gone(holder: str) -> bool:
+    """A holder on this host whose process has ended (killed, crashed) will never release its lease."""
+    host, pid, _ = holder.split(":", 2)
+    if host != socket.gethostname():
+        return False  # cannot see another host's processes; its lease stands
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def run_round(project: Project) -> RoundReport:

@@ -12,6 +12,7 @@ from flows.config import ProjectConfig
 from integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from integrations.crowd.simulated import SimulatedCrowd
 from integrations.datasets import Dataset, load_dataset
+from integrations.inbox import Inbox, open_inbox
 from integrations.store import LabelStore
 
 
@@ -35,8 +36,18 @@ class Project:
         return LabelStore(resolve_store_url(self.config.store_url, self.base_dir), self.config.name)
 
     @cached_property
+    def inbox(self) -> Inbox:
+        return open_inbox(self.config.inbox, self.base_dir)
+
+    @cached_property
     def dataset(self) -> Dataset:
-        return load_dataset(self.config.dataset, list(self.config.labels), self.base_dir)
+        """The configured source plus every file ingested from the inbox so far."""
+        processed = self.store.ingested_files(status="processed")
+        arrivals = [
+            (str(row["filename"]), self.inbox.read_location(str(row["stored_at"])))
+            for row in processed.to_dict("records")
+        ]
+        return load_dataset(self.config.dataset, list(self.config.labels), self.base_dir, arrivals)
 
     @property
     def label_names(self) -> list[str]:

@@ -8,8 +8,10 @@ has labels for pool items too — the hidden truth that only the simulated crowd
 from __future__ import annotations
 
 import base64
+import io
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,29 +68,58 @@ class Dataset:
         return self.items[self.items["item_set"] == item_set.value].reset_index(drop=True)
 
 
-def load_dataset(config: DatasetConfig, label_names: list[str], base_dir: Path | None = None) -> Dataset:
-    """Load the configured source and split it into pool, gold and held-out items (reproducibly)."""
+def load_dataset(
+    config: DatasetConfig,
+    label_names: list[str],
+    base_dir: Path | None = None,
+    arrivals: Sequence[tuple[str, bytes]] = (),
+) -> Dataset:
+    """Load the configured source and split it into pool, gold and held-out items (reproducibly).
+
+    ``arrivals`` are files ingested from the inbox later, as (name, content): their rows join the pool, and a
+    label they carry is hidden truth only (for the simulated crowd and the report), never a known label.
+    """
     if config.source == DIGITS:
         frame, features = _digits_frame()
     else:
-        frame, features = _file_frame(config, base_dir or Path.cwd())
+        path = ((base_dir or Path.cwd()) / config.source).resolve()
+        frame, features = _file_frame(config, read_table(path), str(path), path.parent)
     labels = frame.pop("_label")
     names = label_names or sorted(labels.dropna().unique().tolist())
-    unknown = labels.notna() & ~labels.isin(names)
-    if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise DatasetError(
-            f"{config.source}: row {row} (item {frame[ITEM_ID].iloc[row]!r}) has label {labels.iloc[row]!r}, "
-            f"which is not among the configured label names {names}; add it to `labels` or fix the row"
-        )
+    _check_labels(labels, frame, names, config.source)
     item_set = _split(labels, config)
     frame.insert(1, "item_set", item_set)
-    truth = pd.Series(labels.to_numpy(), index=frame[ITEM_ID].to_numpy(), name="label").dropna()
     known_mask = (item_set != ItemSet.POOL.value).to_numpy()
     known = pd.Series(
         labels.to_numpy()[known_mask], index=frame[ITEM_ID].to_numpy()[known_mask], name="label"
     )
-    return Dataset(frame, features, names, known, truth)
+    frames, truths = [frame], [labels]
+    for name, content in arrivals:
+        arrived = items_from_table(read_table(content, name), config, name, features)
+        truths.append(arrived.pop("_label"))
+        frames.append(arrived.assign(item_set=ItemSet.POOL.value)[frame.columns])
+    items = pd.concat(frames, ignore_index=True) if arrivals else frame
+    all_labels = pd.concat(truths, ignore_index=True) if arrivals else labels
+    truth = pd.Series(all_labels.to_numpy(), index=items[ITEM_ID].to_numpy(), name="label").dropna()
+    return Dataset(items, features, names, known, truth)
+
+
+def items_from_table(
+    raw: pd.DataFrame, config: DatasetConfig, name: str, features: list[str]
+) -> pd.DataFrame:
+    """A new file's rows as items with the dataset's own feature columns (item_id, features, payload, _label)."""
+    frame, _ = _file_frame(config.model_copy(update={"feature_columns": tuple(features)}), raw, name, None)
+    return frame
+
+
+def _check_labels(labels: pd.Series, frame: pd.DataFrame, names: list[str], source: str) -> None:
+    unknown = labels.notna() & ~labels.isin(names)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise DatasetError(
+            f"{source}: row {row} (item {frame[ITEM_ID].iloc[row]!r}) has label {labels.iloc[row]!r}, "
+            f"which is not among the configured label names {names}; add it to `labels` or fix the row"
+        )
 
 
 def _split(labels: pd.Series, config: DatasetConfig) -> pd.Series:
@@ -129,21 +160,28 @@ def _digits_frame() -> tuple[pd.DataFrame, list[str]]:
     return frame, features
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
+def read_table(source: Path | bytes, name: str | None = None) -> pd.DataFrame:
+    """A CSV or Parquet table from a path or from a file's bytes (``name`` gives the file type then)."""
+    label = str(source) if isinstance(source, Path) else (name or "<bytes>")
+    suffix = Path(label).suffix.lower()
+    if isinstance(source, Path) and not source.exists():
         raise DatasetError(
-            f"{path}: no such file; set dataset.source to a .csv or .parquet file or to 'digits'"
+            f"{source}: no such file; set dataset.source to a .csv or .parquet file or to 'digits'"
         )
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, dtype_backend="numpy_nullable")
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    raise DatasetError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
+    data: Path | io.BytesIO = source if isinstance(source, Path) else io.BytesIO(source)
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(data, dtype_backend="numpy_nullable")
+        if suffix in {".parquet", ".pq"}:
+            return pd.read_parquet(data)
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{label}: cannot be read as {suffix[1:]}: {error}") from None
+    raise DatasetError(f"{label}: unsupported file type {suffix!r}; use .csv or .parquet")
 
 
-def _file_frame(config: DatasetConfig, base_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    path = (base_dir / config.source).resolve()
-    raw = _read_table(path)
+def _file_frame(
+    config: DatasetConfig, raw: pd.DataFrame, path: str, answers_dir: Path | None
+) -> tuple[pd.DataFrame, list[str]]:
     if config.id_column not in raw.columns:
         raise DatasetError(f"{path}: no id column {config.id_column!r}; columns are {list(raw.columns)}")
     reserved = {config.id_column, config.label_column, config.payload_column}
@@ -166,17 +204,17 @@ def _file_frame(config: DatasetConfig, base_dir: Path) -> tuple[pd.DataFrame, li
             )
         frame[column] = values.astype(np.float64).to_numpy(na_value=np.nan)
     frame[PAYLOAD] = raw[config.payload_column].astype(str) if config.payload_column else None
-    frame["_label"] = _known_labels(raw, config, path)
+    frame["_label"] = _known_labels(raw, config, answers_dir)
     return frame, features
 
 
-def _known_labels(raw: pd.DataFrame, config: DatasetConfig, path: Path) -> pd.Series:
+def _known_labels(raw: pd.DataFrame, config: DatasetConfig, answers_dir: Path | None) -> pd.Series:
     labels = pd.Series(None, index=raw.index, dtype=object)
     if config.label_column is not None and config.label_column in raw.columns:
         present = raw[config.label_column].notna()
         labels[present] = raw.loc[present, config.label_column].astype(str)
-    if config.answers_file:
-        answers = _read_table((path.parent / config.answers_file).resolve())
+    if config.answers_file and answers_dir is not None:
+        answers = read_table((answers_dir / config.answers_file).resolve())
         for column in (ITEM_ID, "label"):
             if column not in answers.columns:
                 raise DatasetError(

@@ -192,3 +192,17 @@ max_rounds = 1
     assert len(answers) == after["n_answers"].sum()  # every answer bought once, none twice
     assert store.rounds()["status"].tolist() == ["completed"]
     store.close()
+
+
+def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: Path) -> None:
+    from flows.labeling_round import labeling_round, lease_holder
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path)
+    store = Project(config, tmp_path).store
+    running_elsewhere = lease_holder()  # this very process is alive, so the lease is not stale
+    assert store.acquire_round_lease(running_elsewhere, is_stale=lambda _: False) is None
+    assert labeling_round(config, str(tmp_path)) is None
+    assert store.rounds().empty  # skipped before anything was done
+    store.release_round_lease(running_elsewhere)
+    store.close()

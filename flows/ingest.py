@@ -1,0 +1,171 @@
+"""Ingestion: new files in the inbox become pool items, once, and a round starts when enough have arrived.
+
+A file is identified by its content's checksum. The ingestion is recorded in the store *before* the file moves,
+at the location it is about to move to, so a crash at any point is finished by the next run: a file whose
+checksum is known but which is still in the inbox is moved to where the record says, and adding its items is
+idempotent. The same content arriving again adds nothing and is filed as a duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.config import ProjectConfig
+from flows.events import DATA_ARRIVED, POOL_GREW, THRESHOLD_LABEL, emit
+from flows.project import Project
+from integrations.datasets import DatasetError, items_from_table, read_table
+from integrations.inbox import checksum
+from tasks.contracts import ITEM_ID, ItemSet
+from tasks.validation import validate_pool
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    name: str
+    checksum: str
+    status: str  # "processed", "quarantined" or "duplicate"
+    n_rows: int
+    n_added: int
+    location: str
+    report: str | None = None
+
+
+def check_arrival(content: bytes, name: str, project: Project) -> tuple[pd.DataFrame, str | None]:
+    """The file's rows as items, and a report of what is wrong with them (None if nothing is)."""
+    dataset = project.dataset
+    try:
+        frame = items_from_table(
+            read_table(content, name), project.config.dataset, name, dataset.feature_columns
+        )
+    except DatasetError as error:
+        return pd.DataFrame(), str(error)
+    report = validate_pool(frame, dataset.feature_columns)
+    problems = [outcome.describe() for outcome in report.failures()]
+    clashes = sorted(set(frame[ITEM_ID]) & set(project.store.items()[ITEM_ID]))
+    if clashes:
+        problems.append(f"{len(clashes)} item id(s) already in the project, e.g. {clashes[:5]}")
+    if problems:
+        return frame, f"{name} was not ingested:\n" + "\n".join(f"  - {p}" for p in problems)
+    return frame, None
+
+
+@flow(name="ingest-file", flow_run_name="ingest-{name}")
+def ingest_file(config: ProjectConfig, name: str, base_dir: str = ".") -> IngestResult:
+    """Ingest one file from the inbox: validate it, add its items to the pool, file it away, emit events."""
+    project = Project(config, Path(base_dir).resolve())
+    try:
+        return _ingest(project, name)
+    finally:
+        project.close()
+
+
+def _ingest(project: Project, name: str) -> IngestResult:
+    logger = get_run_logger()
+    store, inbox = project.store, project.inbox
+    content = inbox.read(name)
+    digest = checksum(content)
+    known = store.ingestion(digest)
+    if known is not None and not inbox.exists(str(known["stored_at"])):
+        logger.info("%s: finishing an ingestion that was interrupted", name)
+        inbox.move(name, str(known["stored_at"]), known["report"])
+        result = IngestResult(
+            name,
+            digest,
+            str(known["status"]),
+            int(known["n_rows"]),
+            0,
+            str(known["stored_at"]),
+            known["report"],
+        )
+        if result.status == "processed":
+            frame, _ = check_arrival(content, name, project)
+            added = store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
+            result = IngestResult(name, digest, "processed", len(frame), added, result.location)
+        return _announce(project, result)
+    if known is not None:
+        report = f"{name} has the same content as {known['filename']}, ingested before; nothing added"
+        location = inbox.plan(name, "processed")
+        inbox.move(name, location, report)
+        logger.info(report)
+        return _announce(project, IngestResult(name, digest, "duplicate", 0, 0, location, report))
+
+    frame, problems = check_arrival(content, name, project)
+    status = "quarantined" if problems else "processed"
+    location = inbox.plan(name, "quarantine" if problems else "processed")
+    store.record_ingestion(
+        checksum=digest,
+        filename=name,
+        stored_at=location,
+        status=status,
+        n_rows=len(frame),
+        n_added=0 if problems else len(frame),
+        report=problems,
+    )
+    inbox.move(name, location, problems)
+    added = 0 if problems else store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
+    if problems:
+        logger.error(problems)
+    else:
+        logger.info("%s: %d rows, %d new pool items", name, len(frame), added)
+    return _announce(project, IngestResult(name, digest, status, len(frame), added, location, problems))
+
+
+def _announce(project: Project, result: IngestResult) -> IngestResult:
+    """Events and an artifact for the file; a pool-growth event that may trigger a round."""
+    config = project.config
+    emit(
+        DATA_ARRIVED,
+        config.name,
+        {
+            "file": result.name,
+            "checksum": result.checksum,
+            "status": result.status,
+            "rows": result.n_rows,
+            "added": result.n_added,
+            "location": result.location,
+        },
+    )
+    create_markdown_artifact(
+        markdown=f"# Ingested `{result.name}`: {result.status}\n\n"
+        f"{result.n_rows} rows, {result.n_added} new pool items, filed at `{result.location}`.\n\n"
+        + (f"```\n{result.report}\n```\n" if result.report else ""),
+        description=f"Ingestion of {result.name}",
+    )
+    if result.status == "processed" and result.n_added:
+        since = project.store.pool_items_added_since_last_round()
+        reached = since >= config.inbox.round_after_items
+        emit(
+            POOL_GREW,
+            config.name,
+            {
+                "added": result.n_added,
+                "added_since_last_round": since,
+                "threshold": config.inbox.round_after_items,
+            },
+            **{THRESHOLD_LABEL: "true" if reached else "false"},
+        )
+        get_run_logger().info(
+            "pool grew by %d (%d since the last round%s)",
+            result.n_added,
+            since,
+            ": a round is due" if reached else "",
+        )
+    return result
+
+
+@flow(name="watch-inbox", flow_run_name="watch-inbox")
+def watch_inbox(config: ProjectConfig, base_dir: str = ".") -> list[IngestResult]:
+    """Ingest every file waiting in the inbox."""
+    project = Project(config, Path(base_dir).resolve())
+    try:
+        waiting = project.inbox.waiting()
+    finally:
+        project.close()
+    if waiting:
+        get_run_logger().info("%d file(s) waiting: %s", len(waiting), ", ".join(waiting))
+    return [ingest_file(config, name, base_dir) for name in waiting]

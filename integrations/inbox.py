@@ -1,0 +1,160 @@
+"""Where new data arrives: a local folder or an S3 prefix, each with ``processed/`` and ``quarantine/`` beside it.
+
+A file is read whole, identified by the SHA-256 of its content (so the same data under another name is still
+the same file), then moved to ``processed/`` or, with a report, to ``quarantine/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Destination = Literal["processed", "quarantine"]
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class InboxConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field("inbox", description='A folder (relative to the config file) or "s3://bucket/prefix".')
+    s3_endpoint_url: str | None = Field(None, description="Another S3 endpoint (MinIO, moto); None for AWS.")
+    watch_interval_seconds: float = Field(
+        60.0, gt=0, description="How often the watcher looks for new files."
+    )
+    round_after_items: int = Field(
+        50, ge=1, description="Start a labeling round once this many pool items arrived since the last one."
+    )
+
+
+def checksum(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class Inbox(Protocol):
+    def waiting(self) -> list[str]:
+        """Names of the data files waiting to be ingested, oldest name first."""
+        ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def plan(self, name: str, to: Destination) -> str:
+        """Where ``move`` would put the file: a free location in ``processed/`` or ``quarantine/``."""
+        ...
+
+    def move(self, name: str, location: str, report: str | None = None) -> None:
+        """Move the file out of the inbox to ``location`` (with ``<location>.report.txt`` if given)."""
+        ...
+
+    def exists(self, location: str) -> bool: ...
+
+    def read_location(self, location: str) -> bytes:
+        """The content of a file this inbox moved earlier."""
+        ...
+
+
+class LocalInbox:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def waiting(self) -> list[str]:
+        return sorted(
+            p.name for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+        )
+
+    def read(self, name: str) -> bytes:
+        return (self.folder / name).read_bytes()
+
+    def plan(self, name: str, to: Destination) -> str:
+        target_dir = self.folder / to
+        target_dir.mkdir(exist_ok=True)
+        return str(_free_name(target_dir, name))
+
+    def move(self, name: str, location: str, report: str | None = None) -> None:
+        target = Path(location)
+        shutil.move(self.folder / name, target)
+        if report is not None:
+            target.with_name(target.name + ".report.txt").write_text(report, encoding="utf-8")
+
+    def exists(self, location: str) -> bool:
+        return Path(location).exists()
+
+    def read_location(self, location: str) -> bytes:
+        return Path(location).read_bytes()
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """``name`` in ``folder``, or ``name`` with a counter if taken: a second copy never overwrites the first."""
+    candidate, counter = folder / name, 1
+    while candidate.exists():
+        candidate = folder / f"{Path(name).stem}.{counter}{Path(name).suffix}"
+        counter += 1
+    return candidate
+
+
+class S3Inbox:
+    """An S3 prefix as an inbox; the client is passed in (any boto3 S3 client, e.g. pointed at moto or MinIO)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def waiting(self) -> list[str]:
+        names = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"
+        ):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(self.prefix) :]
+                if Path(name).suffix.lower() in DATA_SUFFIXES:
+                    names.append(name)
+        return sorted(names)
+
+    def read(self, name: str) -> bytes:
+        return self.read_location(f"s3://{self.bucket}/{self.prefix}{name}")
+
+    def plan(self, name: str, to: Destination) -> str:
+        target, counter = f"{self.prefix}{to}/{name}", 1
+        while self._exists(target):  # a second copy never overwrites the first
+            target = f"{self.prefix}{to}/{Path(name).stem}.{counter}{Path(name).suffix}"
+            counter += 1
+        return f"s3://{self.bucket}/{target}"
+
+    def move(self, name: str, location: str, report: str | None = None) -> None:
+        source = f"{self.prefix}{name}"
+        target = location.removeprefix(f"s3://{self.bucket}/")
+        self.client.copy_object(
+            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+        )
+        self.client.delete_object(Bucket=self.bucket, Key=source)
+        if report is not None:
+            self.client.put_object(
+                Bucket=self.bucket, Key=target + ".report.txt", Body=report.encode("utf-8")
+            )
+
+    def exists(self, location: str) -> bool:
+        return self._exists(location.removeprefix(f"s3://{self.bucket}/"))
+
+    def _exists(self, key: str) -> bool:
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        return bool(found) and found[0]["Key"] == key
+
+    def read_location(self, location: str) -> bytes:
+        bucket, key = location.removeprefix("s3://").split("/", 1)
+        body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+
+def open_inbox(config: InboxConfig, base_dir: Path) -> Inbox:
+    if config.url.startswith("s3://"):
+        import boto3
+
+        bucket, _, prefix = config.url.removeprefix("s3://").partition("/")
+        return S3Inbox(boto3.client("s3", endpoint_url=config.s3_endpoint_url), bucket, prefix)
+    folder = Path(config.url)
+    return LocalInbox(folder if folder.is_absolute() else (base_dir / folder).resolve())
