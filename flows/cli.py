@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.config import CONFIG_FILE, ConfigError, ProjectConfig, example_config, load_config
+from integrations.inbox import LocalInbox
 
 app = typer.Typer(
     help="labelflow — labeling pipelines as Prefect flows: active learning picks items, a crowd answers, "
@@ -175,6 +176,66 @@ def export(
     finally:
         project.close()
     console.print(f"Wrote {n} labels to {path}")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = Path(CONFIG_FILE),
+    limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 4,
+) -> None:
+    """Serve the project's deployments (scheduled rounds, the inbox watcher, the answer collector) on the
+    Prefect server at PREFECT_API_URL, until Ctrl-C."""
+    _quiet_libraries()
+    from flows.serve import serve_project
+
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "[yellow]PREFECT_API_URL is not set: serving needs a Prefect server that outlives this command. "
+            "Start one (see README, 'Watching a run in the Prefect UI') and export PREFECT_API_URL.[/yellow]"
+        )
+        raise typer.Exit(2)
+    serve_project(_load(config), config.resolve().parent, limit=limit)
+
+
+@app.command()
+def ingest(
+    file: Annotated[
+        Path, typer.Argument(help="A .csv or .parquet file of new items (same columns as the dataset).")
+    ],
+    config: ConfigOption = Path(CONFIG_FILE),
+) -> None:
+    """Put FILE into the project's inbox and ingest it now: validated, added to the pool, filed away."""
+    _quiet_libraries()
+    from flows.ingest import ingest_file
+    from flows.project import Project
+
+    project_config = _load(config)
+    if not file.exists():
+        console.print(f"[red]{file}: no such file[/red]")
+        raise typer.Exit(2)
+    project = Project(project_config, config.resolve().parent)
+    try:
+        inbox = project.inbox
+        name = file.name
+        if isinstance(inbox, LocalInbox):
+            shutil.copy(file, inbox.folder / name)
+        else:
+            console.print(
+                "[red]`labelflow ingest` copies into a local inbox; upload to the S3 prefix instead[/red]"
+            )
+            raise typer.Exit(2)
+    finally:
+        project.close()
+    result = ingest_file(project_config, name, str(config.resolve().parent))
+    colour = "green" if result.status == "processed" else "yellow" if result.status == "duplicate" else "red"
+    console.print(
+        f"[{colour}]{result.name}: {result.status}[/{colour}], {result.n_added} new pool items, "
+        f"filed at {result.location}"
+    )
+    if result.report:
+        console.print(result.report)
+        if result.status == "quarantined":
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -28,7 +28,7 @@ from tasks.validation import validate_pool
 class IngestResult:
     name: str
     checksum: str
-    status: str  # "processed", "quarantined" or "duplicate"
+    status: str  # "processed", "quarantined", "duplicate", or "taken" (by a concurrent ingestion)
     n_rows: int
     n_added: int
     location: str
@@ -67,7 +67,11 @@ def ingest_file(config: ProjectConfig, name: str, base_dir: str = ".") -> Ingest
 def _ingest(project: Project, name: str) -> IngestResult:
     logger = get_run_logger()
     store, inbox = project.store, project.inbox
-    content = inbox.read(name)
+    try:
+        content = inbox.read(name)
+    except FileNotFoundError:
+        logger.info("%s is gone from the inbox: another ingestion took it", name)
+        return IngestResult(name, "", "taken", 0, 0, "")
     digest = checksum(content)
     known = store.ingestion(digest)
     if known is not None and not inbox.exists(str(known["stored_at"])):
@@ -97,7 +101,7 @@ def _ingest(project: Project, name: str) -> IngestResult:
     frame, problems = check_arrival(content, name, project)
     status = "quarantined" if problems else "processed"
     location = inbox.plan(name, "quarantine" if problems else "processed")
-    store.record_ingestion(
+    claimed = store.record_ingestion(
         checksum=digest,
         filename=name,
         stored_at=location,
@@ -106,6 +110,9 @@ def _ingest(project: Project, name: str) -> IngestResult:
         n_added=0 if problems else len(frame),
         report=problems,
     )
+    if not claimed:  # another ingestion of the same content got there first and files it
+        logger.info("%s is being ingested by another run", name)
+        return IngestResult(name, digest, "taken", len(frame), 0, "")
     inbox.move(name, location, problems)
     added = 0 if problems else store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
     if problems:

@@ -73,8 +73,16 @@ class RoundReport:
 
 
 @flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
-def labeling_round(config: ProjectConfig, base_dir: str = ".") -> RoundReport | None:
-    """Run (or resume) one labeling round of the project; None if another round of it is running right now."""
+def labeling_round(
+    config: ProjectConfig, base_dir: str = ".", wait_for_answers: bool = True, resume_only: bool = False
+) -> RoundReport | None:
+    """Run (or resume) one labeling round of the project.
+
+    Returns None when nothing finished in this run: another round of the project is running, or (with
+    ``wait_for_answers=False``, as served deployments run) the round handed its wait over to the collector
+    deployment, which resumes it once the wave's answers are in (``resume_only=True``: never start a new round,
+    so a resume that comes twice does nothing the second time).
+    """
     project = Project(config, Path(base_dir).resolve())
     holder = lease_holder()
     try:
@@ -86,12 +94,17 @@ def labeling_round(config: ProjectConfig, base_dir: str = ".") -> RoundReport | 
                 busy,
             )
             return None
+        rounds = project.store.rounds()
+        if resume_only and not (rounds["status"] == "running").any():
+            get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
+            return None
         try:
-            report = run_round(project)
+            report = run_round(project, wait_for_answers=wait_for_answers)
         except Exception as error:
             emit(ROUND_FAILED, config.name, {"error": f"{type(error).__name__}: {error}"})
             raise
-        emit(ROUND_COMPLETED, config.name, report.as_dict())
+        if report is not None:
+            emit(ROUND_COMPLETED, config.name, report.as_dict())
         return report
     finally:
         project.store.release_round_lease(holder)
@@ -117,7 +130,7 @@ def holder_is_gone(holder: str) -> bool:
     return False
 
 
-def run_round(project: Project) -> RoundReport:
+def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport | None:
     config, store = project.config, project.store
     round_ = store.open_round()
     _name_flow_run(f"{config.name}-round-{round_.number}")
@@ -142,7 +155,10 @@ def run_round(project: Project) -> RoundReport:
         validate_frame(
             batch, "batch", unlabeled_pool_ids=set(unlabeled[ITEM_ID]), max_size=max(len(batch), 1)
         )
-        labels, waves = label_batch(project, crowd, round_, batch)
+        labeled = label_batch(project, crowd, round_, batch, wait=wait_for_answers)
+        if labeled is None:
+            return None  # waiting for answers; the collector resumes this round
+        labels, waves = labeled
         validate_frame(labels, "labels", label_names=project.label_names)
         store.save_labels(labels)
         review_workers(
@@ -229,9 +245,10 @@ def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: b
 
 
 def label_batch(
-    project: Project, crowd: CrowdBackend, round_: RoundRecord, batch: pd.DataFrame
-) -> tuple[pd.DataFrame, int]:
-    """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain."""
+    project: Project, crowd: CrowdBackend, round_: RoundRecord, batch: pd.DataFrame, *, wait: bool = True
+) -> tuple[pd.DataFrame, int] | None:
+    """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain.
+    None if a wave's answers are not in yet and ``wait`` is off."""
     config, store = project.config, project.store
     gold_ids = choose_gold(
         project.dataset.frame(ItemSet.GOLD)[ITEM_ID].tolist(),
@@ -266,7 +283,7 @@ def label_batch(
             spent=project.spent(crowd),
             budget=config.budget.max_spend,
         )
-        collect_answers(
+        progress = collect_answers(
             store,
             crowd,
             handles,
@@ -274,7 +291,10 @@ def label_batch(
             wave=wave,
             poll_interval_minutes=config.crowd.poll_interval_minutes,
             deadline_hours=config.crowd.wave_deadline_hours,
+            wait=wait,
         )
+        if not progress.done:
+            return None
         answers = store.answers()
         validate_frame(answers, "answers", label_names=project.label_names)
         labels = aggregate_answers(

@@ -7,6 +7,7 @@ before aggregation, validation or anything else that could fail.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from prefect import get_run_logger, task
@@ -15,6 +16,13 @@ from prefect.cache_policies import NO_CACHE
 
 from integrations.crowd.base import CrowdBackend, Handle
 from integrations.store import LabelStore
+
+
+@dataclass(frozen=True)
+class WaveProgress:
+    collected: int
+    expected: int
+    done: bool  # every answer is in, or the wave's deadline has passed
 
 
 @task(name="collect-answers", task_run_name="collect-round-{round_number}-wave-{wave}", cache_policy=NO_CACHE)
@@ -27,13 +35,16 @@ def collect_answers(
     wave: int,
     poll_interval_minutes: float,
     deadline_hours: float,
-) -> int:
-    """Poll until every handle has its answers or ``deadline_hours`` of (crowd) time pass; return answers seen."""
+    wait: bool = True,
+) -> WaveProgress:
+    """Poll until every handle has its answers or the wave's deadline (``deadline_hours`` after it was
+    published) passes. With ``wait=False`` poll once and return, so no process sits idle through a long wait:
+    the collector deployment polls again later and resumes the round when the wave is done."""
     logger = get_run_logger()
     expected = sum(h.n_answers for h in handles)
     clock = backend.clock
-    started = clock.now()
-    deadline = started + timedelta(hours=deadline_hours)
+    published = min((h.published_at for h in handles), default=clock.now())
+    deadline = published + timedelta(hours=deadline_hours)
     progress_id = create_progress_artifact(
         progress=0.0, description=f"Round {round_number}, wave {wave}: answers collected of {expected}"
     )
@@ -42,7 +53,7 @@ def collect_answers(
         arrived = backend.poll(handles)
         inserted = store.add_answers(arrived)
         seen.update(a.answer_id for a in arrived)
-        elapsed_hours = (clock.now() - started).total_seconds() / 3600
+        elapsed_hours = (clock.now() - published).total_seconds() / 3600
         update_progress_artifact(progress_id, progress=100.0 * len(seen) / max(expected, 1))
         if inserted:
             logger.info(
@@ -54,7 +65,7 @@ def collect_answers(
                 inserted,
             )
         if len(seen) >= expected:
-            break
+            return WaveProgress(len(seen), expected, done=True)
         if clock.now() >= deadline:
             logger.warning(
                 "wave %d: deadline of %.0f h passed with %d of %d answers; going on with what arrived",
@@ -63,6 +74,13 @@ def collect_answers(
                 len(seen),
                 expected,
             )
-            break
+            return WaveProgress(len(seen), expected, done=True)
+        if not wait:
+            logger.info(
+                "wave %d: %d/%d answers so far; handing the wait over to the collector",
+                wave,
+                len(seen),
+                expected,
+            )
+            return WaveProgress(len(seen), expected, done=False)
         clock.sleep(poll_interval_minutes * 60)
-    return len(seen)
