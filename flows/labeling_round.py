@@ -30,6 +30,7 @@ from tasks.answers import collect_answers
 from tasks.contracts import ITEM_ID, ContractError, ItemSet
 from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
 from tasks.selection import select_batch
+from tasks.settlement import settle_round
 from tasks.training import (
     TrainedModel,
     evaluate_model,
@@ -69,9 +70,9 @@ class RoundReport:
 
 
 @flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
-def labeling_round(config: ProjectConfig, base_dir: str = ".") -> RoundReport:
-    """Run (or resume) one labeling round of the project."""
-    project = Project(config, Path(base_dir).resolve())
+def labeling_round(config: ProjectConfig, base_dir: str = ".", live: bool = False) -> RoundReport:
+    """Run (or resume) one labeling round of the project (``live``: production MTurk, see docs/mturk.md)."""
+    project = Project(config, Path(base_dir).resolve(), live=live)
     try:
         return run_round(project)
     finally:
@@ -115,6 +116,7 @@ def run_round(project: Project) -> RoundReport:
             round_number=round_.number,
             block_spammers=config.quality.block_spammers,
         )
+        settle_round(store, crowd, round_.id, round_number=round_.number)
         model = retrain_model(
             training_frame(store, dataset),
             still_unlabeled(pool, store),

@@ -38,10 +38,12 @@ def collect_answers(
         progress=0.0, description=f"Round {round_number}, wave {wave}: answers collected of {expected}"
     )
     seen: set[str] = set()
+    unparsed: set[str] = set()
     while True:
         arrived = backend.poll(handles)
         inserted = store.add_answers(arrived)
         seen.update(a.answer_id for a in arrived)
+        unparsed.update(a.answer_id for a in arrived if a.label is None)
         elapsed_hours = (clock.now() - started).total_seconds() / 3600
         update_progress_artifact(progress_id, progress=100.0 * len(seen) / max(expected, 1))
         if inserted:
@@ -65,4 +67,11 @@ def collect_answers(
             )
             break
         clock.sleep(poll_interval_minutes * 60)
+    if unparsed:
+        logger.warning(
+            "wave %d: %d answer(s) did not parse; kept raw with their error (store.answers(parsed=False)): %s",
+            wave,
+            len(unparsed),
+            ", ".join(sorted(unparsed)[:5]),
+        )
     return len(seen)
