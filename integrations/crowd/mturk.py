@@ -331,6 +331,7 @@ class MTurkCrowd:
         self.clock: Clock = clock or RealClock()
         self._hit_type_id: str | None = None
         self._blocked_qualification_id: str | None = None
+        self._complete: dict[str, list[CrowdAnswer]] = {}
 
     # ------------------------------------------------------------------ money
 
@@ -571,6 +572,10 @@ class MTurkCrowd:
         listed: dict[str, list[AssignmentTypeDef]] = {}
         arrived: list[CrowdAnswer] = []
         for handle in handles:
+            if handle.key in self._complete:
+                # Submitted answers never change, so a handle with all its answers needs no more calls.
+                arrived.extend(self._complete[handle.key])
+                continue
             hit_id = handle.external_id
             if hit_id not in listed:
                 listed[hit_id] = sorted(
@@ -578,10 +583,12 @@ class MTurkCrowd:
                     key=lambda a: (_as_utc(a.get("SubmitTime")), a["AssignmentId"]),
                 )
             start = starts.get((handle.round_id, handle.item_id, handle.wave), handle.answers_before)
-            for assignment in listed[hit_id][start : start + handle.n_answers]:
-                # Rejected assignments only hold their slot; they were stored when they were submitted.
-                if assignment["AssignmentStatus"] != "Rejected":
-                    arrived.append(self._answer(handle, assignment))
+            mine = listed[hit_id][start : start + handle.n_answers]
+            # Rejected assignments only hold their slot; they were stored when they were submitted.
+            answers = [self._answer(handle, a) for a in mine if a["AssignmentStatus"] != "Rejected"]
+            if len(mine) == handle.n_answers:
+                self._complete[handle.key] = answers
+            arrived.extend(answers)
         return arrived
 
     def _slot_starts(self, round_ids: Iterable[int]) -> dict[tuple[int, str, int], int]:
