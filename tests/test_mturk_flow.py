@@ -44,11 +44,15 @@ def mturk_project(
     return parse_config(data), endpoint
 
 
-def test_a_full_round_goes_through_mturk(
+def test_a_full_round_goes_through_mturk_despite_throttling_and_malformed_answers(
     tmp_path: Path, mturk_endpoint: Callable[..., LocalMTurkServer]
 ) -> None:
     config, endpoint = mturk_project(tmp_path, mturk_endpoint)
+    endpoint.mturk.set_faults(
+        Faults(throttle=3, malformed_answers=2)
+    )  # three throttles in a row, at the start
     report = labeling_round(config, str(tmp_path))
+    assert endpoint.mturk.counter("fault:throttle") == 3  # retried by botocore; the round went on
 
     store = Project(config, tmp_path).store
     requests = store.requests(report.round_id)
@@ -69,6 +73,10 @@ def test_a_full_round_goes_through_mturk(
     assert endpoint.mturk.counter("hits_deleted") == BATCH + GOLD  # closed once every answer was reviewed
     assert report.cost == pytest.approx(report.answers_bought * 0.06)  # $0.05 plus MTurk's 20 % fee
     assert store.rounds()["status"].tolist() == ["completed"]
+    # The two malformed answers are stored raw with their error (and paid: approved with the rest).
+    unparsed = store.answers(report.round_id, parsed=False)
+    assert len(unparsed) == 2 and unparsed["parse_error"].str.contains("does not parse").all()
+    assert unparsed["raw"].str.startswith("<?xml").all()
 
 
 def test_a_dispatch_killed_half_way_posts_no_duplicate_hit_on_rerun(
@@ -109,21 +117,6 @@ def test_a_persistent_500_while_collecting_fails_clearly_and_loses_nothing(
     after = store.answers()
     assert set(stored["answer_id"]) <= set(after["answer_id"]) and after["answer_id"].is_unique
     assert store.count_answers(report.round_id) == report.answers_bought
-
-
-def test_throttling_is_retried_and_malformed_answers_are_kept_raw(
-    tmp_path: Path, mturk_endpoint: Callable[..., LocalMTurkServer]
-) -> None:
-    config, endpoint = mturk_project(tmp_path, mturk_endpoint)
-    endpoint.mturk.set_faults(Faults(throttle=3, malformed_answers=2))
-    report = labeling_round(config, str(tmp_path))
-    assert endpoint.mturk.counter("fault:throttle") == 3
-    store = Project(config, tmp_path).store
-    unparsed = store.answers(report.round_id, parsed=False)
-    assert len(unparsed) == 2
-    assert unparsed["parse_error"].str.contains("does not parse").all()
-    assert unparsed["raw"].str.startswith("<?xml").all()
-    assert store.rounds()["status"].tolist() == ["completed"]
 
 
 def test_the_balance_guard_refuses_the_dispatch_and_posts_nothing(

@@ -738,20 +738,25 @@ class MTurkCrowd:
     def close(self, handles: Sequence[Handle]) -> None:
         """Expire the handles' HITs that are still on offer; delete those with every answer reviewed."""
         for hit_id in dict.fromkeys(h.external_id for h in handles):
-            hit = self._get_hit(hit_id)
-            if hit.get("HITStatus") in ("Assignable", "Unassignable"):
-                self._call(
-                    "UpdateExpirationForHIT",
-                    hit_id,
-                    self.client.update_expiration_for_hit,
-                    HITId=hit_id,
-                    ExpireAt=datetime(2015, 1, 1, tzinfo=UTC),  # a time in the past expires it at once
-                )
+            self.expire(hit_id)
             try:
                 self._call("DeleteHIT", hit_id, self.client.delete_hit, HITId=hit_id)
             except MTurkRequestError as error:
                 # Answers still pending or unreviewed: MTurk keeps the HIT until they are done.
                 logger.info("HIT %s kept: %s", hit_id, error.service_message)
+
+    def expire(self, hit_id: str) -> bool:
+        """Stop offering the HIT if it is still on offer; True if it was."""
+        if self._get_hit(hit_id).get("HITStatus") not in ("Assignable", "Unassignable"):
+            return False
+        self._call(
+            "UpdateExpirationForHIT",
+            hit_id,
+            self.client.update_expiration_for_hit,
+            HITId=hit_id,
+            ExpireAt=datetime(2015, 1, 1, tzinfo=UTC),  # a time in the past expires it at once
+        )
+        return True
 
     def _get_hit(self, hit_id: str) -> HITTypeDef:
         return self._call("GetHIT", hit_id, self.client.get_hit, HITId=hit_id)["HIT"]
