@@ -23,10 +23,10 @@ class CampaignReport:
         return self.rounds[-1] if self.rounds else None
 
 
-def next_round_blocker(config: ProjectConfig, base_dir: Path) -> str | None:
+def next_round_blocker(config: ProjectConfig, base_dir: Path, live: bool = False) -> str | None:
     """Why no further round should start, or None if one should. Counts the project's rounds in the store, so
     a campaign run again continues where the last one stopped; an interrupted round is always resumed."""
-    project = Project(config, base_dir)
+    project = Project(config, base_dir, live=live)
     try:
         store = project.store
         rounds = store.rounds()
@@ -52,12 +52,13 @@ def next_round_blocker(config: ProjectConfig, base_dir: Path) -> str | None:
 def labeling_campaign(
     config: ProjectConfig,
     base_dir: str = ".",
+    live: bool = False,
 ) -> CampaignReport:
     """Run labeling rounds, one after another, until a stopping condition holds."""
     logger = get_run_logger()
     report = CampaignReport()
-    while (blocker := next_round_blocker(config, Path(base_dir).resolve())) is None:
-        round_report = labeling_round(config, base_dir)
+    while (blocker := next_round_blocker(config, Path(base_dir).resolve(), live)) is None:
+        round_report = labeling_round(config, base_dir, live=live)
         if round_report is None:
             blocker = "another round of this project is running; this campaign stops here"
             break

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.config import CONFIG_FILE, ConfigError, ProjectConfig, example_config, load_config
+from flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
 from integrations.inbox import LocalInbox
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(mturk_app, name="mturk")
+app.command("mturk-local")(mturk_local)
 console = Console()
 
 ConfigOption = Annotated[
@@ -42,7 +45,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _run_campaign(config: ProjectConfig, base_dir: Path) -> None:
+def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> None:
     _quiet_libraries()
     from flows.campaign import labeling_campaign
     from flows.project import Project
@@ -53,7 +56,7 @@ def _run_campaign(config: ProjectConfig, base_dir: Path) -> None:
         or "a temporary local Prefect server (set PREFECT_API_URL to keep runs)"
     )
     console.print(f"[bold]labelflow[/bold]: campaign [cyan]{config.name}[/cyan] on {where}")
-    result = labeling_campaign(config, str(base_dir))
+    result = labeling_campaign(config, str(base_dir), live)
     project = Project(config, base_dir)
     try:
         curve = learning_curve(project.store)
@@ -108,19 +111,34 @@ def demo(
     keep: Annotated[
         bool, typer.Option(help="Continue the previous demo instead of starting afresh.")
     ] = False,
+    crowd: Annotated[
+        str, typer.Option(help="simulated, or mturk-local: through boto3 against a local MTurk endpoint.")
+    ] = "simulated",
 ) -> None:
     """Run a full campaign on the embedded defaults: digits, a simulated crowd with 30% bad workers, SQLite."""
+    if crowd not in ("simulated", "mturk-local"):
+        console.print(f"[red]--crowd must be simulated or mturk-local, not {crowd!r}[/red]")
+        raise typer.Exit(2)
     workdir = workdir.resolve()
     if workdir.exists() and not keep:
         shutil.rmtree(workdir)
     config = ProjectConfig(workdir=str(workdir), store_url=f"sqlite:///{workdir / 'labelflow.db'}")
-    _run_campaign(config, Path.cwd())
+    if crowd == "mturk-local":
+        with local_mturk_campaign(config, Path.cwd(), workdir) as mturk_config:
+            _run_campaign(mturk_config, Path.cwd())
+    else:
+        _run_campaign(config, Path.cwd())
 
 
 @app.command()
-def run(config: ConfigOption = Path(CONFIG_FILE)) -> None:
+def run(
+    config: ConfigOption = Path(CONFIG_FILE),
+    live: Annotated[
+        bool, typer.Option("--live", help="Production MTurk (real money); needs mturk.live = true too.")
+    ] = False,
+) -> None:
     """Run (or continue) the campaign a config describes, until its budget, target or max rounds stop it."""
-    _run_campaign(_load(config), config.resolve().parent)
+    _run_campaign(_load(config), config.resolve().parent, live)
 
 
 @app.command()

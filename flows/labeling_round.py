@@ -34,6 +34,7 @@ from tasks.answers import collect_answers
 from tasks.contracts import ITEM_ID, ContractError, ItemSet
 from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
 from tasks.selection import select_batch
+from tasks.settlement import settle_round
 from tasks.training import (
     TrainedModel,
     evaluate_model,
@@ -74,16 +75,20 @@ class RoundReport:
 
 @flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
 def labeling_round(
-    config: ProjectConfig, base_dir: str = ".", wait_for_answers: bool = True, resume_only: bool = False
+    config: ProjectConfig,
+    base_dir: str = ".",
+    wait_for_answers: bool = True,
+    resume_only: bool = False,
+    live: bool = False,
 ) -> RoundReport | None:
-    """Run (or resume) one labeling round of the project.
+    """Run (or resume) one labeling round of the project (``live``: production MTurk, see docs/mturk.md).
 
     Returns None when nothing finished in this run: another round of the project is running, or (with
     ``wait_for_answers=False``, as served deployments run) the round handed its wait over to the collector
     deployment, which resumes it once the wave's answers are in (``resume_only=True``: never start a new round,
     so a resume that comes twice does nothing the second time).
     """
-    project = Project(config, Path(base_dir).resolve())
+    project = Project(config, Path(base_dir).resolve(), live=live)
     holder = lease_holder()
     try:
         busy = project.store.acquire_round_lease(holder, is_stale=holder_is_gone)
@@ -170,6 +175,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             round_number=round_.number,
             block_spammers=config.quality.block_spammers,
         )
+        settle_round(store, crowd, round_.id, round_number=round_.number)
         model = retrain_model(
             training_frame(store, dataset),
             still_unlabeled(pool, store),

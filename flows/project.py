@@ -30,6 +30,7 @@ def resolve_store_url(url: str, base_dir: Path) -> str:
 class Project:
     config: ProjectConfig
     base_dir: Path
+    live: bool = False  # --live on the command line: with mturk.live in the config, post to production MTurk
 
     @cached_property
     def store(self) -> LabelStore:
@@ -59,6 +60,8 @@ class Project:
 
     def crowd(self) -> CrowdBackend:
         crowd = self.config.crowd
+        if crowd.backend == "mturk":
+            return self._mturk_crowd()
         return SimulatedCrowd(
             crowd.simulated,
             self.label_names,
@@ -66,6 +69,23 @@ class Project:
             reward_per_answer=crowd.reward_per_answer,
             clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
             blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),
+        )
+
+    def _mturk_crowd(self) -> CrowdBackend:
+        from integrations.crowd.mturk import MTurkCrowd, make_mturk_client
+        from integrations.mturk_local import EndpointClock
+
+        crowd, mturk = self.config.crowd, self.config.crowd.mturk
+        return MTurkCrowd(
+            make_mturk_client(mturk, live=self.live),
+            mturk,
+            self.label_names,
+            reward_per_answer=crowd.reward_per_answer,
+            redundancy=crowd.redundancy,
+            max_answers=crowd.max_answers,
+            # Later waves find their item's HIT, and poll its share of the HIT's assignments, from the store.
+            round_handles=self.store.handles,
+            clock=EndpointClock(mturk.endpoint_url) if mturk.local and mturk.endpoint_url else RealClock(),
         )
 
     def spent(self, crowd: CrowdBackend) -> float:

@@ -49,10 +49,12 @@ def collect_answers(
         progress=0.0, description=f"Round {round_number}, wave {wave}: answers collected of {expected}"
     )
     seen: set[str] = set()
+    unparsed: set[str] = set()
     while True:
         arrived = backend.poll(handles)
         inserted = store.add_answers(arrived)
         seen.update(a.answer_id for a in arrived)
+        unparsed.update(a.answer_id for a in arrived if a.label is None)
         elapsed_hours = (clock.now() - published).total_seconds() / 3600
         update_progress_artifact(progress_id, progress=100.0 * len(seen) / max(expected, 1))
         if inserted:
@@ -65,7 +67,8 @@ def collect_answers(
                 inserted,
             )
         if len(seen) >= expected:
-            return WaveProgress(len(seen), expected, done=True)
+            progress = WaveProgress(len(seen), expected, done=True)
+            break
         if clock.now() >= deadline:
             logger.warning(
                 "wave %d: deadline of %.0f h passed with %d of %d answers; going on with what arrived",
@@ -74,7 +77,8 @@ def collect_answers(
                 len(seen),
                 expected,
             )
-            return WaveProgress(len(seen), expected, done=True)
+            progress = WaveProgress(len(seen), expected, done=True)
+            break
         if not wait:
             logger.info(
                 "wave %d: %d/%d answers so far; handing the wait over to the collector",
@@ -82,5 +86,14 @@ def collect_answers(
                 len(seen),
                 expected,
             )
-            return WaveProgress(len(seen), expected, done=False)
+            progress = WaveProgress(len(seen), expected, done=False)
+            break
         clock.sleep(poll_interval_minutes * 60)
+    if unparsed:
+        logger.warning(
+            "wave %d: %d answer(s) did not parse; kept raw with their error (store.answers(parsed=False)): %s",
+            wave,
+            len(unparsed),
+            ", ".join(sorted(unparsed)[:5]),
+        )
+    return progress

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from integrations.crowd.base import BudgetExceededError, CrowdBackend, Handle, LabelRequest
+from integrations.crowd.mturk import LARGE_HIT, MTurkConfig
 from integrations.crowd.simulated import SimulatedCrowdConfig
 from integrations.store import LabelStore
 from tasks.contracts import ITEM_ID, PAYLOAD
@@ -25,7 +26,9 @@ from tasks.contracts import ITEM_ID, PAYLOAD
 class CrowdConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backend: Literal["simulated"] = Field("simulated", description="Which crowd answers.")
+    backend: Literal["simulated", "mturk"] = Field(
+        "simulated", description="Which crowd answers: the simulated one or Mechanical Turk ([crowd.mturk])."
+    )
     redundancy: int = Field(3, ge=1, description="Answers per item in the first wave.")
     max_answers: int = Field(
         3, ge=1, description="Most answers one item may get in a round (adaptive waves)."
@@ -37,12 +40,18 @@ class CrowdConfig(BaseModel):
     )
     wave_deadline_hours: float = Field(24.0, gt=0, description="A wave stops waiting after this long.")
     simulated: SimulatedCrowdConfig = Field(default_factory=SimulatedCrowdConfig)
+    mturk: MTurkConfig = Field(default_factory=MTurkConfig)
 
     @model_validator(mode="after")
     def _max_at_least_redundancy(self) -> CrowdConfig:
         if self.max_answers < self.redundancy:
             raise ValueError(
                 f"max_answers ({self.max_answers}) must be at least redundancy ({self.redundancy})"
+            )
+        if self.backend == "mturk" and self.redundancy < LARGE_HIT <= self.max_answers:
+            raise ValueError(
+                f"on MTurk a HIT created with fewer than {LARGE_HIT} assignments cannot grow to {LARGE_HIT} or "
+                f"more: keep max_answers below {LARGE_HIT}, or redundancy at {LARGE_HIT} or more (40 % fee)"
             )
         return self
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from integrations.crowd.simulated import SimulatedCrowdConfig
+from integrations.mturk_local import LocalMTurk, LocalMTurkServer
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -31,3 +34,35 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def mturk_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., LocalMTurkServer]]:
+    """Start local MTurk endpoints (``start(truth=..., workers=...)``), each on a free port with its own SQLite
+    file; all are stopped at the end of the test."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    # botocore backs off up to 2^attempt seconds after a throttling reply; the endpoint's injected throttling
+    # ends at once, so a test need not wait for it.
+    monkeypatch.setattr(
+        ExponentialBackoff,
+        "_DEFAULT_BACKOFF_CONFIG",
+        {"throttling_base_scale": 0.01, "non_throttling_base_scale": 0.001},
+    )
+    started: list[LocalMTurkServer] = []
+
+    def start(
+        truth: Mapping[str, str] | None = None,
+        workers: SimulatedCrowdConfig | None = None,
+        name: str = "mturk",
+    ) -> LocalMTurkServer:
+        server = LocalMTurkServer(LocalMTurk(tmp_path / f"{name}.db", truth=truth, workers=workers)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+        server.mturk.close()

@@ -71,14 +71,14 @@ class SimulatedWorker:
     favourite: int
 
 
-def _stable_seed(*parts: object) -> int:
+def stable_seed(*parts: object) -> int:
     """A seed from the parts that is the same in every process (unlike ``hash``)."""
     digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
 def make_workers(config: SimulatedCrowdConfig, n_labels: int) -> list[SimulatedWorker]:
-    rng = np.random.default_rng(_stable_seed("workers", config.seed))
+    rng = np.random.default_rng(stable_seed("workers", config.seed))
     n_spam = round(config.n_workers * config.spammer_share)
     n_one = round(config.n_workers * config.one_class_share)
     spammers: list[WorkerKind] = ["spammer"] * n_spam
@@ -96,6 +96,19 @@ def make_workers(config: SimulatedCrowdConfig, n_labels: int) -> list[SimulatedW
         )
         for i, kind in enumerate(kinds)
     ]
+
+
+def draw_answer(worker: SimulatedWorker, true_code: int, n_labels: int, rng: np.random.Generator) -> int:
+    """The label code ``worker`` gives an item whose true label is ``true_code`` (the worker model, shared by
+    the simulated crowd and the local MTurk endpoint's simulated workers)."""
+    if worker.kind == "one_class":
+        return worker.favourite
+    if worker.kind == "spammer":
+        return int(rng.integers(n_labels))
+    if rng.random() < worker.accuracy or n_labels == 1:
+        return true_code
+    wrong = int(rng.integers(n_labels - 1))
+    return wrong + (wrong >= true_code)
 
 
 class SimulatedCrowd:
@@ -142,7 +155,7 @@ class SimulatedCrowd:
         return [
             Handle(
                 key=r.key,
-                external_id=f"sim-{_stable_seed(self.config.seed, r.key):016x}",
+                external_id=f"sim-{stable_seed(self.config.seed, r.key):016x}",
                 item_id=r.item_id,
                 round_id=r.round_id,
                 wave=r.wave,
@@ -173,7 +186,7 @@ class SimulatedCrowd:
     def _eligible_workers(self, handle: Handle) -> list[SimulatedWorker]:
         # The same worker never answers the same item twice in a round, as on MTurk: every wave of an item
         # draws from one fixed per-item order of workers, continuing where the previous wave stopped.
-        order = np.random.default_rng(_stable_seed(self.config.seed, handle.round_id, handle.item_id))
+        order = np.random.default_rng(stable_seed(self.config.seed, handle.round_id, handle.item_id))
         workers = [self.workers[i] for i in order.permutation(len(self.workers))]
         eligible = [w for w in workers if w.worker_id not in self._blocked]
         return eligible[handle.answers_before : handle.answers_before + handle.n_answers]
@@ -182,11 +195,11 @@ class SimulatedCrowd:
         true_code = self.label_names.index(self.truth[handle.item_id])
         answers = []
         for slot, worker in enumerate(self._eligible_workers(handle)):
-            rng = np.random.default_rng(_stable_seed(self.config.seed, handle.key, slot))
+            rng = np.random.default_rng(stable_seed(self.config.seed, handle.key, slot))
             if rng.random() < self.config.abandon_rate:
                 continue
             delay = timedelta(minutes=float(rng.exponential(self.config.mean_latency_minutes)))
-            code = self._answer(worker, true_code, rng)
+            code = draw_answer(worker, true_code, len(self.label_names), rng)
             answers.append(
                 CrowdAnswer(
                     answer_id=f"{handle.external_id}-{slot}",
@@ -204,14 +217,3 @@ class SimulatedCrowd:
                 )
             )
         return answers
-
-    def _answer(self, worker: SimulatedWorker, true_code: int, rng: np.random.Generator) -> int:
-        n_labels = len(self.label_names)
-        if worker.kind == "one_class":
-            return worker.favourite
-        if worker.kind == "spammer":
-            return int(rng.integers(n_labels))
-        if rng.random() < worker.accuracy or n_labels == 1:
-            return true_code
-        wrong = int(rng.integers(n_labels - 1))
-        return wrong + (wrong >= true_code)

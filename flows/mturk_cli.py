@@ -1,0 +1,193 @@
+"""Mechanical Turk commands: ``labelflow mturk balance|hits|expire`` for requesters, ``labelflow mturk-local`` to
+serve a local MTurk-compatible endpoint, and the local endpoint behind ``labelflow demo --crowd mturk-local``.
+
+Every command talks to the endpoint the project's ``[crowd.mturk]`` section names: the sandbox by default,
+production only with ``mturk.live = true`` *and* ``--live`` (see docs/mturk.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.config import CONFIG_FILE, ConfigError, ProjectConfig, load_config
+from integrations.crowd.base import CrowdBackendError
+from integrations.crowd.mturk import MTurkCrowd, make_mturk_client, mturk_endpoint
+from integrations.crowd.simulated import SimulatedCrowdConfig
+from integrations.mturk_local import Faults, LocalMTurk, LocalMTurkServer
+
+mturk_app = typer.Typer(
+    help="Mechanical Turk for requesters: the account balance, the HITs, expiring them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The project's labelflow.toml.")]
+LiveOption = Annotated[
+    bool,
+    typer.Option("--live", help="Production MTurk (real money); the config must also set mturk.live = true."),
+]
+
+
+def _config(path: Path) -> ProjectConfig:
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def _requester(path: Path, live: bool) -> Iterator[MTurkCrowd]:
+    """The project's MTurk account; our errors become a red line and exit code 1."""
+    config = _config(path)
+    crowd, mturk = config.crowd, config.crowd.mturk
+    try:
+        console.print(f"MTurk at {mturk_endpoint(mturk, live=live)}")
+        yield MTurkCrowd(
+            make_mturk_client(mturk, live=live),
+            mturk,
+            list(config.labels),
+            reward_per_answer=crowd.reward_per_answer,
+            redundancy=crowd.redundancy,
+            max_answers=crowd.max_answers,
+            round_handles=lambda round_id: [],  # these commands publish and poll nothing
+        )
+    except CrowdBackendError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+
+
+@mturk_app.command()
+def balance(config: ConfigOption = Path(CONFIG_FILE), live: LiveOption = False) -> None:
+    """Show the requester account's available balance."""
+    with _requester(config, live) as crowd:
+        console.print(f"Available balance: [bold]${crowd.balance():.2f}[/bold]")
+
+
+def _when(value: object) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else ""
+
+
+@mturk_app.command()
+def hits(config: ConfigOption = Path(CONFIG_FILE), live: LiveOption = False) -> None:
+    """List the account's HITs: item, status, assignments, expiry."""
+    with _requester(config, live) as crowd:
+        table = Table(title="HITs")
+        for column in ("HIT", "item", "status", "max", "available", "pending", "reviewed", "expires (UTC)"):
+            table.add_column(column)
+        n = 0
+        for hit in crowd.hits():
+            n += 1
+            table.add_row(
+                hit.get("HITId", ""),
+                hit.get("RequesterAnnotation", ""),
+                hit.get("HITStatus", ""),
+                str(hit.get("MaxAssignments", "")),
+                str(hit.get("NumberOfAssignmentsAvailable", "")),
+                str(hit.get("NumberOfAssignmentsPending", "")),
+                str(hit.get("NumberOfAssignmentsCompleted", "")),
+                _when(hit.get("Expiration")),
+            )
+        console.print(table if n else "No HITs.")
+
+
+@mturk_app.command()
+def expire(
+    hit_ids: Annotated[list[str] | None, typer.Argument(help="HIT ids to expire.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Expire every HIT still on offer.")] = False,
+    config: ConfigOption = Path(CONFIG_FILE),
+    live: LiveOption = False,
+) -> None:
+    """Stop offering HITs (answers already accepted may still come in)."""
+    if not hit_ids and not every:
+        console.print("[red]name the HITs to expire, or pass --all[/red]")
+        raise typer.Exit(2)
+    with _requester(config, live) as crowd:
+        targets = list(hit_ids or []) or [h["HITId"] for h in crowd.hits()]
+        expired = [hit_id for hit_id in targets if crowd.expire(hit_id)]
+        console.print(f"Expired {len(expired)} of {len(targets)} HIT(s); the others were no longer on offer.")
+
+
+def local_endpoint(
+    db: Path, config: ProjectConfig | None, base_dir: Path, *, port: int = 0, time_scale: float = 1.0
+) -> LocalMTurkServer:
+    """A local endpoint whose simulated workers answer from the project's hidden truth (if a config is given)
+    and behave as its ``crowd.simulated`` section says."""
+    truth: dict[str, str] = {}
+    workers = SimulatedCrowdConfig()
+    if config is not None:
+        from flows.project import Project
+
+        project = Project(config, base_dir)
+        try:
+            truth = {str(k): str(v) for k, v in project.dataset.hidden_truth.items()}
+        finally:
+            project.close()
+        workers = config.crowd.simulated
+    return LocalMTurkServer(LocalMTurk(db, truth=truth, workers=workers, time_scale=time_scale), port=port)
+
+
+@contextmanager
+def local_mturk_campaign(config: ProjectConfig, base_dir: Path, workdir: Path) -> Iterator[ProjectConfig]:
+    """``config`` turned onto a local MTurk endpoint served for the duration (``demo --crowd mturk-local``)."""
+    server = local_endpoint(workdir / "mturk-local.db", config, base_dir).start()
+    try:
+        crowd = config.crowd.model_copy(
+            update={
+                "backend": "mturk",
+                "mturk": config.crowd.mturk.model_copy(update={"endpoint_url": server.url, "local": True}),
+            }
+        )
+        console.print(f"Local MTurk endpoint at {server.url} (state in {workdir / 'mturk-local.db'})")
+        yield config.model_copy(update={"crowd": crowd})
+    finally:
+        server.stop()
+        server.mturk.close()
+
+
+def mturk_local(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Answer from this project's hidden truth.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 4480,
+    db: Annotated[Path, typer.Option(help="SQLite file with the endpoint's state.")] = Path(
+        ".labelflow/mturk-local.db"
+    ),
+    time_scale: Annotated[
+        float, typer.Option(help="How much faster than wall-clock time workers act.")
+    ] = 1.0,
+    balance: Annotated[float | None, typer.Option(help="Set the account balance (dollars).")] = None,
+    throttle: Annotated[int, typer.Option(help="Answer the next N calls with ThrottlingException.")] = 0,
+    server_errors: Annotated[int, typer.Option(help="Answer the next N calls with HTTP 500 (-1: all).")] = 0,
+    malformed: Annotated[int, typer.Option(help="Make the next N answers malformed XML.")] = 0,
+    slow: Annotated[float, typer.Option(help="Multiply workers' answer times by this.")] = 1.0,
+) -> None:
+    """Serve a local MTurk-compatible endpoint (MTurk's JSON protocol, simulated workers) until Ctrl-C."""
+    project = _config(config) if config is not None else None
+    base_dir = config.resolve().parent if config is not None else Path.cwd()
+    server = local_endpoint(db.resolve(), project, base_dir, port=port, time_scale=time_scale)
+    if balance is not None:
+        server.mturk.set_balance(balance)
+    server.mturk.set_faults(
+        Faults(throttle=throttle, server_errors=server_errors, malformed_answers=malformed, slow_factor=slow)
+    )
+    console.print(
+        f"Local MTurk endpoint on [bold]{server.url}[/bold] (state in {db}). Point a project at it with\n"
+        f'  [crowd]\n  backend = "mturk"\n  [crowd.mturk]\n  endpoint_url = "{server.url}"\n  local = true\n'
+        f'Fast-forward: POST {server.url}/_admin/advance {{"seconds": 3600}}; state: GET {server.url}/_admin/state'
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.mturk.close()
