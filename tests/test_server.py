@@ -236,3 +236,24 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_that_waited_without_a_pr
     finally:
         stop(serve)
         serve_log.close()
+
+
+def test_the_screenshot_script_renders_the_ui_with_runs_and_artifacts(
+    tmp_path: Path, prefect_server: dict[str, str]
+) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    from screenshot_ui import find_chromium, screenshot
+
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium; apt-get was unavailable)")
+    ui = prefect_server["PREFECT_API_URL"].removesuffix("/api")
+    folder = Path(os.environ.get("LABELFLOW_SCREENSHOT_DIR", tmp_path))  # set it to refresh docs/
+    runs = screenshot(f"{ui}/runs", folder / "prefect-ui-runs.png")
+    artifacts = screenshot(f"{ui}/artifacts", folder / "prefect-ui-artifacts.png")
+    from PIL import Image
+
+    for picture in (runs, artifacts):
+        with Image.open(picture) as image:
+            assert image.size == (1600, 1000)
+            # a rendered page has many colours; a blank or error page has a handful
+            assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
