@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 class QualityConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: Literal["majority_vote", "dawid_skene"] = Field(
+    method: Literal["majority_vote", "wawa", "dawid_skene", "one_coin_dawid_skene"] = Field(
         "dawid_skene", description="How redundant answers become one label."
     )
     confidence_target: float = Field(
