@@ -39,6 +39,15 @@ class QualityConfig(BaseModel):
     block_spammers: bool = Field(
         True, description="Block workers whose answers are, with 95% confidence, barely better than chance."
     )
+    bonus_per_answer: float = Field(
+        0.0,
+        ge=0,
+        description="Bonus in dollars per answer of the round for the top workers (0: no bonuses; bonuses are "
+        "paid outside budget.max_spend).",
+    )
+    bonus_top_share: float = Field(
+        0.1, ge=0, le=1, description="Share of active workers (by agreement) who get the bonus."
+    )
 
 
 class BudgetConfig(BaseModel):

@@ -39,7 +39,7 @@ from tasks.training import (
     save_model,
 )
 from tasks.validation import DataValidationError, validate_frame
-from tasks.workers import review_workers
+from tasks.workers import review_workers, warm_start_from
 
 DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
 
@@ -112,8 +112,11 @@ def run_round(project: Project) -> RoundReport:
             store.answers(),
             project.label_names,
             gold_labels(dataset),
+            round_id=round_.id,
             round_number=round_.number,
             block_spammers=config.quality.block_spammers,
+            bonus_per_answer=config.quality.bonus_per_answer,
+            bonus_top_share=config.quality.bonus_top_share,
         )
         model = retrain_model(
             training_frame(store, dataset),
@@ -244,6 +247,7 @@ def label_batch(
             method=config.quality.method,
             gold=gold_labels(project.dataset),
             round_id=round_.id,
+            warm_start=warm_start_from(store.workers(), project.label_names),
         )
         this_round = labels[labels[ITEM_ID].isin(batch[ITEM_ID])]
         wave_items = items_needing_answers(

@@ -799,12 +799,14 @@ def aggregate_answers(
     method: str,
     gold: pd.Series,
     round_id: int,
+    warm_start: Mapping[str, npt.ArrayLike] | None = None,
 ) -> pd.DataFrame:
     """Labels (the label contract, ``source = crowd``) for every answered non-gold item, from all answers so far:
-    worker confusion is estimated from the whole project, not one round's handful of answers per worker."""
-    labels = aggregate_answers_frame(answers, label_names, method=method, gold=gold).assign(
-        round_id=round_id, source=LabelSource.CROWD.value
-    )
+    worker confusion is estimated from the whole project, not one round's handful of answers per worker;
+    ``warm_start`` holds earlier rounds' confusion matrices."""
+    labels = aggregate_answers_frame(
+        answers, label_names, method=method, gold=gold, warm_start=warm_start
+    ).assign(round_id=round_id, source=LabelSource.CROWD.value)
     get_run_logger().info(
         "aggregated %d answers into %d labels (%s), mean confidence %.3f",
         len(answers),

@@ -104,7 +104,7 @@ def test_migration_creates_schema_matching_orm(store: LabelStore) -> None:
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
         assert diffs == []
-        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
         inspector = inspect(conn)
         for table in Base.metadata.sorted_tables:
             # Check constraints are not compared by autogenerate; their names must still match the ORM's.
