@@ -33,7 +33,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from prefect import get_run_logger, task
 
-from tasks.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, LabelSource, require_columns
+from tasks.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, LabelSource, empty_frame, require_columns
 
 __all__ = [
     "METHODS",
@@ -803,7 +803,10 @@ def aggregate_answers(
 ) -> pd.DataFrame:
     """Labels (the label contract, ``source = crowd``) for every answered non-gold item, from all answers so far:
     worker confusion is estimated from the whole project, not one round's handful of answers per worker;
-    ``warm_start`` holds earlier rounds' confusion matrices."""
+    ``warm_start`` holds earlier rounds' confusion matrices. No answers yet (every assignment abandoned) gives
+    no labels rather than an error, so the wave loop can go on."""
+    if answers.empty:
+        return empty_frame(LABEL_COLUMNS)
     labels = aggregate_answers_frame(
         answers, label_names, method=method, gold=gold, warm_start=warm_start
     ).assign(round_id=round_id, source=LabelSource.CROWD.value)
