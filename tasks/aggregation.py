@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from prefect import get_run_logger, task
 
@@ -194,9 +195,16 @@ def _factorize_as_str(column: pd.Series) -> tuple[IntArray, pd.Index]:
     """
     array = column.array
     if isinstance(array, pd.arrays.ArrowStringArray):
-        encoded = pa.chunked_array([pa.array(array)]).dictionary_encode().combine_chunks()
+        arrow = pa.array(array)  # zero-copy: the ChunkedArray behind the column
+        chunks = arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
+        encoded = chunks.dictionary_encode().combine_chunks()
         codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
-        names = pd.Index(encoded.dictionary.to_pylist(), dtype=object)
+        # Sort the uniques in Arrow (no Python string per id); Arrow strings are unique after encoding.
+        arrow_order = np.asarray(pc.sort_indices(encoded.dictionary).to_numpy(), dtype=np.intp)
+        arrow_rank = np.empty(len(arrow_order), dtype=np.intp)
+        arrow_rank[arrow_order] = np.arange(len(arrow_order))
+        sorted_names = pd.Index(pd.array(encoded.dictionary.take(pa.array(arrow_order)), dtype="str"))
+        return arrow_rank[codes], sorted_names
     else:
         raw_codes, uniques = pd.factorize(column)
         codes = np.asarray(raw_codes, dtype=np.intp)
