@@ -175,6 +175,41 @@ def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
 
 
 @app.command()
+def workers(config: ConfigOption = Path(CONFIG_FILE)) -> None:
+    """Show every worker's quality: answers, agreement, gold answers, spammer score and status."""
+    from flows.project import Project
+
+    project_config = _load(config)
+    project = Project(project_config, config.resolve().parent)
+    try:
+        table_rows = project.store.workers()
+    finally:
+        project.close()
+    if table_rows.empty:
+        console.print("No workers yet: they appear after the first round's review.")
+        return
+    table = Table(title=f"Workers — {project_config.name}")
+    for column in ("worker", "backend", "status", "answers", "agreement", "gold", "spammer score"):
+        table.add_column(column, justify="left" if column in ("worker", "backend", "status") else "right")
+    ordered = table_rows.sort_values(["status", "accuracy"], ascending=[True, False], na_position="last")
+    for row in ordered.to_dict("records"):
+        table.add_row(
+            str(row["worker_id"]),
+            str(row["backend"]),
+            str(row["status"]),
+            str(row["n_answers"]),
+            _fmt(row["accuracy"]),
+            str(row["n_gold"]),
+            _fmt(row["spammer_score"]),
+        )
+    console.print(table)
+    console.print(
+        "agreement: expected share of right answers under the consensus, each answer's own vote left out; "
+        "spammer score: Raykar & Yu (0 = answers ignore the truth, 1 = perfect)."
+    )
+
+
+@app.command()
 def export(
     config: ConfigOption = Path(CONFIG_FILE),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,

@@ -28,17 +28,26 @@ class ConfigError(ValueError):
 class QualityConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: Literal["majority_vote", "dawid_skene"] = Field(
+    method: Literal["majority_vote", "wawa", "dawid_skene", "one_coin_dawid_skene"] = Field(
         "dawid_skene", description="How redundant answers become one label."
     )
     confidence_target: float = Field(
-        0.9,
+        0.95,
         gt=0,
         le=1,
         description="Labels below this confidence get another answer (up to crowd.max_answers).",
     )
     block_spammers: bool = Field(
         True, description="Block workers whose answers are, with 95% confidence, barely better than chance."
+    )
+    bonus_per_answer: float = Field(
+        0.0,
+        ge=0,
+        description="Bonus in dollars per answer of the round for the top workers (0: no bonuses; bonuses are "
+        "paid outside budget.max_spend).",
+    )
+    bonus_top_share: float = Field(
+        0.1, ge=0, le=1, description="Share of active workers (by agreement) who get the bonus."
     )
 
 

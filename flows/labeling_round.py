@@ -44,7 +44,7 @@ from tasks.training import (
     save_model,
 )
 from tasks.validation import DataValidationError, validate_frame
-from tasks.workers import review_workers
+from tasks.workers import review_workers, warm_start_from
 
 DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
 
@@ -57,6 +57,7 @@ class RoundReport:
     waves: int
     answers_bought: int  # this round, gold included
     gold_answers: int
+    answers_fixed_k: int  # what fixed redundancy at crowd.max_answers would have bought for the same items
     cost: float
     spent_total: float
     answers_total: int
@@ -172,8 +173,11 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             store.answers(),
             project.label_names,
             gold_labels(dataset),
+            round_id=round_.id,
             round_number=round_.number,
             block_spammers=config.quality.block_spammers,
+            bonus_per_answer=config.quality.bonus_per_answer,
+            bonus_top_share=config.quality.bonus_top_share,
         )
         settle_round(store, crowd, round_.id, round_number=round_.number)
         model = retrain_model(
@@ -309,6 +313,7 @@ def label_batch(
             method=config.quality.method,
             gold=gold_labels(project.dataset),
             round_id=round_.id,
+            warm_start=warm_start_from(store.workers(), project.label_names),
         )
         this_round = labels[labels[ITEM_ID].isin(batch[ITEM_ID])]
         wave_items = items_needing_answers(
@@ -398,6 +403,7 @@ def publish_round(
         waves=waves,
         answers_bought=int(requests["n_answers"].sum()),
         gold_answers=int(requests.loc[requests["is_gold"].astype(bool), "n_answers"].sum()),
+        answers_fixed_k=fixed_k_answers(requests, project.config.crowd.max_answers),
         cost=float(requests["n_answers"].sum() * crowd.cost_per_answer()),
         spent_total=project.spent(crowd),
         answers_total=store.count_answers(),
@@ -421,6 +427,11 @@ def publish_round(
     return report
 
 
+def fixed_k_answers(requests: pd.DataFrame, k: int) -> int:
+    """Answers the round would have bought asking every item (gold included) ``k`` answers in one wave."""
+    return int(requests.loc[requests["wave"] == 1, "item_id"].nunique() * k)
+
+
 def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
     change = (
         f"{report.model_accuracy - report.previous_accuracy:+.3f}"
@@ -430,6 +441,7 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
     label_accuracy = (
         f"{report.label_accuracy:.3f}" if report.label_accuracy is not None else "n/a (no hidden truth)"
     )
+    saved = report.answers_fixed_k - report.answers_bought
     return "\n".join(
         [
             f"# {config.name} — round {report.number}",
@@ -438,6 +450,9 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             "|---|---|",
             f"| items sent to the crowd | {report.batch_size} in {report.waves} wave(s) |",
             f"| answers bought (gold included) | {report.answers_bought} ({report.gold_answers} gold) |",
+            f"| adaptive redundancy (k0 {config.crowd.redundancy}, up to {config.crowd.max_answers} while "
+            f"confidence < {config.quality.confidence_target}) | {saved} answers saved against fixed "
+            f"k = {config.crowd.max_answers} ({report.answers_fixed_k}) |",
             f"| cost of the round | ${report.cost:.2f} |",
             f"| spent so far | ${report.spent_total:.2f} of ${config.budget.max_spend:.2f} |",
             f"| agreement with the aggregated label | {report.agreement:.3f} |",

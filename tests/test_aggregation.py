@@ -12,18 +12,23 @@ from hypothesis import strategies as st
 
 from tasks.aggregation import (
     METHODS,
+    AnswersError,
     DawidSkene,
     MajorityVote,
+    OneCoinDawidSkene,
+    Wawa,
     aggregate_answers_frame,
     from_crowd_kit,
     from_shared_csv,
     read_shared_truth,
+    spammer_scores,
     worker_quality,
 )
 from tasks.contracts import ContractError
+from tasks.synthetic import synthetic_crowd as make_synthetic_crowd
 
-Estimator = type[MajorityVote] | type[DawidSkene]
-ESTIMATORS: list[Estimator] = [MajorityVote, DawidSkene]
+Estimator = type[MajorityVote] | type[Wawa] | type[DawidSkene]
+ESTIMATORS: list[Estimator] = [MajorityVote, Wawa, DawidSkene, OneCoinDawidSkene]
 
 # --------------------------------------------------------------------------------------------- tiny crowd
 # 3 workers, 4 items; "fish" is a label nobody chose. Majority by hand:
@@ -86,6 +91,94 @@ def test_fit_returns_self_and_predict_matches_fit(tiny: pd.DataFrame) -> None:
         assert model.fit(tiny) is model
         pd.testing.assert_series_equal(model.predict(tiny), model.labels_)
         pd.testing.assert_frame_equal(model.predict_proba(tiny), model.probas_)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+class TestAggregatorContract:
+    """Every aggregator: the estimator shape and the same answers to bad input (the properties — row order,
+    probabilities summing to 1, perfect workers — are the hypothesis tests below, over ESTIMATORS)."""
+
+    def test_shape(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        model = estimator(TINY_LABELS)
+        assert model.fit(tiny) is model
+        assert list(model.probas_.columns) == TINY_LABELS
+        assert model.labels_.index.equals(model.probas_.index)
+        assert model.n_answers_.tolist() == [3, 3, 3, 3]
+        np.testing.assert_allclose(model.probas_.sum(axis=1), 1.0)
+
+    def test_empty_table(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        with pytest.raises(AnswersError, match="empty"):
+            estimator(TINY_LABELS).fit(tiny.iloc[:0])
+
+    def test_label_outside_label_names_names_the_rows(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        bad = tiny.copy()
+        bad.loc[5, "label"] = "zebra"
+        with pytest.raises(AnswersError, match=r"\['zebra'\].*row 5: item_id='i2', worker_id='w3'"):
+            estimator(TINY_LABELS).fit(bad)
+
+    def test_unknown_items_name_the_rows(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        with pytest.raises(AnswersError, match=r"\['i4'\].*row 9: item_id='i4'.*row 10.*row 11"):
+            estimator(TINY_LABELS).fit(tiny, items=["i1", "i2", "i3"])
+        assert estimator(TINY_LABELS).fit(tiny, items=["i1", "i2", "i3", "i4", "i5"]).labels_.size == 4
+
+    def test_duplicate_answer_ids_name_the_rows(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        with_ids = tiny.assign(answer_id=[f"a{i}" for i in range(len(tiny))])
+        assert estimator(TINY_LABELS).fit(with_ids).labels_.size == 4
+        with_ids.loc[7, "answer_id"] = "a2"
+        with pytest.raises(AnswersError, match=r"answer_id must be unique.*'a2'.*'a2'"):
+            estimator(TINY_LABELS).fit(with_ids)
+
+    def test_gold_clamps(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        model = estimator(TINY_LABELS).fit(tiny, gold=pd.Series({"i2": "fish"}))
+        assert model.labels_["i2"] == "fish"
+        assert probas_row(model.probas_, "i2") == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_wawa_weights_workers_by_agreement() -> None:
+    # w1 and w2 agree with the majority everywhere; w3 never does. On i4 w3 alone says "bird" against w4 ("dog"),
+    # a tie for majority vote that Wawa breaks towards the more reliable worker.
+    rows = [(f"i{i}", w, "cat") for i in range(3) for w in ("w1", "w2", "w4")]
+    rows += [(f"i{i}", "w3", "dog") for i in range(3)]
+    rows += [("i4", "w3", "bird"), ("i4", "w4", "dog")]
+    wawa = Wawa(TINY_LABELS).fit(answers_frame(rows))
+    assert wawa.skills_["w3"] <= 0.25 < 0.75 <= wawa.skills_["w4"]
+    assert wawa.labels_["i4"] == "dog"
+
+
+def test_one_coin_dawid_skene_has_one_coin_matrices(tiny: pd.DataFrame) -> None:
+    errors = OneCoinDawidSkene(TINY_LABELS).fit(tiny).errors_
+    off = errors[:, ~np.eye(4, dtype=bool)].reshape(3, -1)
+    np.testing.assert_allclose(off, off[:, :1] * np.ones_like(off))
+    np.testing.assert_allclose(
+        np.diagonal(errors, axis1=1, axis2=2), np.diagonal(errors, axis1=1, axis2=2)[:, :1] * np.ones((3, 4))
+    )
+
+
+def test_warm_start_uses_earlier_confusion_and_checks_its_shape(tiny: pd.DataFrame) -> None:
+    earlier = DawidSkene(TINY_LABELS).fit(tiny)
+    warm = {str(w): earlier.errors_[i] for i, w in enumerate(earlier.workers_)}
+    warmed = DawidSkene(TINY_LABELS).fit(tiny, warm_start=warm | {"gone": np.eye(4)})
+    assert warmed.labels_.to_dict() == earlier.labels_.to_dict()
+    assert warmed.n_iter_ <= earlier.n_iter_
+    with pytest.raises(ValueError, match=r"warm_start\['w1'\] must be a 4 x 4"):
+        DawidSkene(TINY_LABELS).fit(tiny, warm_start={"w1": np.eye(3)})
+
+
+def test_calibrated_on_both_synthetic_crowds() -> None:
+    # Of the items the default is >= 0.99 sure of, at least 98% are right, whether workers err one-coin or
+    # confuse pairs of classes (the benchmark prints the same figure at scale).
+    for kind in ("one_coin", "class_confusion"):
+        crowd = make_synthetic_crowd(20_000, kind=kind, seed=1)
+        model = DawidSkene(crowd.label_names).fit(crowd.answers)
+        sure = model.probas_.max(axis=1) >= 0.99
+        right = model.labels_ == crowd.truth.reindex(model.labels_.index)
+        assert right[sure].mean() >= 0.98, (kind, right[sure].mean())
+
+
+def test_spammer_scores() -> None:
+    perfect, spammer = np.eye(3), np.full((3, 3), 1 / 3)
+    one_label = np.tile([0.0, 1.0, 0.0], (3, 1))
+    np.testing.assert_allclose(spammer_scores(np.stack([perfect, spammer, one_label])), [1.0, 0.0, 0.0])
 
 
 def test_dawid_skene_stops_on_posterior_change_or_max_iter(tiny: pd.DataFrame) -> None:
@@ -252,15 +345,15 @@ def test_aggregation_does_not_depend_on_row_order(
     n_workers=st.integers(1, 5),
     truth=st.lists(st.integers(0, 4), min_size=1, max_size=30),
 )
-def test_dawid_skene_with_perfect_workers_agrees_with_majority_vote(
+def test_every_aggregator_with_perfect_workers_agrees_with_majority_vote(
     k: int, n_workers: int, truth: list[int]
 ) -> None:
     labels = [f"l{j}" for j in range(k)]
     rows = [(f"i{i}", f"w{w}", f"l{t % k}") for i, t in enumerate(truth) for w in range(n_workers)]
     answers = answers_frame(rows)
     mv = MajorityVote(labels).fit(answers).labels_
-    ds = DawidSkene(labels).fit(answers).labels_
-    pd.testing.assert_series_equal(ds, mv)
+    for estimator in ESTIMATORS:
+        pd.testing.assert_series_equal(estimator(labels).fit(answers).labels_, mv)
     assert mv.to_dict() == {f"i{i}": f"l{t % k}" for i, t in enumerate(truth)}
 
 

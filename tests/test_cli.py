@@ -44,3 +44,32 @@ def test_export_rejects_an_unknown_format(tmp_path: Path) -> None:
     runner.invoke(app, ["init", str(path)])
     result = runner.invoke(app, ["export", "--config", str(path), "--format", "xml"])
     assert result.exit_code == 2 and "csv, parquet, jsonl" in result.output
+
+
+def test_workers_shows_stored_worker_quality(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from flows.config import load_config
+    from flows.project import Project
+
+    path = tmp_path / "labelflow.toml"
+    runner.invoke(app, ["init", str(path)])
+    assert "No workers yet" in runner.invoke(app, ["workers", "--config", str(path)]).output
+    project = Project(load_config(path), tmp_path)
+    project.store.update_workers(
+        pd.DataFrame(
+            {
+                "worker_id": ["w1", "w2"],
+                "backend": "simulated",
+                "status": ["active", "blocked"],
+                "n_answers": [40, 25],
+                "accuracy": [0.91, 0.12],
+                "n_gold": [5, 3],
+                "spammer_score": [0.83, 0.01],
+            }
+        )
+    )
+    project.close()
+    result = runner.invoke(app, ["workers", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "w1" in result.output and "blocked" in result.output and "0.830" in result.output

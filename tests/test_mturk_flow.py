@@ -35,6 +35,7 @@ def mturk_project(
     data = base.model_dump(mode="json")
     data["crowd"].update(
         backend="mturk",
+        redundancy=3,  # pinned: the figures below count HITs of 3 assignments, whatever the default k0 is
         max_answers=4,
         mturk={"endpoint_url": endpoint.url, "local": True},
         poll_interval_minutes=60,  # fewer polls: each is one ListAssignmentsForHIT per HIT still answering

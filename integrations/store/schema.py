@@ -197,6 +197,8 @@ class Worker(Base):
     accuracy: Mapped[float | None] = mapped_column(Float)
     n_gold: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime]
+    spammer_score: Mapped[float | None] = mapped_column(Float)  # migration 0002
+    confusion: Mapped[str | None] = mapped_column(Text)  # JSON {"labels", "matrix"}; migration 0002
 
 
 class ModelVersion(Base):

@@ -72,7 +72,17 @@ REQUEST_COLUMNS: Final = (
     "published_at",
 )
 UNPARSED_ANSWER_COLUMNS: Final = ("answer_id", "item_id", "worker_id", "raw", "parse_error", "round_id")
-WORKER_COLUMNS: Final = ("worker_id", "backend", "status", "n_answers", "accuracy", "n_gold", "updated_at")
+WORKER_COLUMNS: Final = (
+    "worker_id",
+    "backend",
+    "status",
+    "n_answers",
+    "accuracy",
+    "n_gold",
+    "updated_at",
+    "spammer_score",
+    "confusion",
+)
 MODEL_VERSION_COLUMNS: Final = (
     "id",
     "round_id",
@@ -861,10 +871,12 @@ class LabelStore:
     # ------------------------------------------------------------------ workers
 
     def update_workers(self, workers: pd.DataFrame) -> None:
-        """Set ``status``, ``accuracy`` and/or ``n_gold`` (whichever columns the frame has) for workers
-        keyed by (worker_id, backend), creating unknown workers (``active``, no answers yet)."""
+        """Set ``status``, ``n_answers``, ``accuracy``, ``n_gold``, ``spammer_score`` and/or ``confusion`` (a JSON
+        string; whichever columns the frame has) for workers keyed by (worker_id, backend), creating unknown
+        workers (``active``, no answers yet)."""
         require_columns(workers, ("worker_id", "backend"), "workers")
-        fields = [c for c in ("status", "accuracy", "n_gold") if c in workers.columns]
+        updatable = ("status", "n_answers", "accuracy", "n_gold", "spammer_score", "confusion")
+        fields = [c for c in updatable if c in workers.columns]
         if workers.empty:
             return
         now = _now()
@@ -884,6 +896,8 @@ class LabelStore:
                 "accuracy": None,
                 "n_gold": 0,
                 "updated_at": now,
+                "spammer_score": None,
+                "confusion": None,
             }
             if "status" in fields:
                 status = str(rec["status"])
@@ -896,6 +910,14 @@ class LabelStore:
                 row["accuracy"] = None if _is_missing(rec["accuracy"]) else float(rec["accuracy"])
             if "n_gold" in fields:
                 row["n_gold"] = 0 if _is_missing(rec["n_gold"]) else int(rec["n_gold"])
+            if "n_answers" in fields:
+                row["n_answers"] = 0 if _is_missing(rec["n_answers"]) else int(rec["n_answers"])
+            if "spammer_score" in fields:
+                row["spammer_score"] = (
+                    None if _is_missing(rec["spammer_score"]) else float(rec["spammer_score"])
+                )
+            if "confusion" in fields:
+                row["confusion"] = None if _is_missing(rec["confusion"]) else str(rec["confusion"])
             rows.append(row)
         with self._write() as conn:
             insert = self._insert(Worker)
