@@ -26,6 +26,7 @@ from prefect.runtime import flow_run
 from flows.config import ProjectConfig
 from flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
 from flows.project import Project
+from flows.reporting import artifact_key, publish_monitoring_artifacts
 from integrations.crowd.base import BudgetExceededError, CrowdBackend
 from integrations.datasets import Dataset, DatasetError
 from integrations.store import LabelStore, ModelVersionRecord, RoundRecord
@@ -419,11 +420,12 @@ def publish_round(
         model_path=version.path,
     )
     create_markdown_artifact(
-        key=f"{project.config.name.lower().replace('_', '-').replace('.', '-')}-round-summary",
+        key=artifact_key(project.config.name, "round-summary"),
         markdown=round_markdown(project.config, report),
         description=f"Round {round_.number} of {project.config.name}",
     )
     store.finish_round(round_.id, "completed", summary=report.as_dict())
+    publish_monitoring_artifacts(store, project.config.name, project.workdir, round_.id)
     return report
 
 

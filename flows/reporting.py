@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -84,3 +86,50 @@ def export_labels(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
     else:
         best.to_json(path, orient="records", lines=True)
     return path, len(best)
+
+
+def artifact_key(project: str, what: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{project}-{what}".lower())
+
+
+def publish_monitoring_artifacts(store: LabelStore, project: str, workdir: Path, round_id: int) -> None:
+    """Tables of worker quality and class distribution, and the learning curve as an image, for the Prefect UI.
+
+    The image artifact takes a URL; a data URI carries the PNG itself, so nothing has to serve it.
+    """
+    from prefect.artifacts import create_image_artifact, create_table_artifact
+
+    workers = store.workers()
+    worker_rows = [
+        {
+            "worker": str(row["worker_id"]),
+            "status": str(row["status"]),
+            "answers": int(row["n_answers"]),
+            "agreement": "" if pd.isna(row["accuracy"]) else f"{row['accuracy']:.3f}",
+            "gold answers": int(row["n_gold"]),
+        }
+        for row in workers.sort_values("accuracy", ascending=False, na_position="last").to_dict("records")
+    ]
+    create_table_artifact(
+        table=worker_rows, key=artifact_key(project, "workers"), description="Worker quality, best first"
+    )
+    labels = store.labels(round_id)
+    crowd = labels[labels["source"] == LabelSource.CROWD.value]
+    counts = crowd["label"].value_counts().sort_index()
+    create_table_artifact(
+        table=[
+            {"label": str(label), "items": int(n), "share": f"{n / max(len(crowd), 1):.3f}"}
+            for label, n in counts.items()
+        ],
+        key=artifact_key(project, "class-distribution"),
+        description="Crowd labels per class",
+    )
+    curve = learning_curve(store)
+    if len(curve):
+        png = plot_learning_curve(curve, workdir / "learning_curve.png", f"labelflow: {project}")
+        create_image_artifact(
+            image_url="data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"),
+            key=artifact_key(project, "learning-curve"),
+            description="Model and label accuracy against answers paid",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -98,6 +99,11 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
     summary = by_key["flow-test-round-summary"]
     assert "round 2" in str(summary.data) and f"{report.rounds[-1].model_accuracy:.3f}" in str(summary.data)
     assert {"gx-pool", "gx-batch", "gx-answers", "gx-labels"} <= set(by_key)
+    workers = by_key["flow-test-workers"].data
+    assert "sim-w" in str(workers) and "agreement" in str(workers)
+    classes = by_key["flow-test-class-distribution"].data
+    assert sum(row["items"] for row in json.loads(str(classes))) == 40
+    assert str(by_key["flow-test-learning-curve"].data).startswith("data:image/png;base64,")
     store.close()
 
 
