@@ -34,6 +34,7 @@ from tasks.aggregation import aggregate_answers
 from tasks.answers import collect_answers
 from tasks.contracts import ITEM_ID, ContractError, ItemSet
 from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
+from tasks.label_issues import report_label_issues
 from tasks.selection import select_batch
 from tasks.settlement import settle_round
 from tasks.training import (
@@ -70,6 +71,8 @@ class RoundReport:
     previous_accuracy: float | None
     promoted: bool
     model_path: str
+    label_issues: int = 0  # crowd labels the model contradicts, offered for relabeling
+    label_issue_precision: float | None = None  # share of them that are wrong by the hidden truth
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,7 +197,18 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         version = register_model(
             store, model, metrics, round_, champion_record=store.champion(), workdir=project.workdir
         )
-        report: RoundReport = publish_round(project, crowd, round_, batch, labels, waves, model, version)
+        issues = report_label_issues(
+            crowd_labeled_frame(store, dataset),
+            dataset.feature_columns,
+            project.label_names,
+            config.training,
+            round_number=round_.number,
+            artifact_key=artifact_key(config.name, "label-issues"),
+        )
+        issues.to_csv(project.workdir / f"label_issues_round_{round_.number:03d}.csv", index=False)
+        report: RoundReport = publish_round(
+            project, crowd, round_, batch, labels, waves, model, version, issues
+        )
         return report
     except DATA_ERRORS as error:
         store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
@@ -326,6 +340,22 @@ def label_batch(
     return labels, wave - 1
 
 
+def crowd_labeled_frame(store: LabelStore, dataset: Dataset) -> pd.DataFrame:
+    """The latest crowd label of every answered non-gold item, with its features."""
+    crowd = store.labels().query("source == 'crowd'")
+    crowd = crowd[~crowd[ITEM_ID].isin(dataset.known_labels.index)]
+    columns = [ITEM_ID, "label", "confidence", "n_answers"]
+    return crowd[columns].merge(dataset.items[[ITEM_ID, *dataset.feature_columns]], on=ITEM_ID, how="inner")
+
+
+def issue_precision(issues: pd.DataFrame, truth: pd.Series) -> float | None:
+    """Of the flagged crowd labels, the share that the hidden truth says are wrong (where a truth exists)."""
+    known = issues[issues[ITEM_ID].isin(truth.index)]
+    if known.empty:
+        return None
+    return float((known["label"].to_numpy() != truth.reindex(known[ITEM_ID]).to_numpy()).mean())
+
+
 def gold_labels(dataset: Dataset) -> pd.Series:
     return dataset.known_labels[dataset.frame(ItemSet.GOLD)[ITEM_ID]]
 
@@ -388,6 +418,7 @@ def publish_round(
     waves: int,
     model: TrainedModel,
     version: ModelVersionRecord,
+    issues: pd.DataFrame,
 ) -> RoundReport:
     """Sum the round up: a markdown artifact in the Prefect UI, the round's summary in the store."""
     store, dataset = project.store, project.dataset
@@ -418,6 +449,8 @@ def publish_round(
         previous_accuracy=float(previous["accuracy"].iloc[-1]) if len(previous) else None,
         promoted=version.promoted,
         model_path=version.path,
+        label_issues=len(issues),
+        label_issue_precision=issue_precision(issues, dataset.hidden_truth),
     )
     create_markdown_artifact(
         key=artifact_key(project.config.name, "round-summary"),
@@ -463,6 +496,13 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             f"| pseudo-labels (self-training) | {report.pseudo_labels} |",
             f"| held-out model accuracy | {report.model_accuracy:.3f} ({change}) |",
             f"| model promoted | {'yes' if report.promoted else 'no'} |",
+            f"| label issues offered for relabeling | {report.label_issues}"
+            + (
+                f" ({report.label_issue_precision:.0%} of them wrong by the hidden truth)"
+                if report.label_issue_precision is not None
+                else ""
+            )
+            + " |",
         ]
     )
 
