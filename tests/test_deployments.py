@@ -34,4 +34,3 @@ def test_serve_schedules_rounds_by_cron_and_triggers_them_on_pool_growth(tmp_pat
     [trigger] = round_deployment.triggers
     assert trigger.expect == {"labelflow.pool.grew"}
     assert round_deployment.parameters["wait_for_answers"] is False
-    assert round_deployment.concurrency_limit == 1

@@ -116,23 +116,41 @@ seed_size = 20
 batch_size = 20
 [crowd]
 gold_per_round = 5
-poll_interval_minutes = 0.17
+redundancy = 3  # one wave per round: each extra wave costs a collector cycle, and this test is about serving
+max_answers = 3
+poll_interval_minutes = 0.25
 [crowd.simulated]
-mean_latency_minutes = 0.1
+mean_latency_minutes = 0.15
 [training]
 self_training_max_iter = 2
 [inbox]
-watch_interval_seconds = 10
+watch_interval_seconds = 15
 round_after_items = 20
 [schedule]
 round_cron = "0 3 * * *"
 """
 
 
+def start_serve(config_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--config", str(config_path)],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def api(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
-    response = httpx.post(f"{env['PREFECT_API_URL']}{path}", json=body, timeout=10)
+    """POST to the Prefect API, riding out the 503s a busy SQLite-backed server answers now and then."""
+    for attempt in range(10):
+        response = httpx.post(f"{env['PREFECT_API_URL']}{path}", json=body, timeout=30)
+        if response.status_code < 500 or attempt == 9:
+            break
+        time.sleep(1 + attempt)
     response.raise_for_status()
-    return response.json()
+    return response.json() if response.content else None
 
 
 def round_runs(env: dict[str, str], state: str | None = None) -> list[dict[str, Any]]:
@@ -235,7 +253,6 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_that_waited_without_a_pr
         store.close()
     finally:
         stop(serve)
-        serve_log.close()
 
 
 def test_the_screenshot_script_renders_the_ui_with_runs_and_artifacts(
@@ -257,3 +274,38 @@ def test_the_screenshot_script_renders_the_ui_with_runs_and_artifacts(
             assert image.size == (1600, 1000)
             # a rendered page has many colours; a blank or error page has a handful
             assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def test_coinciding_round_runs_never_run_two_rounds_of_one_project(
+    tmp_path: Path, prefect_server: dict[str, str]
+) -> None:
+    """A cron run and a triggered run created at the same moment: one round, answered once, completed."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env = prefect_server
+    digits_rows(0, 200).to_csv(tmp_path / "base.csv", index=False)
+    config_path = tmp_path / "labelflow.toml"
+    config_path.write_text(CONFIG.format(folder=tmp_path).replace('name = "served"', 'name = "served-twice"'))
+    config = load_config(config_path)
+    serve = start_serve(config_path, env, tmp_path / "serve.log")
+    store = Project(config, tmp_path).store
+    try:
+        wait_for(
+            lambda: [d for d in api(env, "/deployments/filter", {}) if d["name"] == "served-twice-round"],
+            90,
+            "serve registered the round deployment",
+        )
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            for _ in range(2):  # the cron run and the triggered run, at the same moment
+                run_deployment("labeling-round/served-twice-round", timeout=0, as_subflow=False)
+        wait_for(lambda: (store.rounds()["status"] == "completed").any(), 240, "the round completed")
+        rounds = store.rounds()
+        assert len(rounds) == 1, rounds  # the second run was skipped or resumed the same round
+        requests = store.requests(int(rounds["id"].iloc[0]))
+        answers = store.answers()
+        assert requests["request_key"].is_unique and answers["answer_id"].is_unique
+        assert len(answers) == requests["n_answers"].sum()  # every answer bought once
+        store.close()
+    finally:
+        stop(serve)
