@@ -51,14 +51,14 @@ from tasks.selection import (
 from tasks.training import TrainingConfig, build_pipeline
 
 STRATEGIES: dict[str, SelectionConfig] = {
-    "random": SelectionConfig(strategy="random"),
-    "least_confidence": SelectionConfig(strategy="least_confidence"),
-    "entropy": SelectionConfig(strategy="entropy"),
-    "margin": SelectionConfig(strategy="margin"),
+    "random": SelectionConfig(strategy="random", diversity="none"),
+    "least_confidence": SelectionConfig(strategy="least_confidence", diversity="none"),
+    "entropy": SelectionConfig(strategy="entropy", diversity="none"),
+    "margin": SelectionConfig(strategy="margin", diversity="none"),
     "margin+kcenter": SelectionConfig(strategy="margin", diversity="kcenter"),
     "margin+kmeans": SelectionConfig(strategy="margin", diversity="kmeans"),
-    "vote_entropy": SelectionConfig(strategy="vote_entropy"),
-    "consensus_kl": SelectionConfig(strategy="consensus_kl"),
+    "vote_entropy": SelectionConfig(strategy="vote_entropy", diversity="none"),
+    "consensus_kl": SelectionConfig(strategy="consensus_kl", diversity="none"),
 }
 QUICK_STRATEGIES = [
     "random",
