@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument(
         "--committee", type=int, default=0, help="members of a bootstrap committee (0: margin)"
     )
+    parser.add_argument(
+        "--diversity", choices=["none", "kcenter", "kmeans"], default=None, help="default: config's"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "pool.parquet"
@@ -82,6 +85,8 @@ def main() -> None:
             else None
         )
         config = SelectionConfig(strategy="vote_entropy" if committee else "margin")
+        if args.diversity:
+            config = config.model_copy(update={"diversity": args.diversity})
         before = peak_mb()
         started = time.perf_counter()
         features = read_features(path)
@@ -91,7 +96,7 @@ def main() -> None:
         )
         total = time.perf_counter() - started
     print(
-        f"chose {len(chosen)} of {args.rows:,} x {args.columns} float32 ({config.strategy}"
+        f"chose {len(chosen)} of {args.rows:,} x {args.columns} float32 ({config.strategy}+{config.diversity}"
         f"{f', {args.committee}-member committee' if committee else ''}): {total:.2f} s "
         f"(reading {read:.2f} s); peak memory {peak_mb():.0f} MB (before reading {before:.0f} MB; "
         f"the pool is {features.nbytes / 2**20:.0f} MB)"
