@@ -35,11 +35,12 @@ from tasks.answers import collect_answers
 from tasks.contracts import ITEM_ID, ContractError, ItemSet
 from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
 from tasks.label_issues import report_label_issues
-from tasks.selection import select_batch
+from tasks.selection import COMMITTEE_STRATEGIES, select_batch
 from tasks.settlement import settle_round
 from tasks.training import (
     TrainedModel,
     evaluate_model,
+    fit_committee,
     load_model,
     pseudo_label_frame,
     retrain_model,
@@ -73,6 +74,8 @@ class RoundReport:
     model_path: str
     label_issues: int = 0  # crowd labels the model contradicts, offered for relabeling
     label_issue_precision: float | None = None  # share of them that are wrong by the hidden truth
+    self_training_threshold: float | None = None  # chosen on gold for training.pseudo_label_precision
+    pseudo_label_accuracy: float | None = None  # pseudo-labels vs the simulation's hidden truth
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,6 +157,17 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         champion = current_model(store)
         batch = restore_batch(store, round_) if round_.resumed else None
         if batch is None:
+            committee = (
+                fit_committee(
+                    training_frame(store, dataset),
+                    dataset.feature_columns,
+                    config.training,
+                    config.selection.committee_size,
+                    seed=config.selection.seed + round_.number,
+                )
+                if champion is not None and config.selection.strategy in COMMITTEE_STRATEGIES
+                else None
+            )
             batch = select_batch(
                 unlabeled,
                 dataset.feature_columns,
@@ -161,6 +175,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 config.selection,
                 round_.id,
                 batch_size=affordable_batch_size(project, crowd, has_model=champion is not None),
+                committee=committee,
             )
         validate_frame(
             batch, "batch", unlabeled_pool_ids=set(unlabeled[ITEM_ID]), max_size=max(len(batch), 1)
@@ -191,6 +206,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             project.label_names,
             config.training,
             round_.id,
+            gold_ids=set(gold_labels(dataset).index),
         )
         store.save_labels(pseudo_label_frame(model, round_.id))
         metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.id)
@@ -451,6 +467,8 @@ def publish_round(
         model_path=version.path,
         label_issues=len(issues),
         label_issue_precision=issue_precision(issues, dataset.hidden_truth),
+        self_training_threshold=model.self_training_threshold,
+        pseudo_label_accuracy=share_right(model.pseudo_labels, dataset.hidden_truth),
     )
     create_markdown_artifact(
         key=artifact_key(project.config.name, "round-summary"),
@@ -460,6 +478,14 @@ def publish_round(
     store.finish_round(round_.id, "completed", summary=report.as_dict())
     publish_monitoring_artifacts(store, project.config.name, project.workdir, round_.id)
     return report
+
+
+def share_right(labels: pd.DataFrame, truth: pd.Series) -> float | None:
+    """Share of ``labels`` that the hidden truth confirms (where a truth exists)."""
+    known = labels[labels[ITEM_ID].isin(truth.index)]
+    if known.empty:
+        return None
+    return float((known["label"].to_numpy() == truth.reindex(known[ITEM_ID]).to_numpy()).mean())
 
 
 def fixed_k_answers(requests: pd.DataFrame, k: int) -> int:
@@ -493,7 +519,19 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             f"| agreement with the aggregated label | {report.agreement:.3f} |",
             f"| crowd labels ({config.quality.method}) | {report.crowd_labels} |",
             f"| label accuracy vs hidden truth | {label_accuracy} |",
-            f"| pseudo-labels (self-training) | {report.pseudo_labels} |",
+            f"| items labeled per source | crowd {report.crowd_labels}, model {report.pseudo_labels} |",
+            f"| pseudo-labels (self-training) | {report.pseudo_labels}"
+            + (
+                f" at confidence ≥ {report.self_training_threshold:.3f}"
+                if report.self_training_threshold is not None
+                else ""
+            )
+            + (
+                f", {report.pseudo_label_accuracy:.1%} right by the hidden truth"
+                if report.pseudo_label_accuracy is not None
+                else ""
+            )
+            + " |",
             f"| held-out model accuracy | {report.model_accuracy:.3f} ({change}) |",
             f"| model promoted | {'yes' if report.promoted else 'no'} |",
             f"| label issues offered for relabeling | {report.label_issues}"

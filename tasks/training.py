@@ -5,10 +5,17 @@ the unlabeled items the model is at least ``threshold`` sure of, refit, until no
 loop ourselves because ``SelfTrainingClassifier`` cannot weight samples — it slices ``X`` per iteration but not a
 routed ``sample_weight`` — and here a crowd label's weight is its aggregated confidence and a pseudo-label's its
 predicted probability, so an uncertain label pulls less.
+
+Active learning + self-training (Settles 2009 §7; humans label the uncertain items, the model the confident
+ones, as in McCallum & Nigam 1998 and Tomanek & Hahn 2009): the pseudo-labeling threshold is not a fixed
+probability but is chosen on the gold items to reach a target precision of pseudo-labels
+(``pseudo_label_precision``). The gold items' probabilities come from models that did not see them (k folds over
+the gold items), because a model fitted on an item is overconfident about it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,6 +33,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tasks.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource
+from tasks.selection import BootstrapCommittee
 
 ModelKind = Literal["logistic_regression", "random_forest"]
 
@@ -39,6 +47,16 @@ class TrainingConfig(BaseModel):
         0.95, gt=0.5, le=1.0, description="Predicted probability a pseudo-label needs."
     )
     self_training_max_iter: int = Field(5, ge=1, description="Self-training refits at most this often.")
+    pseudo_label_precision: float | None = Field(
+        0.98,
+        gt=0.5,
+        lt=1.0,
+        description="Choose the self-training threshold on the gold items so that this share of pseudo-labels "
+        "is right (None: use self_training_threshold, as while too few gold items pass any threshold).",
+    )
+    min_gold_support: int = Field(
+        10, ge=1, description="Gold items a chosen threshold must keep above it to be trusted."
+    )
     seed: int = Field(0, description="Seed of the model.")
 
 
@@ -48,6 +66,7 @@ class TrainedModel:
     label_names: list[str]
     pseudo_labels: pd.DataFrame  # item_id, label, confidence
     n_train: int
+    self_training_threshold: float | None = None  # the threshold used (chosen on gold, or the fixed one)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probabilities over ``label_names`` in that order, zero for classes the model never saw."""
@@ -67,6 +86,66 @@ def build_pipeline(config: TrainingConfig) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=config.seed))
 
 
+def precision_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target: float, *, min_support: int = 10
+) -> float | None:
+    """The lowest confidence threshold at which the items at or above it are right at least ``target`` of the
+    time, with at least ``min_support`` items above it; None if no threshold qualifies.
+
+    ``confidence`` is each item's top predicted probability (out of sample), ``correct`` whether the top class
+    was the true one."""
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    conf = np.asarray(confidence, dtype=np.float64)
+    order = np.argsort(-conf, kind="stable")
+    sorted_conf = conf[order]
+    hits = np.cumsum(np.asarray(correct, dtype=bool)[order])
+    support = np.arange(1, len(order) + 1)
+    # only the last item of a run of equal confidences is a threshold: ">= t" keeps the whole run
+    last_of_run = np.append(sorted_conf[1:] < sorted_conf[:-1], True)[: len(order)]
+    ok = (hits / support >= target) & (support >= min_support) & last_of_run
+    return float(sorted_conf[np.flatnonzero(ok)[-1]]) if ok.any() else None
+
+
+def gold_threshold(
+    X_labeled: np.ndarray,
+    y_labeled: np.ndarray,
+    weights: np.ndarray,
+    is_gold: np.ndarray,
+    config: TrainingConfig,
+    *,
+    n_folds: int = 5,
+) -> float | None:
+    """The self-training threshold that reaches ``config.pseudo_label_precision`` on the gold items, each
+    predicted by a model fitted without it (``n_folds`` folds over the gold items); None if it cannot be chosen."""
+    gold_rows = np.flatnonzero(is_gold)
+    if config.pseudo_label_precision is None or len(gold_rows) < config.min_gold_support:
+        return None
+    folds = np.full(len(y_labeled), -1)
+    folds[np.random.default_rng(config.seed).permutation(gold_rows)] = np.arange(len(gold_rows)) % n_folds
+    confidence = np.zeros(len(y_labeled))
+    correct = np.zeros(len(y_labeled), dtype=bool)
+    pipeline = build_pipeline(config)
+    final_step = pipeline.steps[-1][0]
+    for fold in range(n_folds):
+        held = np.flatnonzero(folds == fold)
+        train = np.flatnonzero(folds != fold)
+        if len(held) == 0 or len(np.unique(y_labeled[train])) < 2:
+            continue
+        member = clone(pipeline).fit(
+            X_labeled[train], y_labeled[train], **{f"{final_step}__sample_weight": weights[train]}
+        )
+        probas = member.predict_proba(X_labeled[held])
+        confidence[held] = probas.max(axis=1)
+        correct[held] = member.classes_[probas.argmax(axis=1)] == y_labeled[held]
+    return precision_threshold(
+        confidence[gold_rows],
+        correct[gold_rows],
+        config.pseudo_label_precision,
+        min_support=config.min_gold_support,
+    )
+
+
 def fit_model(
     X_labeled: np.ndarray,
     y_labeled: np.ndarray,
@@ -75,13 +154,23 @@ def fit_model(
     unlabeled_ids: np.ndarray,
     label_names: list[str],
     config: TrainingConfig,
+    *,
+    is_gold: np.ndarray | None = None,
 ) -> TrainedModel:
-    """Fit on the labeled rows, then self-train on the unlabeled ones (see the module docstring)."""
+    """Fit on the labeled rows, then self-train on the unlabeled ones (see the module docstring).
+
+    ``is_gold`` marks the labeled rows whose labels are known (gold): with ``config.pseudo_label_precision``
+    the self-training threshold is chosen on them (:func:`gold_threshold`), else ``self_training_threshold``."""
     if len(np.unique(y_labeled)) < 2:
         raise ValueError(
             f"cannot train on {len(y_labeled)} labels of a single class {np.unique(y_labeled).tolist()}; "
             "label more items first"
         )
+    threshold = config.self_training_threshold
+    if config.self_training and is_gold is not None and len(X_unlabeled):
+        chosen = gold_threshold(X_labeled, y_labeled, weights, np.asarray(is_gold, dtype=bool), config)
+        # never at or below a coin toss: a pseudo-label must at least be the model's clear majority view
+        threshold = max(chosen, 0.5 + 1e-9) if chosen is not None else threshold
     pipeline = clone(build_pipeline(config))
     final_step = pipeline.steps[-1][0]
     pseudo = np.full(len(X_unlabeled), None, dtype=object)
@@ -95,7 +184,7 @@ def fit_model(
         if not config.self_training or len(X_unlabeled) == 0:
             break
         probas = pipeline.predict_proba(X_unlabeled)
-        confident = (probas.max(axis=1) >= config.self_training_threshold) & ~taken
+        confident = (probas.max(axis=1) >= threshold) & ~taken
         if not confident.any():
             break
         pseudo[confident] = pipeline.classes_[probas[confident].argmax(axis=1)]
@@ -104,7 +193,13 @@ def fit_model(
     pseudo_labels = pd.DataFrame(
         {ITEM_ID: unlabeled_ids[taken], "label": pseudo[taken].astype(str), "confidence": pseudo_conf[taken]}
     )
-    return TrainedModel(pipeline, list(label_names), pseudo_labels, n_train=len(y_labeled))
+    return TrainedModel(
+        pipeline,
+        list(label_names),
+        pseudo_labels,
+        n_train=len(y_labeled),
+        self_training_threshold=threshold if config.self_training else None,
+    )
 
 
 def evaluate(model: TrainedModel, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -124,6 +219,18 @@ def pseudo_label_frame(model: TrainedModel, round_id: int) -> pd.DataFrame:
         method="self_training", n_answers=0, round_id=round_id, source=LabelSource.MODEL.value
     )
     return frame[list(LABEL_COLUMNS)]
+
+
+def fit_committee(
+    labeled: pd.DataFrame, feature_columns: list[str], config: TrainingConfig, n_members: int, *, seed: int
+) -> BootstrapCommittee:
+    """A query-by-committee committee: the configured model (no self-training) on ``n_members`` stratified
+    bootstraps of the labeled items, weighted by their confidence (see :class:`BootstrapCommittee`)."""
+    return BootstrapCommittee(build_pipeline(config), n_members, random_state=seed).fit(
+        labeled[feature_columns].to_numpy(dtype=np.float64),
+        labeled["label"].to_numpy(dtype=object),
+        labeled["confidence"].to_numpy(dtype=np.float64),
+    )
 
 
 def save_model(model: TrainedModel, path: Path) -> Path:
@@ -147,8 +254,10 @@ def retrain_model(
     label_names: list[str],
     config: TrainingConfig,
     round_id: int,
+    gold_ids: Collection[str] = (),
 ) -> TrainedModel:
-    """``labeled`` has the features plus ``label`` and ``confidence``; ``unlabeled`` the features and item_id."""
+    """``labeled`` has the features plus ``label`` and ``confidence``; ``unlabeled`` the features and item_id;
+    ``gold_ids`` the labeled items whose labels are known (the self-training threshold is chosen on them)."""
     model = fit_model(
         labeled[feature_columns].to_numpy(dtype=np.float64),
         labeled["label"].to_numpy(dtype=object),
@@ -157,12 +266,14 @@ def retrain_model(
         unlabeled[ITEM_ID].to_numpy(dtype=object),
         label_names,
         config,
+        is_gold=labeled[ITEM_ID].isin(list(gold_ids)).to_numpy(),
     )
     get_run_logger().info(
-        "trained %s on %d crowd labels + %d pseudo-labels",
+        "trained %s on %d crowd labels + %d pseudo-labels (threshold %s)",
         config.model,
         model.n_train,
         len(model.pseudo_labels),
+        f"{model.self_training_threshold:.3f}" if model.self_training_threshold is not None else "-",
     )
     return model
 

@@ -77,7 +77,7 @@ def test_uncertainty_picks_the_items_nearest_the_decision_boundary() -> None:
         {"item_id": ["sure", "coin", "fairly", "toss"], "f0": [9.0, 0.01, 2.0, -0.02], "f1": 0.0}
     )
     for strategy in ["least_confidence", "margin", "entropy"]:
-        config = SelectionConfig(strategy=strategy, batch_size=2)  # type: ignore[arg-type]
+        config = SelectionConfig(strategy=strategy, batch_size=2, diversity="none")  # type: ignore[arg-type]
         assert set(choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1)["item_id"]) == {
             "coin",
             "toss",

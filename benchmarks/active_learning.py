@@ -1,0 +1,342 @@
+"""Active-learning benchmark: learning curves of every selection strategy against random, with clean labels.
+
+    .venv/bin/python benchmarks/active_learning.py --quick          # digits + synthetic, 2 seeds (~3 min)
+    .venv/bin/python benchmarks/active_learning.py                  # all four datasets, 5 seeds
+
+Protocol (issue 6): per seed a stratified 25% test split, the rest is the pool; the seed set is 2 labeled items
+per class; each step labels a batch of 1% of the pool (at least 5) chosen by the strategy, refits, and measures
+test accuracy, until half the pool is labeled. The model is the project's default pipeline (StandardScaler +
+LogisticRegression, no self-training). "Full-data accuracy" is the same model fitted on the whole pool.
+
+Reported per dataset and strategy (mean over seeds):
+- AUC: the area under the learning curve (accuracy against the fraction of the pool labeled, from the seed set
+  to half the pool), divided by the width of that range, so it is in [0, 1];
+- labels to reach 95% and 99% of full-data accuracy (a seed that never gets there counts as half the pool, and
+  the mean is then shown as ">="), and the ratio to random's;
+- the stopping rule (stabilizing predictions, kappa >= 0.99 over 3 successive steps, on a fixed stop set of
+  unlabeled pool items): labels at the stop vs at the plateau (the first point after which accuracy never rises
+  by more than 0.5 percentage points).
+
+scikit-activeml's UncertaintySampling (margin) and QueryByCommittee run side by side when it is installed
+(`pip install -e '.[bench]'`); otherwise a note says they were skipped. A PNG of the curves is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_classification
+from sklearn.ensemble import BaggingClassifier
+from sklearn.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tasks.selection import (
+    BootstrapCommittee,
+    SelectionConfig,
+    choose_indices,
+    stopping_round,
+)
+from tasks.training import TrainingConfig, build_pipeline
+
+STRATEGIES: dict[str, SelectionConfig] = {
+    "random": SelectionConfig(strategy="random", diversity="none"),
+    "least_confidence": SelectionConfig(strategy="least_confidence", diversity="none"),
+    "entropy": SelectionConfig(strategy="entropy", diversity="none"),
+    "margin": SelectionConfig(strategy="margin", diversity="none"),
+    "margin+kcenter": SelectionConfig(strategy="margin", diversity="kcenter"),
+    "margin+kmeans": SelectionConfig(strategy="margin", diversity="kmeans"),
+    "vote_entropy": SelectionConfig(strategy="vote_entropy", diversity="none"),
+    "consensus_kl": SelectionConfig(strategy="consensus_kl", diversity="none"),
+}
+QUICK_STRATEGIES = [
+    "random",
+    "margin",
+    "entropy",
+    "margin+kcenter",
+    "margin+kmeans",
+    "vote_entropy",
+    "consensus_kl",
+]
+SKACTIVEML = ["skactiveml:margin", "skactiveml:qbc"]
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "digits":
+        data = load_digits()
+        return data.data, data.target
+    if name == "breast_cancer":
+        data = load_breast_cancer()
+        return data.data, data.target
+    if name == "wine":
+        data = load_wine()
+        return data.data, data.target
+    if name == "synthetic":
+        X, y = make_classification(
+            n_samples=20000, n_features=20, n_informative=10, n_classes=4, flip_y=0.01, random_state=0
+        )
+        return X, y
+    raise ValueError(f"unknown dataset {name!r}")
+
+
+def model() -> Any:
+    return build_pipeline(TrainingConfig(self_training=False))
+
+
+@dataclass
+class Curve:
+    dataset: str
+    strategy: str
+    seed: int
+    labels: list[int]
+    accuracy: list[float]
+    full_accuracy: float
+    pool_size: int
+    stop_index: int | None
+    seconds: float
+    fallbacks: int = 0  # steps an external strategy failed and random chose instead
+
+
+def seed_set(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.concatenate([rng.choice(np.flatnonzero(y == c), size=2, replace=False) for c in np.unique(y)])
+
+
+def skactiveml_chooser(
+    kind: str, seed: int
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]:
+    """scikit-activeml's own strategies, on its own API (unlabeled = MISSING_LABEL)."""
+    from skactiveml.classifier import SklearnClassifier
+    from skactiveml.pool import QueryByCommittee, UncertaintySampling
+    from skactiveml.utils import MISSING_LABEL
+
+    def choose(X: np.ndarray, y: np.ndarray, labeled: np.ndarray, k: int) -> np.ndarray:
+        y_partial = np.full(len(y), MISSING_LABEL, dtype=float)
+        y_partial[labeled] = y[labeled]
+        classes = np.unique(y)
+        clf = SklearnClassifier(model(), classes=classes, random_state=seed)
+        if kind == "margin":
+            qs: Any = UncertaintySampling(method="margin_sampling", random_state=seed)
+            return np.asarray(qs.query(X, y_partial, clf=clf, batch_size=k))
+        # identical LogisticRegression members would never disagree: a bagging ensemble, as its docs suggest
+        ensemble = SklearnClassifier(
+            BaggingClassifier(model(), n_estimators=5, random_state=seed), classes=classes, random_state=seed
+        )
+        qs = QueryByCommittee(method="KL_divergence", random_state=seed)
+        return np.asarray(qs.query(X, y_partial, ensemble=ensemble, batch_size=k))
+
+    return choose
+
+
+def run_curve(dataset: str, strategy: str, seed: int, quick: bool) -> Curve:
+    warnings.filterwarnings("ignore")  # scikit-activeml warns on every unfittable bootstrap member
+    started = time.perf_counter()
+    X, y = load(dataset)
+    X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+    full = clone(model()).fit(X_pool, y_pool)
+    full_accuracy = float((full.predict(X_test) == y_test).mean())
+    rng = np.random.default_rng(seed)
+    stop_set = rng.choice(len(X_pool), size=min(1000, len(X_pool)), replace=False)
+    labeled = seed_set(y_pool, rng)
+    batch = max(5, round(0.01 * len(X_pool)))
+    limit = len(X_pool) // 2
+    external = skactiveml_chooser(strategy.split(":")[1], seed) if strategy in SKACTIVEML else None
+    config = STRATEGIES.get(strategy)
+    labels: list[int] = []
+    accuracy: list[float] = []
+    predictions: list[np.ndarray] = []
+    step = fallbacks = 0
+    while True:
+        fitted = clone(model()).fit(X_pool[labeled], y_pool[labeled])
+        labels.append(len(labeled))
+        accuracy.append(float((fitted.predict(X_test) == y_test).mean()))
+        predictions.append(fitted.predict(X_pool[stop_set]))
+        if len(labeled) >= limit:
+            break
+        k = min(batch, limit - len(labeled))
+        unlabeled = np.setdiff1d(np.arange(len(X_pool)), labeled)
+        step += 1
+        if external is not None:
+            try:
+                picked = external(X_pool, y_pool, labeled, k)
+            except ValueError:
+                # scikit-activeml's bagging committee cannot fit a member whose bootstrap of a tiny seed set
+                # holds one class; that step is chosen at random and counted
+                picked = rng.choice(unlabeled, size=k, replace=False)
+                fallbacks += 1
+            labeled = np.concatenate([labeled, np.setdiff1d(picked, labeled)])
+            continue
+        assert config is not None
+        committee = None
+        if config.strategy in ("vote_entropy", "consensus_kl"):
+            committee = BootstrapCommittee(
+                model(), config.committee_size, random_state=seed * 1000 + step
+            ).fit(X_pool[labeled], y_pool[labeled])
+        chosen, _ = choose_indices(
+            X_pool[unlabeled],
+            fitted,
+            config,
+            k,
+            np.random.default_rng([seed, step]),
+            committee=committee,
+            seed=seed * 1000 + step,
+        )
+        labeled = np.concatenate([labeled, unlabeled[chosen]])
+    return Curve(
+        dataset,
+        strategy,
+        seed,
+        labels,
+        accuracy,
+        full_accuracy,
+        len(X_pool),
+        stopping_round(predictions, window=3, min_kappa=0.99),
+        time.perf_counter() - started,
+        fallbacks,
+    )
+
+
+def labels_to_reach(curve: Curve, share: float) -> tuple[float, bool]:
+    """Labels at the first point reaching ``share`` of full-data accuracy; (half the pool, False) if never."""
+    for n, acc in zip(curve.labels, curve.accuracy, strict=True):
+        if acc >= share * curve.full_accuracy:
+            return float(n), True
+    return float(curve.pool_size // 2), False
+
+
+def area(curve: Curve) -> float:
+    fraction = np.asarray(curve.labels) / curve.pool_size
+    accuracy = np.asarray(curve.accuracy)
+    width = fraction[-1] - fraction[0]
+    return float(np.trapezoid(accuracy, fraction) / width) if width > 0 else float(accuracy[0])
+
+
+def plateau_index(accuracy: list[float], tolerance: float = 0.005) -> int:
+    """The first point after which accuracy never rises by more than ``tolerance``."""
+    acc = np.asarray(accuracy)
+    for i in range(len(acc)):
+        if acc[i:].max() - acc[i] <= tolerance:
+            return i
+    return len(acc) - 1
+
+
+def fmt_labels(values: list[tuple[float, bool]]) -> str:
+    mean = statistics.mean(v for v, _ in values)
+    return f"{'>=' if not all(ok for _, ok in values) else ''}{mean:.0f}"
+
+
+def report(curves: list[Curve], strategies: list[str], datasets: list[str]) -> None:
+    for dataset in datasets:
+        rows = [c for c in curves if c.dataset == dataset]
+        if not rows:
+            continue
+        full = statistics.mean({c.seed: c.full_accuracy for c in rows}.values())
+        n_seeds = len({c.seed for c in rows})
+        print(f"\n== {dataset}: pool {rows[0].pool_size}, full-data accuracy {full:.3f}, {n_seeds} seeds")
+        print(
+            f"{'strategy':<20} {'AUC':>6} {'to 95%':>8} {'to 99%':>8} {'99% vs random':>13} "
+            f"{'stop at':>8} {'plateau':>8} {'stop/plateau':>12} {'s/curve':>8}"
+        )
+        random99 = [labels_to_reach(c, 0.99)[0] for c in rows if c.strategy == "random"]
+        for strategy in strategies:
+            mine = [c for c in rows if c.strategy == strategy]
+            if not mine:
+                continue
+            to95 = [labels_to_reach(c, 0.95) for c in mine]
+            to99 = [labels_to_reach(c, 0.99) for c in mine]
+            ratio = (
+                statistics.mean(v for v, _ in to99) / statistics.mean(random99) if random99 else float("nan")
+            )
+            stops = [c.labels[c.stop_index] if c.stop_index is not None else c.labels[-1] for c in mine]
+            plateaus = [c.labels[plateau_index(c.accuracy)] for c in mine]
+            stop_ratio = statistics.mean(s / p for s, p in zip(stops, plateaus, strict=True))
+            print(
+                f"{strategy:<20} {statistics.mean(area(c) for c in mine):>6.3f} {fmt_labels(to95):>8} "
+                f"{fmt_labels(to99):>8} {ratio:>12.2f}x {statistics.mean(stops):>8.0f} "
+                f"{statistics.mean(plateaus):>8.0f} {stop_ratio:>12.2f} "
+                f"{statistics.mean(c.seconds for c in mine):>8.1f}"
+            )
+
+
+def plot(curves: list[Curve], strategies: list[str], datasets: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [d for d in datasets if any(c.dataset == d for c in curves)]
+    fig, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], present, strict=True):
+        for strategy in strategies:
+            mine = [c for c in curves if c.dataset == dataset and c.strategy == strategy]
+            if not mine:
+                continue
+            length = min(len(c.labels) for c in mine)
+            ax.plot(
+                mine[0].labels[:length],
+                np.mean([c.accuracy[:length] for c in mine], axis=0),
+                label=strategy,
+                linestyle="--" if strategy == "random" else "-",
+            )
+        ax.set_title(dataset)
+        ax.set_xlabel("labels")
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="digits + synthetic, 2 seeds, fewer strategies")
+    parser.add_argument("--datasets", nargs="+", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--strategies", nargs="+", default=None)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--plot", type=Path, default=Path(".labelflow/active_learning.png"))
+    args = parser.parse_args()
+    datasets = args.datasets or (
+        ["digits", "synthetic"] if args.quick else ["digits", "breast_cancer", "wine", "synthetic"]
+    )
+    seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2, 3, 4])
+    strategies = args.strategies or (QUICK_STRATEGIES if args.quick else list(STRATEGIES))
+    try:
+        import skactiveml  # noqa: F401
+
+        strategies = strategies + [s for s in SKACTIVEML if s not in strategies]
+    except ImportError:
+        print(
+            "note: scikit-activeml is not installed, its strategies are skipped (pip install -e '.[bench]')"
+        )
+    started = time.perf_counter()
+    jobs = [(d, s, seed) for d in datasets for s in strategies for seed in seeds]
+    curves: list[Curve] = Parallel(n_jobs=args.jobs)(
+        delayed(run_curve)(d, s, seed, args.quick) for d, s, seed in jobs
+    )
+    report(curves, strategies, datasets)
+    for strategy in strategies:
+        fallbacks = sum(c.fallbacks for c in curves if c.strategy == strategy)
+        if fallbacks:
+            print(
+                f"note: {strategy} failed on {fallbacks} steps (tiny seed sets); random chose those batches"
+            )
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    plot(curves, strategies, datasets, args.plot)
+    print(f"\ncurves: {args.plot}; {time.perf_counter() - started:.0f} s in all ({args.jobs} jobs)")
+
+
+if __name__ == "__main__":
+    main()
