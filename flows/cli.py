@@ -10,10 +10,10 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from flows.config import CONFIG_FILE, ConfigError, ProjectConfig, example_config, load_config
+from flows.cli_common import console, load_or_exit
+from flows.config import CONFIG_FILE, ProjectConfig, example_config
 from flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
 from integrations.inbox import LocalInbox
 
@@ -25,19 +25,10 @@ app = typer.Typer(
 )
 app.add_typer(mturk_app, name="mturk")
 app.command("mturk-local")(mturk_local)
-console = Console()
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The project's labelflow.toml (`labelflow init` writes one).")
 ]
-
-
-def _load(path: Path) -> ProjectConfig:
-    try:
-        return load_config(path)
-    except ConfigError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
 
 
 def _quiet_libraries() -> None:
@@ -138,7 +129,7 @@ def run(
     ] = False,
 ) -> None:
     """Run (or continue) the campaign a config describes, until its budget, target or max rounds stop it."""
-    _run_campaign(_load(config), config.resolve().parent, live)
+    _run_campaign(load_or_exit(config), config.resolve().parent, live)
 
 
 @app.command()
@@ -147,7 +138,7 @@ def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     from flows.project import Project
     from flows.reporting import learning_curve
 
-    project_config = _load(config)
+    project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
         rounds = project.store.rounds()
@@ -179,7 +170,7 @@ def workers(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     """Show every worker's quality: answers, agreement, gold answers, spammer score and status."""
     from flows.project import Project
 
-    project_config = _load(config)
+    project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
         table_rows = project.store.workers()
@@ -222,7 +213,7 @@ def export(
     if fmt not in EXPORT_FORMATS:
         console.print(f"[red]--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}[/red]")
         raise typer.Exit(2)
-    project_config = _load(config)
+    project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
         path, n = export_labels(project.store, output or project.workdir / f"labels.{fmt}", fmt)
@@ -247,7 +238,7 @@ def serve(
             "Start one (see README, 'Watching a run in the Prefect UI') and export PREFECT_API_URL.[/yellow]"
         )
         raise typer.Exit(2)
-    serve_project(_load(config), config.resolve().parent, limit=limit)
+    serve_project(load_or_exit(config), config.resolve().parent, limit=limit)
 
 
 @app.command()
@@ -262,7 +253,7 @@ def ingest(
     from flows.ingest import ingest_file
     from flows.project import Project
 
-    project_config = _load(config)
+    project_config = load_or_exit(config)
     if not file.exists():
         console.print(f"[red]{file}: no such file[/red]")
         raise typer.Exit(2)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from flows.config import CONFIG_FILE, ConfigError, ProjectConfig, load_config
+from flows.cli_common import console, load_or_exit
+from flows.config import CONFIG_FILE, ProjectConfig
 from integrations.crowd.base import CrowdBackendError
 from integrations.crowd.mturk import MTurkCrowd, make_mturk_client, mturk_endpoint
 from integrations.crowd.simulated import SimulatedCrowdConfig
@@ -28,7 +28,6 @@ mturk_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The project's labelflow.toml.")]
 LiveOption = Annotated[
@@ -37,18 +36,10 @@ LiveOption = Annotated[
 ]
 
 
-def _config(path: Path) -> ProjectConfig:
-    try:
-        return load_config(path)
-    except ConfigError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
-
-
 @contextmanager
 def _requester(path: Path, live: bool) -> Iterator[MTurkCrowd]:
     """The project's MTurk account; our errors become a red line and exit code 1."""
-    config = _config(path)
+    config = load_or_exit(path)
     crowd, mturk = config.crowd, config.crowd.mturk
     try:
         console.print(f"MTurk at {mturk_endpoint(mturk, live=live)}")
@@ -172,7 +163,7 @@ def mturk_local(
     slow: Annotated[float, typer.Option(help="Multiply workers' answer times by this.")] = 1.0,
 ) -> None:
     """Serve a local MTurk-compatible endpoint (MTurk's JSON protocol, simulated workers) until Ctrl-C."""
-    project = _config(config) if config is not None else None
+    project = load_or_exit(config) if config is not None else None
     base_dir = config.resolve().parent if config is not None else Path.cwd()
     server = local_endpoint(db.resolve(), project, base_dir, port=port, time_scale=time_scale)
     if balance is not None:

@@ -309,7 +309,23 @@ def _n_answers_series(coded: _Coded) -> pd.Series:
 # --------------------------------------------------------------------------------------------- estimators
 
 
-class MajorityVote:
+class _FitPredict:
+    """``predict`` and ``predict_proba`` as fit-then-read, for every aggregator (crowd-kit's estimator shape)."""
+
+    labels_: pd.Series
+    probas_: pd.DataFrame
+
+    def fit(self, answers: pd.DataFrame) -> Self:
+        raise NotImplementedError
+
+    def predict(self, answers: pd.DataFrame) -> pd.Series:
+        return self.fit(answers).labels_
+
+    def predict_proba(self, answers: pd.DataFrame) -> pd.DataFrame:
+        return self.fit(answers).probas_
+
+
+class MajorityVote(_FitPredict):
     """Majority vote: each item gets the label most of its workers chose.
 
     ``probas_`` are the vote shares. Ties are broken uniformly at random with
@@ -349,14 +365,8 @@ class MajorityVote:
         self.n_answers_ = _n_answers_series(coded)
         return self
 
-    def predict(self, answers: pd.DataFrame) -> pd.Series:
-        return self.fit(answers).labels_
 
-    def predict_proba(self, answers: pd.DataFrame) -> pd.DataFrame:
-        return self.fit(answers).probas_
-
-
-class Wawa:
+class Wawa(_FitPredict):
     """Worker Agreement With Aggregate: majority vote, then a vote weighted by each worker's agreement with it.
 
     Appen (CrowdFlower) "Worker Agreement With Aggregate"; the same two-pass algorithm as crowd-kit's ``Wawa``
@@ -409,12 +419,6 @@ class Wawa:
         self.skills_ = pd.Series(skills, index=coded.workers, name="skill")
         return self
 
-    def predict(self, answers: pd.DataFrame) -> pd.Series:
-        return self.fit(answers).labels_
-
-    def predict_proba(self, answers: pd.DataFrame) -> pd.DataFrame:
-        return self.fit(answers).probas_
-
 
 def one_coin_matrices(accuracy: FloatArray, k: int) -> FloatArray:
     """Confusion matrices (len(accuracy) x k x k) of one-coin workers: right with probability ``accuracy``,
@@ -442,7 +446,7 @@ def spammer_scores(errors: FloatArray) -> FloatArray:
     return np.asarray((diff**2).sum(axis=(1, 2, 3)) / 2.0 / (k * (k - 1)), dtype=np.float64)
 
 
-class DawidSkene:
+class DawidSkene(_FitPredict):
     """Dawid-Skene: each worker has a confusion matrix, fitted jointly with the true labels by EM.
 
     Dawid, A. P., & Skene, A. M. (1979). Maximum likelihood estimation of observer error-rates using the EM
@@ -631,12 +635,6 @@ class DawidSkene:
             sums = values.sum(axis=1, keepdims=True)
             warmed[position] = np.divide(values, sums, out=np.full((k, k), 1.0 / k), where=sums > 0)
         return warmed
-
-    def predict(self, answers: pd.DataFrame) -> pd.Series:
-        return self.fit(answers).labels_
-
-    def predict_proba(self, answers: pd.DataFrame) -> pd.DataFrame:
-        return self.fit(answers).probas_
 
 
 class OneCoinDawidSkene(DawidSkene):

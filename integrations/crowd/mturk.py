@@ -499,24 +499,19 @@ class MTurkCrowd:
     def qualification_requirements(self) -> list[QualificationRequirementTypeDef]:
         config = self.config
         requirements: list[QualificationRequirementTypeDef] = []
-        if config.min_approval_rate:
-            requirements.append(
-                {
-                    "QualificationTypeId": APPROVAL_RATE_QUALIFICATION,
-                    "Comparator": "GreaterThanOrEqualTo",
-                    "IntegerValues": [config.min_approval_rate],
-                    "ActionsGuarded": "Accept",
-                }
-            )
-        if config.min_approved_hits:
-            requirements.append(
-                {
-                    "QualificationTypeId": APPROVED_HITS_QUALIFICATION,
-                    "Comparator": "GreaterThanOrEqualTo",
-                    "IntegerValues": [config.min_approved_hits],
-                    "ActionsGuarded": "Accept",
-                }
-            )
+        for qualification, minimum in (
+            (APPROVAL_RATE_QUALIFICATION, config.min_approval_rate),
+            (APPROVED_HITS_QUALIFICATION, config.min_approved_hits),
+        ):
+            if minimum:
+                requirements.append(
+                    {
+                        "QualificationTypeId": qualification,
+                        "Comparator": "GreaterThanOrEqualTo",
+                        "IntegerValues": [minimum],
+                        "ActionsGuarded": "Accept",
+                    }
+                )
         if config.locales:
             requirements.append(
                 {
