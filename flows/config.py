@@ -17,6 +17,7 @@ from integrations.inbox import InboxConfig
 from tasks.dispatch import CrowdConfig
 from tasks.selection import SelectionConfig
 from tasks.training import TrainingConfig
+from tasks.weak_supervision import WeakSupervisionConfig
 
 CONFIG_FILE = "labelflow.toml"
 
@@ -89,6 +90,7 @@ class ProjectConfig(BaseModel):
     crowd: CrowdConfig = Field(default_factory=CrowdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    weak_supervision: WeakSupervisionConfig = Field(default_factory=WeakSupervisionConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -32,7 +32,7 @@ from integrations.datasets import Dataset, DatasetError
 from integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from tasks.aggregation import aggregate_answers
 from tasks.answers import collect_answers
-from tasks.contracts import ITEM_ID, ContractError, ItemSet
+from tasks.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, ItemSet, LabelSource, empty_frame
 from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
 from tasks.label_issues import report_label_issues
 from tasks.selection import COMMITTEE_STRATEGIES, select_batch
@@ -47,6 +47,7 @@ from tasks.training import (
     save_model,
 )
 from tasks.validation import DataValidationError, validate_frame
+from tasks.weak_supervision import label_with_functions, load_labeling_functions
 from tasks.workers import review_workers, warm_start_from
 
 DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
@@ -76,6 +77,8 @@ class RoundReport:
     label_issue_precision: float | None = None  # share of them that are wrong by the hidden truth
     self_training_threshold: float | None = None  # chosen on gold for training.pseudo_label_precision
     pseudo_label_accuracy: float | None = None  # pseudo-labels vs the simulation's hidden truth
+    function_labels: int = 0  # pool items the labeling functions label (weak supervision)
+    function_label_accuracy: float | None = None  # their labels vs the simulation's hidden truth
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,13 +156,15 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         register_items(project)
         crowd = project.crowd()
         pool = dataset.frame(ItemSet.POOL)
+        weak = weak_labels(project, round_)
+        store.save_labels(weak)
         unlabeled = unlabeled_pool(pool, store, round_)
         champion = current_model(store)
         batch = restore_batch(store, round_) if round_.resumed else None
         if batch is None:
             committee = (
                 fit_committee(
-                    training_frame(store, dataset),
+                    training_frame(project),
                     dataset.feature_columns,
                     config.training,
                     config.selection.committee_size,
@@ -169,7 +174,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 else None
             )
             batch = select_batch(
-                unlabeled,
+                selectable(unlabeled, weak, project.config),
                 dataset.feature_columns,
                 champion,
                 config.selection,
@@ -199,9 +204,10 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             bonus_top_share=config.quality.bonus_top_share,
         )
         settle_round(store, crowd, round_.id, round_number=round_.number)
+        training = training_frame(project)
         model = retrain_model(
-            training_frame(store, dataset),
-            still_unlabeled(pool, store),
+            training,
+            pool[~pool[ITEM_ID].isin(training[ITEM_ID])].reset_index(drop=True),
             dataset.feature_columns,
             project.label_names,
             config.training,
@@ -223,7 +229,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         issues.to_csv(project.workdir / f"label_issues_round_{round_.number:03d}.csv", index=False)
         report: RoundReport = publish_round(
-            project, crowd, round_, batch, labels, waves, model, version, issues
+            project, crowd, round_, batch, labels, waves, model, version, issues, weak
         )
         return report
     except DATA_ERRORS as error:
@@ -249,9 +255,32 @@ def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -
     return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
 
 
-def still_unlabeled(pool: pd.DataFrame, store: LabelStore) -> pd.DataFrame:
-    crowd_labeled = set(store.labels().query("source == 'crowd'")[ITEM_ID])
-    return pool[~pool[ITEM_ID].isin(crowd_labeled)].reset_index(drop=True)
+def weak_labels(project: Project, round_: RoundRecord) -> pd.DataFrame:
+    """This round's labels from the labeling functions (``source = functions``); none when none are set."""
+    spec = project.config.weak_supervision.functions
+    if spec is None:
+        return empty_frame(LABEL_COLUMNS)
+    dataset = project.dataset
+    items = dataset.items[dataset.items["item_set"].isin([ItemSet.POOL.value, ItemSet.GOLD.value])]
+    labels: pd.DataFrame = label_with_functions(
+        items.reset_index(drop=True),
+        load_labeling_functions(spec),
+        project.label_names,
+        gold_labels(dataset),
+        round_id=round_.id,
+        round_number=round_.number,
+        artifact_key=artifact_key(project.config.name, "labeling-functions"),
+    )
+    validate_frame(labels, "labels", label_names=project.label_names)
+    return labels
+
+
+def selectable(unlabeled: pd.DataFrame, weak: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
+    """The unlabeled pool less what the labeling functions already label confidently (when configured so)."""
+    if not config.weak_supervision.skip_confident or weak.empty:
+        return unlabeled
+    confident = weak.loc[weak["confidence"] >= config.quality.confidence_target, ITEM_ID]
+    return unlabeled[~unlabeled[ITEM_ID].isin(confident)].reset_index(drop=True)
 
 
 def current_model(store: LabelStore) -> TrainedModel | None:
@@ -376,13 +405,22 @@ def gold_labels(dataset: Dataset) -> pd.Series:
     return dataset.known_labels[dataset.frame(ItemSet.GOLD)[ITEM_ID]]
 
 
-def training_frame(store: LabelStore, dataset: Dataset) -> pd.DataFrame:
-    """Features with the latest crowd label of every answered item, plus gold items at their known labels."""
-    crowd = store.labels().query("source == 'crowd'")[[ITEM_ID, "label", "confidence"]]
+def training_frame(project: Project) -> pd.DataFrame:
+    """Features with the latest crowd label of every answered item, gold items at their known labels, and (with
+    labeling functions configured) the functions' labels of items nobody answered, at their reduced weight."""
+    dataset, weak_config = project.dataset, project.config.weak_supervision
+    labels = project.store.labels()
+    columns = [ITEM_ID, "label", "confidence"]
+    crowd = labels.loc[labels["source"] == LabelSource.CROWD.value, columns]
     gold = dataset.frame(ItemSet.GOLD)[[ITEM_ID]].assign(
         label=lambda f: f[ITEM_ID].map(dataset.known_labels), confidence=1.0
     )
-    labeled = pd.concat([crowd[~crowd[ITEM_ID].isin(gold[ITEM_ID])], gold], ignore_index=True)
+    parts = [crowd[~crowd[ITEM_ID].isin(gold[ITEM_ID])], gold]
+    if weak_config.functions is not None and weak_config.training_weight > 0:
+        weak = labels.loc[labels["source"] == LabelSource.FUNCTIONS.value, columns]
+        weak = weak[~weak[ITEM_ID].isin(crowd[ITEM_ID]) & ~weak[ITEM_ID].isin(gold[ITEM_ID])]
+        parts.append(weak.assign(confidence=weak["confidence"] * weak_config.training_weight))
+    labeled = pd.concat(parts, ignore_index=True)
     return labeled.merge(dataset.items[[ITEM_ID, *dataset.feature_columns]], on=ITEM_ID, how="inner")
 
 
@@ -435,6 +473,7 @@ def publish_round(
     model: TrainedModel,
     version: ModelVersionRecord,
     issues: pd.DataFrame,
+    weak: pd.DataFrame,
 ) -> RoundReport:
     """Sum the round up: a markdown artifact in the Prefect UI, the round's summary in the store."""
     store, dataset = project.store, project.dataset
@@ -469,6 +508,8 @@ def publish_round(
         label_issue_precision=issue_precision(issues, dataset.hidden_truth),
         self_training_threshold=model.self_training_threshold,
         pseudo_label_accuracy=share_right(model.pseudo_labels, dataset.hidden_truth),
+        function_labels=len(weak),
+        function_label_accuracy=share_right(weak, dataset.hidden_truth),
     )
     create_markdown_artifact(
         key=artifact_key(project.config.name, "round-summary"),
@@ -519,7 +560,8 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             f"| agreement with the aggregated label | {report.agreement:.3f} |",
             f"| crowd labels ({config.quality.method}) | {report.crowd_labels} |",
             f"| label accuracy vs hidden truth | {label_accuracy} |",
-            f"| items labeled per source | crowd {report.crowd_labels}, model {report.pseudo_labels} |",
+            f"| items labeled per source | crowd {report.crowd_labels}, labeling functions "
+            f"{report.function_labels}, model {report.pseudo_labels} |",
             f"| pseudo-labels (self-training) | {report.pseudo_labels}"
             + (
                 f" at confidence ≥ {report.self_training_threshold:.3f}"

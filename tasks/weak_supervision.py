@@ -13,18 +13,76 @@ round. Labels that come out of this module carry ``source = functions``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.aggregation import aggregate_answers_frame
 from tasks.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource, require_columns
 
 ABSTAIN = None
 WORKER_PREFIX = "lf:"
+DIGITS_FUNCTIONS = "tasks.weak_supervision:digits_labeling_functions"
+
+
+class WeakSupervisionConfig(BaseModel):
+    """Labeling functions in the round: their votes label pool items (``source = functions``), steer selection
+    away from what they already label confidently, and train the model at a reduced weight."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    functions: str | None = Field(
+        None,
+        description="Labeling functions as 'module:name' — a list of them or a function returning one, e.g. "
+        f"'{DIGITS_FUNCTIONS}' for the digits demo (none: no weak supervision).",
+    )
+    training_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A function label's training weight is this times its aggregated confidence (a crowd "
+        "label's is its confidence): functions are cheap, but they are not people looking at the item.",
+    )
+    skip_confident: bool = Field(
+        True,
+        description="Leave pool items the functions label with at least quality.confidence_target out of the "
+        "crowd's batches (the functions' votes as a prior for selection).",
+    )
+
+    @field_validator("functions")
+    @classmethod
+    def _loadable(cls, spec: str | None) -> str | None:
+        if spec is not None:
+            load_labeling_functions(spec)
+        return spec
+
+
+def load_labeling_functions(spec: str) -> list[LabelingFunction]:
+    """The labeling functions named by ``spec`` ('module:name'), with an error that says what is wrong."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"weak_supervision.functions must look like 'module:name', got {spec!r}")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"weak_supervision.functions = {spec!r}: cannot load it ({error})") from None
+    functions = found() if callable(found) and not isinstance(found, LabelingFunction) else found
+    if isinstance(functions, LabelingFunction):
+        functions = [functions]
+    if not isinstance(functions, Sequence) or not all(isinstance(f, LabelingFunction) for f in functions):
+        raise ValueError(
+            f"weak_supervision.functions = {spec!r} must give labeling functions (made with "
+            f"@labeling_function), got {type(functions).__name__}"
+        )
+    return list(functions)
 
 
 @dataclass(frozen=True)
@@ -232,3 +290,38 @@ def digits_labeling_functions() -> list[LabelingFunction]:
         return ["1" if h else None for h in hit]
 
     return [hollow_centre_is_zero, low_left_loop_is_six, thin_vertical_stroke_is_one]
+
+
+@task(
+    name="label-with-functions",
+    task_run_name="label-with-functions-round-{round_number}",
+    cache_policy=NO_CACHE,
+)
+def label_with_functions(
+    items: pd.DataFrame,
+    functions: Sequence[LabelingFunction],
+    label_names: Sequence[str],
+    gold: pd.Series,
+    *,
+    round_id: int,
+    round_number: int,
+    artifact_key: str,
+) -> pd.DataFrame:
+    """Apply the functions to ``items`` (pool and gold: gold votes anchor each function's accuracy), aggregate
+    their votes, and publish the analysis table; failing functions are counted and logged, never raised."""
+    result = apply_labeling_functions(items, functions, label_names)
+    analysis = labeling_function_analysis(result, gold)
+    create_table_artifact(
+        table=analysis.round(3).to_dict("records"),
+        key=artifact_key,
+        description=f"Round {round_number}: labeling functions — coverage, overlap, conflict, gold accuracy, "
+        "failures",
+    )
+    logger = get_run_logger()
+    for name, count in result.failures.items():
+        logger.warning(
+            "labeling function %s failed on %d item(s); first: %s", name, count, result.errors[name]
+        )
+    labels = aggregate_function_votes(result, label_names, gold=gold, round_id=round_id)
+    logger.info("labeling functions labeled %d of %d items", len(labels), len(items))
+    return labels

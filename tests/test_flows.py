@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits
 from flows.config import ProjectConfig, parse_config
 from flows.project import Project
 from tasks.validation import DataValidationError
+from tasks.weak_supervision import LabelingFunction, labeling_function
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -39,9 +40,10 @@ def write_subset(folder: Path, n: int = 300, *, corrupt: str | None = None) -> P
     return path
 
 
-def small_config(folder: Path, **crowd: Any) -> ProjectConfig:
+def small_config(folder: Path, weak_supervision: dict[str, Any] | None = None, **crowd: Any) -> ProjectConfig:
     return parse_config(
         {
+            "weak_supervision": weak_supervision or {},
             "name": "flow-test",
             "store_url": f"sqlite:///{folder / 'store.db'}",
             "workdir": str(folder / "work"),
@@ -211,4 +213,55 @@ def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: 
     assert labeling_round(config, str(tmp_path)) is None
     assert store.rounds().empty  # skipped before anything was done
     store.release_round_lease(running_elsewhere)
+    store.close()
+
+
+def subset_labeling_functions() -> list[LabelingFunction]:
+    """For the digits subset's ``px<k>`` columns: a precise function, and one that raises on every 7th item."""
+
+    @labeling_function(vectorized=True)
+    def hollow_centre_is_zero(items: pd.DataFrame) -> list[str | None]:
+        image = items[[f"px{k}" for k in range(64)]].to_numpy(dtype=np.float64).reshape(-1, 8, 8)
+        centre = image[:, 3:5, 3:5].sum(axis=(1, 2))
+        ring = image[:, 1:7, 1:7].sum(axis=(1, 2)) - centre
+        return ["0" if hit else None for hit in (centre < 4) & (ring > 120)]
+
+    @labeling_function()
+    def breaks_on_every_seventh(item: pd.Series) -> str | None:
+        if int(str(item["item_id"])[1:]) % 7 == 0:
+            raise RuntimeError("cannot read this item")
+        return None
+
+    return [hollow_centre_is_zero, breaks_on_every_seventh]
+
+
+def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_stop_the_round(
+    tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.labeling_round import labeling_round
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path, {"functions": "test_flows:subset_labeling_functions"})
+    report = labeling_round(config, str(tmp_path))
+    assert report is not None and report.function_labels > 0
+    assert report.function_label_accuracy is not None and report.function_label_accuracy > 0.9
+
+    store = Project(config, tmp_path).store
+    labels = store.labels()
+    weak = labels[labels["source"] == "functions"]
+    assert len(weak) == report.function_labels and set(weak["label"]) == {"0"}
+    assert not set(weak["item_id"]) & set(store.items("gold")["item_id"])
+    confident = set(weak.loc[weak["confidence"] >= config.quality.confidence_target, "item_id"])
+    asked = set(store.requests(int(store.rounds()["id"].iloc[0]))["item_id"])
+    assert confident and not confident & asked  # the functions' confident labels are not bought again
+    asked_items = set(store.items("pool")["item_id"]) | set(store.items("gold")["item_id"])
+    failing = sum(int(item[1:]) % 7 == 0 for item in asked_items)
+
+    with get_client(sync_client=True) as client:
+        artifacts = {a.key: a for a in client.read_latest_artifacts(limit=50)}
+    table = json.loads(str(artifacts["flow-test-labeling-functions"].data))
+    failures = {row["function"]: row["failures"] for row in table}
+    assert failures == {"hollow_centre_is_zero": 0, "breaks_on_every_seventh": failing}
     store.close()

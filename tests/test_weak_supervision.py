@@ -9,11 +9,14 @@ from sklearn.datasets import load_digits
 
 from tasks.contracts import LABEL_COLUMNS
 from tasks.weak_supervision import (
+    DIGITS_FUNCTIONS,
+    WeakSupervisionConfig,
     aggregate_function_votes,
     apply_labeling_functions,
     digits_labeling_functions,
     labeling_function,
     labeling_function_analysis,
+    load_labeling_functions,
 )
 
 LABELS = ["neg", "pos"]
@@ -126,3 +129,18 @@ def test_the_digits_functions_are_precise_where_they_vote() -> None:
     labels = aggregate_function_votes(result, [str(d) for d in range(10)], gold=truth.iloc[:30])
     right = labels["label"].to_numpy() == truth.reindex(labels["item_id"]).to_numpy()
     assert len(labels) > 250 and right.mean() > 0.8  # 0.83 measured
+
+
+def test_functions_load_from_a_module_path_and_a_bad_path_says_what_is_wrong() -> None:
+    assert [f.name for f in load_labeling_functions(DIGITS_FUNCTIONS)] == [
+        f.name for f in digits_labeling_functions()
+    ]
+    assert [f.name for f in load_labeling_functions("test_weak_supervision:fragile")] == ["fragile"]
+    with pytest.raises(ValueError, match="must look like 'module:name'"):
+        load_labeling_functions("tasks.weak_supervision")
+    with pytest.raises(ValueError, match="cannot load it"):
+        load_labeling_functions("tasks.weak_supervision:no_such_functions")
+    with pytest.raises(ValueError, match="must give labeling functions"):
+        load_labeling_functions("tasks.weak_supervision:ABSTAIN")
+    with pytest.raises(ValueError, match="cannot load it"):
+        WeakSupervisionConfig(functions="no_such_module:functions")
