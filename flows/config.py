@@ -89,7 +89,11 @@ class ProjectConfig(BaseModel):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     crowd: CrowdConfig = Field(default_factory=CrowdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    # The default project is the digits demo: its pixels suit a kernel model (TrainingConfig's own default, the
+    # linear model, stays the one for any pool, a million rows included).
+    training: TrainingConfig = Field(
+        default_factory=lambda: TrainingConfig(model="kernel_logistic_regression")
+    )
     weak_supervision: WeakSupervisionConfig = Field(default_factory=WeakSupervisionConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)

@@ -91,3 +91,25 @@ def test_predict_proba_covers_every_label_name(digits: tuple[np.ndarray, np.ndar
     probas = model.predict_proba(X[:7])
     assert probas.shape == (7, 10) and np.allclose(probas.sum(axis=1), 1)
     assert np.all(probas[:, [0, 3, 4, 5, 6, 7, 8, 9]] == 0)
+
+
+def test_the_kernel_model_beats_the_linear_one_on_pixels_and_copes_with_two_labels_per_class(
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = digits
+    names = [str(d) for d in range(10)]
+    ids = np.array([f"i{k}" for k in range(len(X))], dtype=object)
+    order = np.random.default_rng(1).permutation(len(X))
+    test, train = order[:500], order[500:700]
+    accuracy = {}
+    for kind in ("logistic_regression", "kernel_logistic_regression"):
+        config = TrainingConfig(model=kind, self_training=False)
+        model = fit_model(X[train], y[train], np.ones(len(train)), X[:0], ids[:0], names, config)
+        accuracy[kind] = evaluate(model, X[test], y[test])["accuracy"]
+    assert accuracy["kernel_logistic_regression"] > accuracy["logistic_regression"] + 0.01
+
+    two_each = np.concatenate([np.flatnonzero(y == name)[:2] for name in names])
+    config = TrainingConfig(model="kernel_logistic_regression", self_training=False)
+    tiny = fit_model(X[two_each], y[two_each], np.ones(20), X[:0], ids[:0], names, config)
+    probas = tiny.predict_proba(X[test])
+    assert probas.shape == (len(test), 10) and np.allclose(probas.sum(axis=1), 1.0)
