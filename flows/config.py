@@ -33,7 +33,7 @@ class QualityConfig(BaseModel):
         "dawid_skene", description="How redundant answers become one label."
     )
     confidence_target: float = Field(
-        0.95,
+        0.875,
         gt=0,
         le=1,
         description="Labels below this confidence get another answer (up to crowd.max_answers).",

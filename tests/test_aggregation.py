@@ -25,6 +25,7 @@ from tasks.aggregation import (
     worker_quality,
 )
 from tasks.contracts import ContractError
+from tasks.synthetic import oracle_posteriors
 from tasks.synthetic import synthetic_crowd as make_synthetic_crowd
 
 Estimator = type[MajorityVote] | type[Wawa] | type[DawidSkene]
@@ -173,6 +174,50 @@ def test_calibrated_on_both_synthetic_crowds() -> None:
         sure = model.probas_.max(axis=1) >= 0.99
         right = model.labels_ == crowd.truth.reindex(model.labels_.index)
         assert right[sure].mean() >= 0.98, (kind, right[sure].mean())
+
+
+def test_evidence_keeps_one_coin_workers_one_coin_and_frees_the_others() -> None:
+    # The prior strength is chosen per worker: workers who err uniformly (good one-coin workers, spammers)
+    # mostly stay one-coin (inf), a worker who favours one label or mixes up a pair never does.
+    one_coin = make_synthetic_crowd(20_000, kind="one_coin", seed=1)
+    model = DawidSkene(one_coin.label_names).fit(one_coin.answers)
+    kinds = one_coin.worker_kinds.reindex(model.workers_).to_numpy()
+    assert np.isfinite(model.shrinkage_[kinds == "biased"]).all()
+    assert np.isinf(model.shrinkage_[kinds != "biased"]).mean() >= 0.8
+    pairs = make_synthetic_crowd(20_000, kind="class_confusion", seed=1)
+    model = DawidSkene(pairs.label_names).fit(pairs.answers)
+    kinds = pairs.worker_kinds.reindex(model.workers_).to_numpy()
+    assert np.isfinite(model.shrinkage_[kinds != "spammer"]).all()
+
+
+def test_close_to_the_oracle_on_both_synthetic_crowds() -> None:
+    # The benchmark's target (within 0.5 points of the Bayes-optimal oracle) on small crowds of other seeds.
+    for kind in ("one_coin", "class_confusion"):
+        gaps = []
+        for seed in (1, 2, 3):
+            crowd = make_synthetic_crowd(20_000, kind=kind, seed=seed)
+            oracle = float((oracle_posteriors(crowd).argmax(axis=1) == crowd.true_codes).mean())
+            labels = DawidSkene(crowd.label_names).fit(crowd.answers).labels_
+            gaps.append(oracle - float((labels == crowd.truth.reindex(labels.index)).mean()))
+        assert np.mean(gaps) <= 0.005, (kind, gaps)
+
+
+def test_accelerated_em_stops_at_the_fixed_point() -> None:
+    # SQUAREM jumps must not change where EM ends: the default stopping point agrees with EM run to 1e-9.
+    for kind in ("one_coin", "class_confusion"):
+        crowd = make_synthetic_crowd(20_000, kind=kind, seed=1)
+        fast = DawidSkene(crowd.label_names).fit(crowd.answers)
+        exact = DawidSkene(crowd.label_names, tol=1e-9, max_iter=1000).fit(crowd.answers)
+        assert fast.n_iter_ <= 15 < exact.n_iter_ < 1000
+        pd.testing.assert_series_equal(fast.labels_, exact.labels_)
+        np.testing.assert_allclose(fast.probas_.to_numpy(), exact.probas_.to_numpy(), atol=0.01)
+
+
+def test_fixed_shrinkage_is_the_same_for_every_worker(tiny: pd.DataFrame) -> None:
+    assert DawidSkene(TINY_LABELS, shrinkage=8.0).fit(tiny).shrinkage_.tolist() == [8.0, 8.0, 8.0]
+    assert np.isinf(OneCoinDawidSkene(TINY_LABELS).fit(tiny).shrinkage_).all()
+    with pytest.raises(ValueError, match="shrinkage"):
+        DawidSkene(TINY_LABELS, shrinkage=-1.0).fit(tiny)
 
 
 def test_spammer_scores() -> None:
