@@ -16,7 +16,8 @@ only so that ticks cannot pile up on a busy machine.
 One serve process per project, by the store's serve lease. Its flow runs are its child processes, so when it
 dies they die with it, and nothing tells the Prefect server: they would stay Running (or Pending) for good, and a
 poller's would keep its concurrency slot for 300 s, cancelling every tick of the collector until then. A serve
-that takes over the lease of a dead one therefore marks those flow runs Crashed before it starts.
+that takes over the lease of a dead one therefore marks those flow runs Crashed before it starts, and resumes a
+round that died before publishing anything (which the collector, having nothing to collect, would not).
 """
 
 from __future__ import annotations
