@@ -230,7 +230,7 @@ def serve(
     """Serve the project's deployments (scheduled rounds, the inbox watcher, the answer collector) on the
     Prefect server at PREFECT_API_URL, until Ctrl-C."""
     _quiet_libraries()
-    from flows.serve import serve_project
+    from flows.serve import AlreadyServedError, serve_project
 
     if not os.environ.get("PREFECT_API_URL"):
         console.print(
@@ -238,7 +238,11 @@ def serve(
             "Start one (see README, 'Watching a run in the Prefect UI') and export PREFECT_API_URL.[/yellow]"
         )
         raise typer.Exit(2)
-    serve_project(load_or_exit(config), config.resolve().parent, limit=limit)
+    try:
+        serve_project(load_or_exit(config), config.resolve().parent, limit=limit)
+    except AlreadyServedError as error:
+        console.print(f"[red]{error}[/red]: stop it first, or serve another project")
+        raise typer.Exit(1) from error
 
 
 @app.command()

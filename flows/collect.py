@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
+from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 
 from flows.config import ProjectConfig
+from flows.labeling_round import holder_is_gone
 from flows.project import Project
+from flows.runs import read_runs
+from integrations.store import LabelStore
 from tasks.answers import collect_answers
 
 ROUND_FLOW = "labeling-round"
+RESUMED_TAG = "resumed-by-collector"
 
 
 def round_deployment_name(config: ProjectConfig) -> str:
@@ -32,6 +37,11 @@ def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
     project = Project(config, Path(base_dir).resolve())
     try:
         store = project.store
+        stopped = stopped_before_publishing(store)
+        if stopped is not None:
+            outcome = resume_round(config, f"round {stopped} had stopped before publishing anything")
+            logger.warning(outcome)
+            return outcome
         rounds = store.rounds()
         running = rounds[rounds["status"] == "running"]
         if running.empty:
@@ -55,13 +65,41 @@ def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
         project.close()
     if not progress.done:
         return f"round {number}, wave {wave}: {progress.collected}/{progress.expected} answers; still waiting"
-    deployment = f"{ROUND_FLOW}/{round_deployment_name(config)}"
+    outcome = resume_round(config, f"round {number}, wave {wave} is done")
+    logger.info(outcome)
+    return outcome
+
+
+def stopped_before_publishing(store: LabelStore) -> int | None:
+    """The number of the running round if the run that opened it died (a crash, a kill) before publishing
+    anything: with nothing to collect, the collector would wait for it for ever."""
+    rounds = store.rounds()
+    running = rounds[rounds["status"] == "running"]
+    if running.empty or store.requests(int(running["id"].iloc[0]))["external_id"].notna().any():
+        return None
+    holder = store.round_lease_holder()
+    return int(running["number"].iloc[0]) if holder is None or holder_is_gone(holder) else None
+
+
+def resume_round(config: ProjectConfig, outcome: str) -> str:
+    """Start the round deployment on the waiting round (``resume_only``: a resume that comes twice does nothing),
+    unless a resume is already on its way: on a busy machine a flow run can take longer to start than a collector
+    interval, and a resume per tick would crowd out the one that matters."""
+    with get_client(sync_client=True) as client:
+        on_its_way = read_runs(
+            client,
+            [(ROUND_FLOW, round_deployment_name(config))],
+            [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING],
+            tag=RESUMED_TAG,
+            limit=1,
+        )
+    if on_its_way:
+        return f"{outcome}: its resume is already on its way as flow run {on_its_way[0].name}"
     run = run_deployment(
-        deployment,
+        f"{ROUND_FLOW}/{round_deployment_name(config)}",
         parameters={"resume_only": True},
         timeout=0,
-        tags=["resumed-by-collector"],
+        tags=[RESUMED_TAG],
         as_subflow=False,
     )
-    logger.info("round %d, wave %d is done: resuming the round as flow run %s", number, wave, run.name)
-    return f"round {number} resumed"
+    return f"{outcome}: resuming the round as flow run {run.name}"

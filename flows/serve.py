@@ -12,6 +12,12 @@ process keeps a deployment's concurrency slot until the slot's lease expires (30
 would block the project for five minutes; the store's lease is taken over as soon as its holder is seen dead.
 The pollers are idempotent (checksums, answer ids), so overlapping ticks would be safe; they run one at a time
 only so that ticks cannot pile up on a busy machine.
+
+One serve process per project, by the store's serve lease. Its flow runs are its child processes, so when it
+dies they die with it, and nothing tells the Prefect server: they would stay Running (or Pending) for good, and a
+poller's would keep its concurrency slot for 300 s, cancelling every tick of the collector until then. A serve
+that takes over the lease of a dead one therefore marks those flow runs Crashed before it starts, and resumes a
+round that died before publishing anything (which the collector, having nothing to collect, would not).
 """
 
 from __future__ import annotations
@@ -22,17 +28,25 @@ from typing import Any
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.events import DeploymentEventTrigger
+from prefect.logging import get_logger
 
 from flows.campaign import labeling_campaign
-from flows.collect import collect_waiting_answers, round_deployment_name
+from flows.collect import (
+    collect_waiting_answers,
+    resume_round,
+    round_deployment_name,
+    stopped_before_publishing,
+)
 from flows.config import ProjectConfig
 from flows.events import POOL_GREW, THRESHOLD_LABEL
 from flows.ingest import watch_inbox
-from flows.labeling_round import labeling_round
+from flows.labeling_round import holder_is_gone, labeling_round, lease_holder
+from flows.project import Project
+from flows.runs import read_runs
 
 # A poller still running makes the next tick redundant: cancel the newcomer rather than let ticks pile up on a
-# busy machine. (A poller killed with its process holds the slot until its lease expires, delaying polls, not
-# rounds.)
+# busy machine. (A poller killed with serve would hold its slot until the slot's lease expires: the restarted
+# serve frees it, see serve_project.)
 _ONE_POLLER = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
@@ -78,8 +92,50 @@ def build_deployments(config: ProjectConfig, base_dir: Path) -> list[Any]:
     ]
 
 
+class AlreadyServedError(RuntimeError):
+    """Another live ``labelflow serve`` process runs the project's deployments."""
+
+
 def serve_project(config: ProjectConfig, base_dir: Path, *, limit: int = 4) -> None:
     """Serve until interrupted; at most ``limit`` flow runs at once, so short intervals cannot pile up runs."""
     from prefect import serve
 
-    serve(*build_deployments(config, base_dir), limit=limit)
+    store = Project(config, base_dir).store
+    holder = lease_holder()
+    previous = store.serve_lease_holder()
+    busy = store.acquire_serve_lease(holder, is_stale=holder_is_gone)
+    if busy is not None:
+        store.close()
+        raise AlreadyServedError(f"labelflow serve is already running for {config.name} ({busy})")
+    try:
+        deployments = build_deployments(config, base_dir)
+        if previous is not None:  # its process died without giving the lease back: its runs died with it
+            crash_orphaned_runs(deployments, f"the labelflow serve process that ran it ({previous}) died")
+            stopped = stopped_before_publishing(store)
+            if stopped is not None:  # now rather than at the collector's next tick, up to an interval away
+                get_logger("labelflow.serve").warning(
+                    resume_round(config, f"round {stopped} had stopped before publishing anything")
+                )
+        serve(*deployments, limit=limit)
+    finally:
+        store.release_serve_lease(holder)
+        store.close()
+
+
+def crash_orphaned_runs(deployments: list[Any], reason: str) -> None:
+    """Mark the deployments' unfinished flow runs Crashed, which also frees their concurrency slots. Only for
+    runs whose process is known to be dead."""
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    unfinished = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
+    with get_client(sync_client=True) as client:
+        runs = read_runs(client, [(d.flow_name, d.name) for d in deployments], unfinished)
+        for run in runs:
+            # forced: the server's rules guard transitions that a live run proposes; this one has no process
+            client.set_flow_run_state(run.id, Crashed(message=f"Crashed: {reason}"), force=True)
+    if runs:
+        get_logger("labelflow.serve").warning(
+            "marked %d orphaned flow run(s) Crashed: %s", len(runs), ", ".join(run.name for run in runs)
+        )

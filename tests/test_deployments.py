@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
 import yaml
 from prefect import Flow
 
@@ -34,3 +35,18 @@ def test_serve_schedules_rounds_by_cron_and_triggers_them_on_pool_growth(tmp_pat
     [trigger] = round_deployment.triggers
     assert trigger.expect == {"labelflow.pool.grew"}
     assert round_deployment.parameters["wait_for_answers"] is False
+
+
+def test_a_second_serve_of_a_project_refuses_to_start_while_the_first_lives(tmp_path: Path) -> None:
+    from flows.labeling_round import lease_holder
+    from flows.project import Project
+    from flows.serve import AlreadyServedError, serve_project
+
+    config = ProjectConfig(store_url=f"sqlite:///{tmp_path}/store.db")
+    store = Project(config, tmp_path).store
+    assert (
+        store.acquire_serve_lease(lease_holder(), is_stale=lambda _: False) is None
+    )  # held by this live process
+    with pytest.raises(AlreadyServedError, match="already running for digits-demo"):
+        serve_project(config, tmp_path)
+    store.close()

@@ -89,6 +89,14 @@ def stop(process: subprocess.Popen[Any]) -> None:
         pass
 
 
+def crash(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL the process group: serve and its flow runs die at once, with no chance to report anything."""
+    import signal
+
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def _healthy(api: str) -> bool:
     try:
         return httpx.get(f"{api}/health", timeout=2).status_code == 200
@@ -306,6 +314,92 @@ def test_coinciding_round_runs_never_run_two_rounds_of_one_project(
         answers = store.answers()
         assert requests["request_key"].is_unique and answers["answer_id"].is_unique
         assert len(answers) == requests["n_answers"].sum()  # every answer bought once
+        store.close()
+    finally:
+        stop(serve)
+
+
+def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losing_and_repeating_nothing(
+    tmp_path: Path, prefect_server: dict[str, str]
+) -> None:
+    """SIGKILL serve while the round dispatches, restart it, SIGKILL it while the collector polls the waiting
+    round, restart it: the round completes with every request and answer stored once."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env = prefect_server
+    digits_rows(0, 200).to_csv(tmp_path / "base.csv", index=False)
+    config_path = tmp_path / "labelflow.toml"
+    config_path.write_text(CONFIG.format(folder=tmp_path).replace('name = "served"', 'name = "served-crash"'))
+    config = load_config(config_path)
+    log = tmp_path / "serve.log"
+    serve = start_serve(config_path, env, log)
+    store = Project(config, tmp_path).store
+
+    def published() -> pd.DataFrame:
+        rounds = store.rounds()
+        if rounds.empty:
+            return pd.DataFrame()
+        requests = store.requests(int(rounds["id"].iloc[0]))
+        return requests[requests["external_id"].notna()]
+
+    def dispatching() -> bool:
+        """The round is open and its flow run is on its way to publishing: nothing published yet."""
+        return bool((store.rounds()["status"] == "running").any()) and published().empty
+
+    def collector_polls_the_waiting_round() -> bool:
+        """Answers are still missing, and a collector run holds its concurrency slot (Pending or Running)."""
+        asked = published()["n_answers"].sum()
+        if not asked or store.count_answers() >= asked:
+            return False
+        polling = api(
+            env,
+            "/flow_runs/filter",
+            {
+                "deployments": {"name": {"any_": ["served-crash-collect"]}},
+                "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}},
+            },
+        )
+        return bool(polling)
+
+    try:
+        wait_for(
+            lambda: [d for d in api(env, "/deployments/filter", {}) if d["name"] == "served-crash-round"],
+            90,
+            "serve registered the round deployment",
+        )
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            run_deployment("labeling-round/served-crash-round", timeout=0, as_subflow=False)
+        started = time.monotonic()
+        # generous bounds: on a loaded 2-core machine a flow run's process can take a minute to start
+        wait_for(dispatching, 300, "the round opened", every=0.05)
+        crash(serve)
+        serve = start_serve(config_path, env, log)
+        wait_for(collector_polls_the_waiting_round, 300, "a collector polled the waiting round", every=0.2)
+        crash(serve)
+        serve = start_serve(config_path, env, log)
+        wait_for(lambda: (store.rounds()["status"] == "completed").any(), 420, "the round completed")
+        print(f"round completed {time.monotonic() - started:.0f} s after it was started")
+
+        rounds = store.rounds()
+        assert len(rounds) == 1, rounds  # resumed after each crash, never started again
+        requests = store.requests(int(rounds["id"].iloc[0]))
+        assert requests["request_key"].is_unique
+        assert not requests.duplicated(["item_id", "wave"]).any()
+        assert requests["external_id"].notna().all() and requests["external_id"].is_unique
+        answers = store.answers()
+        assert answers["answer_id"].is_unique
+        per_request = answers.groupby(["item_id", "wave"]).size()
+        asked = requests.set_index(["item_id", "wave"])["n_answers"]
+        assert per_request.reindex(asked.index).tolist() == asked.tolist()  # each request's answers, once
+
+        # the runs the killed processes left Pending or Running, the restarted serve marked Crashed
+        for deployment in ("served-crash-round", "served-crash-collect"):
+            crashed = {
+                "deployments": {"name": {"any_": [deployment]}},
+                "flow_runs": {"state": {"type": {"any_": ["CRASHED"]}}},
+            }
+            assert api(env, "/flow_runs/filter", crashed), deployment
         store.close()
     finally:
         stop(serve)

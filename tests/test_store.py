@@ -536,12 +536,20 @@ def test_pool_growth_is_counted_since_the_latest_round(store: LabelStore) -> Non
     store.finish_round(round_.id, "completed")
 
 
-def test_one_round_lease_per_project_taken_over_only_when_stale(store: LabelStore) -> None:
-    assert store.acquire_round_lease("host:1:a", is_stale=lambda h: False) is None
-    assert store.acquire_round_lease("host:2:b", is_stale=lambda h: False) == "host:1:a"
-    assert store.acquire_round_lease("host:1:a", is_stale=lambda h: False) is None  # re-entrant
-    assert store.acquire_round_lease("host:2:b", is_stale=lambda h: h == "host:1:a") is None
-    store.release_round_lease("host:1:a")  # no longer the holder: changes nothing
-    assert store.acquire_round_lease("host:3:c", is_stale=lambda h: False) == "host:2:b"
-    store.release_round_lease("host:2:b")
-    assert store.acquire_round_lease("host:3:c", is_stale=lambda h: False) is None
+@pytest.mark.parametrize("lease", ["round", "serve"])
+def test_one_lease_per_project_taken_over_only_when_stale(store: LabelStore, lease: str) -> None:
+    acquire = getattr(store, f"acquire_{lease}_lease")
+    release = getattr(store, f"release_{lease}_lease")
+    holder = getattr(store, f"{lease}_lease_holder")
+    assert holder() is None
+    assert acquire("host:1:a", is_stale=lambda h: False) is None
+    assert acquire("host:2:b", is_stale=lambda h: False) == "host:1:a"
+    assert acquire("host:1:a", is_stale=lambda h: False) is None  # re-entrant
+    assert acquire("host:2:b", is_stale=lambda h: h == "host:1:a") is None
+    release("host:1:a")  # no longer the holder: changes nothing
+    assert holder() == "host:2:b"
+    assert acquire("host:3:c", is_stale=lambda h: False) == "host:2:b"
+    release("host:2:b")
+    assert acquire("host:3:c", is_stale=lambda h: False) is None
+    other = "serve" if lease == "round" else "round"
+    assert getattr(store, f"{other}_lease_holder")() is None  # the two leases are independent

@@ -239,11 +239,21 @@ class IngestedFile(Base):
     ingested_at: Mapped[datetime]
 
 
-class RoundLease(Base):
-    """Who is running a round of the project right now: one holder per project."""
-
-    __tablename__ = "round_leases"
+class _Lease:
+    """One holder per project, taken over when its holder is seen dead."""
 
     project: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     holder: Mapped[str] = mapped_column(String(NAME_LEN))
     acquired_at: Mapped[datetime]
+
+
+class RoundLease(_Lease, Base):
+    """Who is running a round of the project right now."""
+
+    __tablename__ = "round_leases"
+
+
+class ServeLease(_Lease, Base):
+    """Which ``labelflow serve`` process runs the project's deployments."""
+
+    __tablename__ = "serve_leases"

@@ -52,6 +52,7 @@ from integrations.store.schema import (
     ModelVersion,
     Round,
     RoundLease,
+    ServeLease,
     Worker,
 )
 from tasks.contracts import ANSWER_COLUMNS, LABEL_COLUMNS, empty_frame, require_columns
@@ -1096,7 +1097,7 @@ class LabelStore:
                 query = query.where(Item.added_at > started)
             return int(conn.scalar(query) or 0)
 
-    # ------------------------------------------------------------------ one round at a time
+    # ------------------------------------------------------------------ one round, one serve process at a time
 
     def acquire_round_lease(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
         """Take the project's round lease for ``holder``; None on success, else the holder who has it.
@@ -1104,25 +1105,49 @@ class LabelStore:
         A lease whose holder ``is_stale`` (e.g. a process that died without releasing it) is taken over, so a
         crash never blocks the project for good.
         """
+        return self._acquire_lease(RoundLease, holder, is_stale)
+
+    def release_round_lease(self, holder: str) -> None:
+        """Give the lease back (only if ``holder`` still has it)."""
+        self._release_lease(RoundLease, holder)
+
+    def round_lease_holder(self) -> str | None:
+        """Who holds the round lease, if anyone (it may be a dead process that never released it)."""
+        return self._lease_holder(RoundLease)
+
+    def acquire_serve_lease(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
+        """Take the project's serve lease, as :meth:`acquire_round_lease` does the round lease."""
+        return self._acquire_lease(ServeLease, holder, is_stale)
+
+    def release_serve_lease(self, holder: str) -> None:
+        self._release_lease(ServeLease, holder)
+
+    def serve_lease_holder(self) -> str | None:
+        return self._lease_holder(ServeLease)
+
+    def _lease_holder(self, lease: type[RoundLease | ServeLease]) -> str | None:
+        with self._read() as conn:
+            return conn.scalar(select(lease.holder).where(lease.project == self.project))
+
+    def _acquire_lease(
+        self, lease: type[RoundLease | ServeLease], holder: str, is_stale: Callable[[str], bool]
+    ) -> str | None:
         with self._write() as conn:
-            current = conn.scalar(select(RoundLease.holder).where(RoundLease.project == self.project))
+            current = conn.scalar(select(lease.holder).where(lease.project == self.project))
             if current is None:
                 conn.execute(
-                    self._insert(RoundLease).values(project=self.project, holder=holder, acquired_at=_now())
+                    self._insert(lease).values(project=self.project, holder=holder, acquired_at=_now())
                 )
                 return None
             if current == holder or is_stale(current):
                 conn.execute(
-                    update(RoundLease)
-                    .where(RoundLease.project == self.project)
+                    update(lease)
+                    .where(lease.project == self.project)
                     .values(holder=holder, acquired_at=_now())
                 )
                 return None
             return str(current)
 
-    def release_round_lease(self, holder: str) -> None:
-        """Give the lease back (only if ``holder`` still has it)."""
+    def _release_lease(self, lease: type[RoundLease | ServeLease], holder: str) -> None:
         with self._write() as conn:
-            conn.execute(
-                delete(RoundLease).where(RoundLease.project == self.project, RoundLease.holder == holder)
-            )
+            conn.execute(delete(lease).where(lease.project == self.project, lease.holder == holder))
