@@ -8,14 +8,16 @@ times, each in a fresh process (peak memory is per process): fit the default pip
 LogisticRegression, on 2,000 labeled float64 rows, as a real round would) outside the clock, then time from
 reading the file to the chosen row indices — the project's own Parquet reader
 (``integrations.datasets.read_features``) and ``tasks.selection.choose_indices`` as ``choose_batch`` calls it —
-with the time split into reading, scoring and the diverse batch. Prints every run, the median, and each process's
-peak resident memory (imports included).
+with the time split into reading, scoring and the diverse batch. Prints every run, the median, the CPU seconds
+(all threads; on a busy machine wall time is that divided by the share of the cores the run got), the load
+average, and each process's peak resident memory (imports included).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -89,7 +91,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     timed("score_pool", seconds)
     timed("diverse_top", seconds)
     columns = pq.read_schema(args.pool).names
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     features = read_features(args.pool, columns)
     read = time.perf_counter() - started
     chosen, _ = choose_indices(
@@ -97,6 +99,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     total = time.perf_counter() - started
     return {
+        "cpu": time.process_time() - cpu_started,
         "setup": f"{config.strategy}+{config.diversity}"
         + (f", {args.committee}-member committee" if committee else ""),
         "chosen": len(chosen),
@@ -148,15 +151,18 @@ def main() -> None:
             print(
                 f"chose {run['chosen']} of {args.rows:,} x {args.columns} float32 ({run['setup']}): "
                 f"{run['total']:.2f} s (read {run['read']:.2f}, score {run['score']:.2f}, "
-                f"diversity {run['diversity']:.2f}); peak memory {run['peak_mb']:.0f} MB "
+                f"diversity {run['diversity']:.2f}; CPU {run['cpu']:.2f} s in all threads); "
+                f"peak memory {run['peak_mb']:.0f} MB "
                 f"(the pool is {run['pool_mb']:.0f} MB)"
             )
     median = {
-        key: statistics.median(run[key] for run in runs) for key in ("total", "read", "score", "diversity")
+        key: statistics.median(run[key] for run in runs)
+        for key in ("total", "read", "score", "diversity", "cpu")
     }
     print(
         f"median of {len(runs)}: {median['total']:.2f} s (read {median['read']:.2f}, score {median['score']:.2f}, "
-        f"diversity {median['diversity']:.2f}); peak memory at most {max(r['peak_mb'] for r in runs):.0f} MB"
+        f"diversity {median['diversity']:.2f}; CPU {median['cpu']:.2f} s); load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs; peak memory at most {max(r['peak_mb'] for r in runs):.0f} MB"
     )
 
 
