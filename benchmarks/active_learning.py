@@ -13,9 +13,10 @@ Reported per dataset and strategy (mean over seeds):
   to half the pool), divided by the width of that range, so it is in [0, 1];
 - labels to reach 95% and 99% of full-data accuracy (a seed that never gets there counts as half the pool, and
   the mean is then shown as ">="), and the ratio to random's;
-- the stopping rule (stabilizing predictions, kappa >= 0.99 over 3 successive steps, on a fixed stop set of
-  unlabeled pool items): labels at the stop vs at the plateau (the first point after which accuracy never rises
-  by more than 0.5 percentage points).
+- the stopping rule at its defaults (``tasks.selection.StoppingRule``: kappa >= 0.99 over 3 successive steps, or
+  kappa levelled off, on a fixed stop set of pool items): labels at the stop vs at the plateau (the first point
+  after which accuracy never rises by more than 0.5 percentage points); a curve the rule never stops counts at
+  its last point.
 
 scikit-activeml's UncertaintySampling (margin) and QueryByCommittee run side by side when it is installed
 (`pip install -e '.[bench]'`); otherwise a note says they were skipped. A PNG of the curves is written.
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tasks.selection import (
     BootstrapCommittee,
     SelectionConfig,
+    StoppingRule,
     choose_indices,
     stopping_round,
 )
@@ -103,7 +105,7 @@ class Curve:
     accuracy: list[float]
     full_accuracy: float
     pool_size: int
-    stop_index: int | None
+    predictions: list[np.ndarray]  # each step's model on the fixed stop set, for the stopping rule
     seconds: float
     fallbacks: int = 0  # steps an external strategy failed and random chose instead
 
@@ -200,7 +202,7 @@ def run_curve(dataset: str, strategy: str, seed: int, quick: bool) -> Curve:
         accuracy,
         full_accuracy,
         len(X_pool),
-        stopping_round(predictions, window=3, min_kappa=0.99),
+        predictions,
         time.perf_counter() - started,
         fallbacks,
     )
@@ -257,7 +259,8 @@ def report(curves: list[Curve], strategies: list[str], datasets: list[str]) -> N
             ratio = (
                 statistics.mean(v for v, _ in to99) / statistics.mean(random99) if random99 else float("nan")
             )
-            stops = [c.labels[c.stop_index] if c.stop_index is not None else c.labels[-1] for c in mine]
+            stop_indices = [stopping_round(c.predictions, StoppingRule()) for c in mine]
+            stops = [c.labels[-1 if i is None else i] for c, i in zip(mine, stop_indices, strict=True)]
             plateaus = [c.labels[plateau_index(c.accuracy)] for c in mine]
             stop_ratio = statistics.mean(s / p for s, p in zip(stops, plateaus, strict=True))
             print(

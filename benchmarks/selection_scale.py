@@ -1,23 +1,32 @@
 """Scale benchmark: choose 1,000 items from a 1M x 64 float32 pool stored as Parquet.
 
-    .venv/bin/python benchmarks/selection_scale.py                 # margin, default model pipeline
+    .venv/bin/python benchmarks/selection_scale.py                 # margin + k-means, default model pipeline
     .venv/bin/python benchmarks/selection_scale.py --committee 5   # vote entropy, 5-member bootstrap committee
 
-Writes the pool once (a temporary Parquet file, ~250 MB), fits the default pipeline (StandardScaler +
-LogisticRegression, on 2,000 labeled float64 rows, as a real round would) outside the clock, then times: reading
-the Parquet file into one float32 array (column by column, so the Arrow table and the array never both hold the
-whole pool) + scoring in chunks + choosing the batch. Prints the seconds and the process's peak resident memory.
-Run each configuration in a fresh process: peak memory is per process.
+Writes the pool once (a temporary Parquet file, ~370 MB, written with pyarrow's defaults), then measures ``--runs``
+times, each in a fresh process (peak memory is per process): fit the default pipeline (StandardScaler +
+LogisticRegression, on 2,000 labeled float64 rows, as a real round would) outside the clock, then time from
+reading the file to the chosen row indices — the project's own Parquet reader
+(``integrations.datasets.read_features``) and ``tasks.selection.choose_indices`` as ``choose_batch`` calls it —
+with the time split into reading, scoring and the diverse batch. Prints every run, the median, the CPU seconds
+(all threads; on a busy machine wall time is that divided by the share of the cores the run got), the load
+average, and each process's peak resident memory (imports included).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +34,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import tasks.selection
+from integrations.datasets import read_features
 from tasks.selection import BootstrapCommittee, SelectionConfig, choose_indices
 from tasks.training import TrainingConfig, build_pipeline
 
@@ -46,14 +57,59 @@ def write_pool(path: Path, rows: int, columns: int, seed: int) -> None:
         writer.close()
 
 
-def read_features(path: Path) -> np.ndarray:
-    """The pool as one (rows, columns) float32 array, filled one column at a time."""
-    file = pq.ParquetFile(path)
-    names = file.schema_arrow.names
-    features = np.empty((file.metadata.num_rows, len(names)), dtype=np.float32)
-    for c, name in enumerate(names):
-        features[:, c] = file.read(columns=[name]).column(0).to_numpy()
-    return features
+def timed(name: str, seconds: dict[str, float]) -> None:
+    """Wrap ``tasks.selection.<name>`` so the real ``choose_indices`` reports the time spent in it."""
+    real: Callable[..., Any] = getattr(tasks.selection, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+
+    setattr(tasks.selection, name, wrapper)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """One run in this process: fit outside the clock, then read + choose on the clock."""
+    rng = np.random.default_rng(1)
+    X_train = rng.normal(size=(2000, args.columns))
+    y_train = (X_train[:, :4] @ np.array([1.0, -1.0, 0.5, 2.0]) > 0).astype(int) + (X_train[:, 4] > 1)
+    model = build_pipeline(TrainingConfig(self_training=False)).fit(X_train, y_train)
+    committee = (
+        BootstrapCommittee(build_pipeline(TrainingConfig()), args.committee, random_state=0).fit(
+            X_train, y_train
+        )
+        if args.committee
+        else None
+    )
+    config = SelectionConfig(strategy="vote_entropy" if committee else "margin")
+    if args.diversity:
+        config = config.model_copy(update={"diversity": args.diversity})
+    seconds: dict[str, float] = {}
+    timed("score_pool", seconds)
+    timed("diverse_top", seconds)
+    columns = pq.read_schema(args.pool).names
+    started, cpu_started = time.perf_counter(), time.process_time()
+    features = read_features(args.pool, columns)
+    read = time.perf_counter() - started
+    chosen, _ = choose_indices(
+        features, model, config, args.choose, np.random.default_rng(0), committee=committee
+    )
+    total = time.perf_counter() - started
+    return {
+        "cpu": time.process_time() - cpu_started,
+        "setup": f"{config.strategy}+{config.diversity}"
+        + (f", {args.committee}-member committee" if committee else ""),
+        "chosen": len(chosen),
+        "total": total,
+        "read": read,
+        "score": seconds["score_pool"],
+        "diversity": seconds["diverse_top"],
+        "peak_mb": peak_mb(),
+        "pool_mb": features.nbytes / 2**20,
+    }
 
 
 def main() -> None:
@@ -69,37 +125,44 @@ def main() -> None:
     parser.add_argument(
         "--diversity", choices=["none", "kcenter", "kmeans"], default=None, help="default: config's"
     )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="fresh processes to measure in; the median counts"
+    )
+    parser.add_argument("--pool", type=Path, default=None, help=argparse.SUPPRESS)  # a measuring child
     args = parser.parse_args()
+    if args.pool is not None:
+        print(json.dumps(measure(args)))
+        return
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "pool.parquet"
         write_pool(path, args.rows, args.columns, seed=0)
-        rng = np.random.default_rng(1)
-        X_train = rng.normal(size=(2000, args.columns))
-        y_train = (X_train[:, :4] @ np.array([1.0, -1.0, 0.5, 2.0]) > 0).astype(int) + (X_train[:, 4] > 1)
-        model = build_pipeline(TrainingConfig(self_training=False)).fit(X_train, y_train)
-        committee = (
-            BootstrapCommittee(build_pipeline(TrainingConfig()), args.committee, random_state=0).fit(
-                X_train, y_train
+        forwarded = [f"--{key}={getattr(args, key)}" for key in ("rows", "columns", "choose", "committee")]
+        forwarded += [f"--diversity={args.diversity}"] if args.diversity else []
+        runs = []
+        for _ in range(args.runs):
+            child = subprocess.run(
+                [sys.executable, __file__, *forwarded, "--pool", str(path)],
+                check=True,
+                capture_output=True,
+                text=True,
             )
-            if args.committee
-            else None
-        )
-        config = SelectionConfig(strategy="vote_entropy" if committee else "margin")
-        if args.diversity:
-            config = config.model_copy(update={"diversity": args.diversity})
-        before = peak_mb()
-        started = time.perf_counter()
-        features = read_features(path)
-        read = time.perf_counter() - started
-        chosen, _ = choose_indices(
-            features, model, config, args.choose, np.random.default_rng(0), committee=committee
-        )
-        total = time.perf_counter() - started
+            run = json.loads(child.stdout.strip().splitlines()[-1])
+            runs.append(run)
+            print(
+                f"chose {run['chosen']} of {args.rows:,} x {args.columns} float32 ({run['setup']}): "
+                f"{run['total']:.2f} s (read {run['read']:.2f}, score {run['score']:.2f}, "
+                f"diversity {run['diversity']:.2f}; CPU {run['cpu']:.2f} s in all threads); "
+                f"peak memory {run['peak_mb']:.0f} MB "
+                f"(the pool is {run['pool_mb']:.0f} MB)"
+            )
+    median = {
+        key: statistics.median(run[key] for run in runs)
+        for key in ("total", "read", "score", "diversity", "cpu")
+    }
     print(
-        f"chose {len(chosen)} of {args.rows:,} x {args.columns} float32 ({config.strategy}+{config.diversity}"
-        f"{f', {args.committee}-member committee' if committee else ''}): {total:.2f} s "
-        f"(reading {read:.2f} s); peak memory {peak_mb():.0f} MB (before reading {before:.0f} MB; "
-        f"the pool is {features.nbytes / 2**20:.0f} MB)"
+        f"median of {len(runs)}: {median['total']:.2f} s (read {median['read']:.2f}, score {median['score']:.2f}, "
+        f"diversity {median['diversity']:.2f}; CPU {median['cpu']:.2f} s); load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs; peak memory at most {max(r['peak_mb'] for r in runs):.0f} MB"
     )
 
 

@@ -1,16 +1,21 @@
-"""A labeling campaign: rounds until the budget is spent, the target accuracy is reached, or max rounds."""
+"""A labeling campaign: rounds until the budget is spent, the target accuracy is reached, max rounds are done, or
+more labels stop changing the model (the stopping rule)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from prefect import flow, get_run_logger
 
 from flows.config import ProjectConfig
 from flows.labeling_round import RoundReport, affordable_batch_size, labeling_round
 from flows.project import Project
 from integrations.crowd.base import BudgetExceededError
+from tasks.contracts import ITEM_ID, ItemSet
+from tasks.selection import stop_reason, stop_set
+from tasks.training import load_model
 
 
 @dataclass
@@ -43,9 +48,38 @@ def next_round_blocker(config: ProjectConfig, base_dir: Path, live: bool = False
             affordable_batch_size(project, crowd, has_model=champion is not None)
         except BudgetExceededError:
             return f"budget spent (${project.spent(crowd):.2f} of ${config.budget.max_spend:.2f})"
-        return None
+        return stopping_rule_blocker(project)
     finally:
         project.close()
+
+
+def stopping_rule_blocker(project: Project) -> str | None:
+    """The stopping rule's verdict, derived from the store alone: each completed round's model (its file, as the
+    store records it) predicts the stop set, so a campaign resumed in another process decides the same."""
+    rule = project.config.selection.stopping
+    store = project.store
+    if not rule.enabled:
+        return None
+    rounds = store.rounds()
+    versions = store.model_versions()
+    versions = versions[versions["round_id"].isin(rounds.loc[rounds["status"] == "completed", "id"])]
+    versions = versions.drop_duplicates("round_id", keep="last").sort_values("round_number")
+    if len(versions) <= rule.window:
+        return None  # too few rounds for the rule to say anything yet
+    missing = [path for path in versions["path"] if not Path(path).exists()]
+    if missing:
+        get_run_logger().warning(
+            "stopping rule skipped: the models of earlier rounds are gone (%s); the campaign goes on",
+            missing[0],
+        )
+        return None
+    dataset = project.dataset
+    pool = dataset.frame(ItemSet.POOL).set_index(ITEM_ID)
+    ids = stop_set(pool.index.tolist(), rule.stop_set_size, seed=project.config.selection.seed)
+    features = pool.loc[ids, dataset.feature_columns].to_numpy(dtype=np.float64)
+    predictions = [load_model(Path(path)).predict(features) for path in versions["path"]]
+    reason = stop_reason(predictions, rule)
+    return f"{reason}, after round {int(versions['round_number'].iloc[-1])}" if reason else None
 
 
 @flow(name="labeling-campaign", flow_run_name="{config.name}-campaign")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from integrations.datasets import DatasetConfig, DatasetError, load_dataset, png_data_uri
+from integrations.datasets import DatasetConfig, DatasetError, load_dataset, png_data_uri, read_features
 from tasks.contracts import ItemSet
 
 DIGITS = [str(d) for d in range(10)]
@@ -59,6 +59,27 @@ def test_a_users_csv_with_some_labels(tmp_path: Path) -> None:
     assert (
         data.items.loc[data.items["item_set"] != "pool", "item_id"].isin([f"r{k}" for k in range(40)]).all()
     )
+
+
+def test_a_float32_parquet_pool_is_read_column_by_column_into_one_float32_array(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = 50
+    frame = pd.DataFrame({"id": [f"r{k}" for k in range(rows)], "n": np.arange(rows)})
+    for c in range(5):
+        frame[f"f{c}"] = rng.normal(size=rows).astype(np.float32)
+    frame["label"] = [("cat", "dog")[k % 2] for k in range(rows)]
+    path = tmp_path / "items.parquet"
+    frame.to_parquet(path, row_group_size=20)  # three row groups, read two columns at a time below
+    columns = [f"f{c}" for c in range(5)]
+
+    features = read_features(path, columns, values_per_read=40)
+    assert features.dtype == np.float32 and features.flags.f_contiguous
+    np.testing.assert_array_equal(features, frame[columns].to_numpy())
+    data = load_dataset(DatasetConfig(source=path.name, id_column="id", n_gold=4), ["cat", "dog"], tmp_path)
+    assert data.feature_columns == ["n", *columns]
+    assert (data.items[columns].dtypes == np.float32).all() and data.items["n"].dtype == np.float64
+    by_id = data.items.set_index("item_id").loc[frame["id"], columns].to_numpy()
+    np.testing.assert_array_equal(by_id, frame[columns].to_numpy())
 
 
 def test_a_label_outside_the_names_is_reported_with_its_row(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from sklearn.datasets import load_digits
 
 from flows.config import ProjectConfig, parse_config
 from flows.project import Project
+from tasks.selection import StoppingRule
 from tasks.validation import DataValidationError
 from tasks.weak_supervision import LabelingFunction, labeling_function
 
@@ -107,6 +108,37 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
     assert sum(row["items"] for row in json.loads(str(classes))) == 40
     assert str(by_key["flow-test-learning-curve"].data).startswith("data:image/png;base64,")
     store.close()
+
+
+def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_path: Path) -> None:
+    from flows.campaign import labeling_campaign
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path)
+    # one pair of successive models agreeing at kappa >= 0.3 is enough here, so the rule fires after round 2
+    rule = StoppingRule(window=1, min_kappa=0.3)
+    config = config.model_copy(
+        update={
+            "selection": config.selection.model_copy(update={"stopping": rule}),
+            "budget": config.budget.model_copy(update={"max_rounds": 5}),
+        }
+    )
+    report = labeling_campaign(config, str(tmp_path))
+    assert [r.number for r in report.rounds] == [1, 2]
+    assert report.stopped_because.startswith("predictions stabilized")
+    assert report.stopped_because.endswith("after round 2")
+    again = labeling_campaign(config, str(tmp_path))  # a new process would read the same rounds and models
+    assert again.rounds == [] and again.stopped_because == report.stopped_because
+    switched_off = config.selection.model_copy(
+        update={"stopping": rule.model_copy(update={"enabled": False})}
+    )
+    more = labeling_campaign(
+        config.model_copy(
+            update={"selection": switched_off, "budget": config.budget.model_copy(update={"max_rounds": 3})}
+        ),
+        str(tmp_path),
+    )
+    assert [r.number for r in more.rounds] == [3] and more.stopped_because.startswith("max rounds")
 
 
 @pytest.mark.parametrize("corrupt", ["duplicate_id", "nan_feature"])

@@ -101,6 +101,20 @@ def test_top_k_breaks_ties_at_random_not_by_pool_order() -> None:
     assert len(picks) > 1
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    scores=st.lists(st.integers(0, 4), max_size=60).map(lambda v: np.asarray(v, dtype=float)),
+    k=st.integers(0, 70),
+    seed=st.integers(0, 1000),
+)
+def test_top_k_is_the_head_of_the_whole_pool_sorted_best_first_ties_at_random(
+    scores: np.ndarray, k: int, seed: int
+) -> None:
+    jitter = np.random.default_rng(seed).random(len(scores))
+    whole = np.lexsort((jitter, -scores))[:k]
+    np.testing.assert_array_equal(top_k(scores, k, np.random.default_rng(seed)), whole)
+
+
 def test_the_batch_size_cap_wins_over_the_config() -> None:
     pool = make_pool(50)
     chosen = choose_batch(

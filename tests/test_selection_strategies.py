@@ -13,12 +13,14 @@ from tasks.contracts import BATCH_COLUMNS
 from tasks.selection import (
     BootstrapCommittee,
     SelectionConfig,
+    StoppingRule,
     choose_batch,
     cohen_kappa,
     consensus_kl_scores,
     kcenter_greedy,
-    predictions_stabilized,
     score_pool,
+    stop_reason,
+    stop_set,
     stopping_round,
     vote_entropy_scores,
 )
@@ -191,8 +193,40 @@ def test_stabilizing_predictions_stop_after_a_window_of_agreeing_rounds() -> Non
     b = a.copy()
     b[0] = "b"
     assert cohen_kappa(a, a) == 1.0 and cohen_kappa(a, b) < 1.0
+    rule = StoppingRule(window=2)
     history = [b, a, a, a, a]
-    assert not predictions_stabilized(history[:3], window=2)
-    assert predictions_stabilized(history[:4], window=2)
-    assert stopping_round(history, window=2) == 3
-    assert stopping_round([a, b, a, b], window=2) is None
+    assert stop_reason(history[:3], rule) is None
+    assert "stabilized" in str(stop_reason(history[:4], rule))
+    assert stopping_round(history, rule) == 3
+    assert stopping_round([a, b, a, b], rule) is None
+
+
+def successive_models(changes: list[int], rows: int = 1000) -> list[np.ndarray]:
+    """Predictions of models on a stop set, each differing from the one before on ``changes[i]`` items."""
+    models = [np.arange(rows) % 4]
+    for step, changed in enumerate(changes):
+        nxt = models[-1].copy()
+        rows_changed = (np.arange(changed) * 7 + step * 131) % rows
+        nxt[rows_changed] = (nxt[rows_changed] + 1) % 4
+        models.append(nxt)
+    return models
+
+
+def test_the_rule_also_stops_once_agreement_levels_off_below_the_stabilized_kappa() -> None:
+    rule = StoppingRule()  # window 3, kappa >= 0.99, or levelled off at >= 0.95 within 0.005
+    steady = successive_models([400, 200, 100, 30, 30, 30, 30, 30, 30])  # kappa 0.96 from the 4th pair on
+    assert cohen_kappa(steady[4], steady[5]) < rule.min_kappa
+    assert stopping_round(steady, rule) == 9
+    assert "stopped stabilizing further" in str(stop_reason(steady, rule))
+    still_rising = successive_models([400, 200, 100, 60, 40, 25, 15, 12, 11])
+    assert stopping_round(still_rising, rule) is None
+    unstable = successive_models([100] * 9)  # level, but kappa 0.87: the models still disagree too much
+    assert stopping_round(unstable, rule) is None
+
+
+def test_the_stop_set_is_a_fixed_sample_of_the_pool() -> None:
+    ids = [f"i{k:03d}" for k in range(300)]
+    chosen = stop_set(ids, 50, seed=3)
+    assert len(set(chosen)) == 50 and set(chosen) <= set(ids)
+    assert stop_set(list(reversed(ids)), 50, seed=3) == chosen
+    assert stop_set(ids, 50, seed=4) != chosen and stop_set(ids, 500, seed=3) == ids
