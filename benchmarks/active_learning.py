@@ -18,6 +18,11 @@ Reported per dataset and strategy (mean over seeds):
   after which accuracy never rises by more than 0.5 percentage points); a curve the rule never stops counts at
   its last point.
 
+With ``--crowd`` the labels bought are the simulated crowd's instead of the clean ones: each pool item gets 3
+answers from the default simulated crowd (30 workers: 70% good at 0.75-0.95, 20% uniform spammers, 10% one-class;
+its seed is the run's), aggregated by the default Dawid-Skene over the whole pool's answers. The test labels and
+the full-data ceiling stay clean, so the curves show what the crowd's noise costs each strategy.
+
 scikit-activeml's UncertaintySampling (margin) and QueryByCommittee run side by side when it is installed
 (`pip install -e '.[bench]'`); otherwise a note says they were skipped. A PNG of the curves is written.
 """
@@ -110,6 +115,29 @@ class Curve:
     fallbacks: int = 0  # steps an external strategy failed and random chose instead
 
 
+def crowd_labels(y: np.ndarray, seed: int, answers_per_item: int = 3) -> np.ndarray:
+    """Each item's label as the default simulated crowd gives it (module docstring, ``--crowd``)."""
+    import pandas as pd
+
+    from integrations.crowd.simulated import SimulatedCrowdConfig, draw_answer, make_workers
+    from tasks.aggregation import aggregate_answers_frame
+
+    classes = np.unique(y)
+    names = [str(c) for c in classes]
+    workers = make_workers(SimulatedCrowdConfig(seed=seed), len(names))
+    rng = np.random.default_rng(seed)
+    codes = np.searchsorted(classes, y)
+    rows = [
+        (f"i{item}", workers[w].worker_id, names[draw_answer(workers[w], int(code), len(names), rng)])
+        for item, code in enumerate(codes)
+        for w in rng.choice(len(workers), size=answers_per_item, replace=False)
+    ]
+    answers = pd.DataFrame(rows, columns=["item_id", "worker_id", "label"])
+    labels = aggregate_answers_frame(answers, names).set_index("item_id")["label"]
+    aggregated = labels.reindex([f"i{item}" for item in range(len(y))]).to_numpy()
+    return classes[[names.index(label) for label in aggregated]]
+
+
 def seed_set(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(y == c), size=2, replace=False) for c in np.unique(y)])
 
@@ -140,13 +168,14 @@ def skactiveml_chooser(
     return choose
 
 
-def run_curve(dataset: str, strategy: str, seed: int, quick: bool) -> Curve:
+def run_curve(dataset: str, strategy: str, seed: int, quick: bool, crowd: bool = False) -> Curve:
     warnings.filterwarnings("ignore")  # scikit-activeml warns on every unfittable bootstrap member
     started = time.perf_counter()
     X, y = load(dataset)
     X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
     full = clone(model()).fit(X_pool, y_pool)
     full_accuracy = float((full.predict(X_test) == y_test).mean())
+    bought = crowd_labels(y_pool, seed) if crowd else y_pool
     rng = np.random.default_rng(seed)
     stop_set = rng.choice(len(X_pool), size=min(1000, len(X_pool)), replace=False)
     labeled = seed_set(y_pool, rng)
@@ -159,7 +188,7 @@ def run_curve(dataset: str, strategy: str, seed: int, quick: bool) -> Curve:
     predictions: list[np.ndarray] = []
     step = fallbacks = 0
     while True:
-        fitted = clone(model()).fit(X_pool[labeled], y_pool[labeled])
+        fitted = clone(model()).fit(X_pool[labeled], bought[labeled])
         labels.append(len(labeled))
         accuracy.append(float((fitted.predict(X_test) == y_test).mean()))
         predictions.append(fitted.predict(X_pool[stop_set]))
@@ -170,7 +199,7 @@ def run_curve(dataset: str, strategy: str, seed: int, quick: bool) -> Curve:
         step += 1
         if external is not None:
             try:
-                picked = external(X_pool, y_pool, labeled, k)
+                picked = external(X_pool, bought, labeled, k)
             except ValueError:
                 # scikit-activeml's bagging committee cannot fit a member whose bootstrap of a tiny seed set
                 # holds one class; that step is chosen at random and counted
@@ -183,7 +212,7 @@ def run_curve(dataset: str, strategy: str, seed: int, quick: bool) -> Curve:
         if config.strategy in ("vote_entropy", "consensus_kl"):
             committee = BootstrapCommittee(
                 model(), config.committee_size, random_state=seed * 1000 + step
-            ).fit(X_pool[labeled], y_pool[labeled])
+            ).fit(X_pool[labeled], bought[labeled])
         chosen, _ = choose_indices(
             X_pool[unlabeled],
             fitted,
@@ -309,6 +338,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--strategies", nargs="+", default=None)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--crowd", action="store_true", help="buy the simulated crowd's labels instead of clean ones"
+    )
     parser.add_argument("--plot", type=Path, default=Path(".labelflow/active_learning.png"))
     args = parser.parse_args()
     datasets = args.datasets or (
@@ -327,8 +359,10 @@ def main() -> None:
     started = time.perf_counter()
     jobs = [(d, s, seed) for d in datasets for s in strategies for seed in seeds]
     curves: list[Curve] = Parallel(n_jobs=args.jobs)(
-        delayed(run_curve)(d, s, seed, args.quick) for d, s, seed in jobs
+        delayed(run_curve)(d, s, seed, args.quick, args.crowd) for d, s, seed in jobs
     )
+    if args.crowd:
+        print("labels bought from the simulated crowd (3 answers, Dawid-Skene); test labels clean")
     report(curves, strategies, datasets)
     for strategy in strategies:
         fallbacks = sum(c.fallbacks for c in curves if c.strategy == strategy)
