@@ -217,7 +217,7 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_that_waited_without_a_pr
                     waiting_checks.append(len(round_runs(env, "RUNNING")))
             return bool(rounds["status"].iloc[0] == "completed")
 
-        # a generous bound: the figure (about a minute on a quiet 2-core machine) is measured, not asserted
+        # a generous bound: the figure (100 s at load 2 on 2 cores, one resume per wave) is printed, not asserted
         wait_for(completed, 240, "a labeling round completed after the file was dropped", every=0.25)
         print(f"round completed {time.monotonic() - dropped:.0f} s after the file was dropped")
         assert waiting_checks and 0 in waiting_checks, waiting_checks
