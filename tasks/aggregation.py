@@ -316,9 +316,16 @@ class _FitPredict:
 
     labels_: pd.Series
     probas_: pd.DataFrame
+    n_answers_: pd.Series
 
     def fit(self, answers: pd.DataFrame) -> Self:
         raise NotImplementedError
+
+    def _set_results(self, coded: _Coded, probas: FloatArray, codes: IntArray) -> None:
+        """``labels_``, ``probas_`` and ``n_answers_`` from the fitted posteriors and chosen label codes."""
+        self.labels_ = _labels_series(coded, codes)
+        self.probas_ = _probas_frame(coded, probas)
+        self.n_answers_ = _n_answers_series(coded)
 
     def predict(self, answers: pd.DataFrame) -> pd.Series:
         return self.fit(answers).labels_
@@ -362,9 +369,7 @@ class MajorityVote(_FitPredict):
         probas = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         coded.clamp(probas)
         coded.clamp_codes(codes)
-        self.labels_ = _labels_series(coded, codes)
-        self.probas_ = _probas_frame(coded, probas)
-        self.n_answers_ = _n_answers_series(coded)
+        self._set_results(coded, probas, codes)
         return self
 
 
@@ -415,9 +420,7 @@ class Wawa(_FitPredict):
         coded.clamp(probas)
         codes = _argmax_random_ties(probas, rng, atol=_TIE_ATOL)
         coded.clamp_codes(codes)
-        self.labels_ = _labels_series(coded, codes)
-        self.probas_ = _probas_frame(coded, probas)
-        self.n_answers_ = _n_answers_series(coded)
+        self._set_results(coded, probas, codes)
         self.skills_ = pd.Series(skills, index=coded.workers, name="skill")
         return self
 
@@ -702,13 +705,11 @@ class DawidSkene(_FitPredict):
 
         rng = np.random.default_rng(self.random_state)
         codes = _argmax_random_ties(probas, rng, atol=_TIE_ATOL)
-        self.labels_ = _labels_series(coded, codes)
-        self.probas_ = _probas_frame(coded, probas)
+        self._set_results(coded, probas, codes)
         self.priors_ = pd.Series(priors, index=coded.labels, name="prior")
         self.errors_ = errors
         self.shrinkage_ = shrinkage
         self.workers_ = coded.workers
-        self.n_answers_ = _n_answers_series(coded)
         self.n_iter_ = n_iter
         return self
 
