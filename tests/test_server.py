@@ -176,15 +176,7 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_that_waited_without_a_pr
     config_path = tmp_path / "labelflow.toml"
     config_path.write_text(CONFIG.format(folder=tmp_path))
     config = load_config(config_path)
-    serve_log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--config", str(config_path)],
-        cwd=REPO,
-        env=env,
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    serve = start_serve(config_path, env, tmp_path / "serve.log")
     try:
         deployments = wait_for(
             lambda: len(api(env, "/deployments/filter", {})) >= 4 and api(env, "/deployments/filter", {}),
