@@ -8,8 +8,8 @@ one label both sit near chance (1/K); good workers sit near their accuracy. A wo
 (not fitted to any crowd): a one-coin worker at it adds little once two better workers have answered, and a
 good worker (accuracy ≥ 0.75 on ten labels) is many standard errors above it after twenty answers. The Beta bound
 carries the evidence, so a verdict needs only five answers — enough that one unlucky item against the first,
-weakest consensus cannot decide it. Blocking early matters: with a floor of twenty answers, the spammers of the
-simulated crowd (30% of its workers) still gave 30% of the answers in the fourth round of the demo.
+weakest consensus cannot decide it. Blocking early matters: at about 130 answers a round over 30 workers, a floor
+of twenty answers let a spammer keep answering for three or four rounds.
 
 Per worker the store keeps their answers, the agreement, the gold answers and the share right, Raykar & Yu's
 spammer score of their Dawid-Skene confusion matrix (0 for answers that ignore the truth, 1 for a perfect
