@@ -30,6 +30,12 @@ class InboxConfig(BaseModel):
     )
 
 
+def is_data_file(name: str) -> bool:
+    """A CSV or Parquet file, unless hidden: a name starting with a dot is a file still being written (copy it in
+    as ``.name.csv`` and rename it when whole), so the watcher never ingests half a file."""
+    return Path(name).suffix.lower() in DATA_SUFFIXES and not name.startswith(".")
+
+
 def checksum(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
@@ -62,9 +68,7 @@ class LocalInbox:
         folder.mkdir(parents=True, exist_ok=True)
 
     def waiting(self) -> list[str]:
-        return sorted(
-            p.name for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-        )
+        return sorted(p.name for p in self.folder.iterdir() if p.is_file() and is_data_file(p.name))
 
     def read(self, name: str) -> bytes:
         return (self.folder / name).read_bytes()
@@ -111,7 +115,7 @@ class S3Inbox:
         ):
             for item in page.get("Contents", []):
                 name = item["Key"][len(self.prefix) :]
-                if Path(name).suffix.lower() in DATA_SUFFIXES:
+                if is_data_file(name):
                     names.append(name)
         return sorted(names)
 

@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 from flows.config import ProjectConfig, parse_config
 from flows.ingest import ingest_file, watch_inbox
 from flows.project import Project
-from integrations.inbox import checksum
+from integrations.inbox import LocalInbox, checksum
 from tasks.contracts import ItemSet
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
@@ -73,6 +73,15 @@ def test_a_valid_file_joins_the_pool_once_and_a_bad_one_is_quarantined(tmp_path:
     store = Project(config, tmp_path).store
     assert len(store.ingested_files()) == 2
     store.close()
+
+
+def test_a_file_still_being_copied_in_under_a_hidden_name_is_not_picked_up(tmp_path: Path) -> None:
+    (tmp_path / ".upload.csv").write_text("id,px0\nd1,0\n")  # half-written: renamed to upload.csv when whole
+    (tmp_path / "notes.txt").write_text("not data")
+    (tmp_path / "ready.parquet").write_bytes(b"")
+    assert LocalInbox(tmp_path).waiting() == ["ready.parquet"]
+    (tmp_path / ".upload.csv").rename(tmp_path / "upload.csv")
+    assert LocalInbox(tmp_path).waiting() == ["ready.parquet", "upload.csv"]
 
 
 def test_an_interrupted_ingestion_is_finished_by_the_next_run(tmp_path: Path) -> None:
