@@ -362,6 +362,7 @@ def label_batch(
             poll_interval_minutes=config.crowd.poll_interval_minutes,
             deadline_hours=config.crowd.wave_deadline_hours,
             wait=wait,
+            hold_seconds=config.crowd.hand_off_after_seconds,
         )
         if not progress.done:
             return None

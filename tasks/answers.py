@@ -6,6 +6,7 @@ before aggregation, validation or anything else that could fail.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,15 +37,23 @@ def collect_answers(
     poll_interval_minutes: float,
     deadline_hours: float,
     wait: bool = True,
+    hold_seconds: float = 0.0,
 ) -> WaveProgress:
     """Poll until every handle has its answers or the wave's deadline (``deadline_hours`` after it was
-    published) passes. With ``wait=False`` poll once and return, so no process sits idle through a long wait:
-    the collector deployment polls again later and resumes the round when the wave is done."""
+    published) passes.
+
+    With ``wait=False`` the wait is handed over instead, so no process sits idle through a long one: keep polling
+    for about ``hold_seconds`` of wall-clock time (pausing 1 s, then 2, 4, … up to the poll interval, so a crowd
+    that answers within seconds is collected at once and one that takes hours costs a handful of calls), then
+    return; the collector deployment polls again later and resumes the round when the wave is done. On a virtual
+    clock the pauses cost nothing, so the hold fast-forwards through the wave as ``wait=True`` would."""
     logger = get_run_logger()
     expected = sum(h.n_answers for h in handles)
     clock = backend.clock
     published = min((h.published_at for h in handles), default=clock.now())
     deadline = published + timedelta(hours=deadline_hours)
+    hold_until = time.monotonic() + hold_seconds
+    pause = poll_interval_minutes * 60 if wait else 1.0
     progress_id = create_progress_artifact(
         progress=0.0, description=f"Round {round_number}, wave {wave}: answers collected of {expected}"
     )
@@ -79,7 +88,7 @@ def collect_answers(
             )
             progress = WaveProgress(len(seen), expected, done=True)
             break
-        if not wait:
+        if not wait and time.monotonic() >= hold_until:
             logger.info(
                 "wave %d: %d/%d answers so far; handing the wait over to the collector",
                 wave,
@@ -88,7 +97,9 @@ def collect_answers(
             )
             progress = WaveProgress(len(seen), expected, done=False)
             break
-        clock.sleep(poll_interval_minutes * 60)
+        clock.sleep(pause)
+        if not wait:
+            pause = min(2 * pause, poll_interval_minutes * 60)
     if unparsed:
         logger.warning(
             "wave %d: %d answer(s) did not parse; kept raw with their error (store.answers(parsed=False)): %s",

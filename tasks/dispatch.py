@@ -46,6 +46,13 @@ class CrowdConfig(BaseModel):
         10.0, gt=0, description="How often to ask the crowd for new answers."
     )
     wave_deadline_hours: float = Field(24.0, gt=0, description="A wave stops waiting after this long.")
+    hand_off_after_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A served round polls a new wave in its own process for this long (backing off from 1 s) "
+        "before it hands the wait over to the collector deployment: a crowd that answers within it needs no "
+        "hand-off at all.",
+    )
     simulated: SimulatedCrowdConfig = Field(default_factory=SimulatedCrowdConfig)
     mturk: MTurkConfig = Field(default_factory=MTurkConfig)
 

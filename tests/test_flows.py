@@ -297,3 +297,28 @@ def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_sto
     failures = {row["function"]: row["failures"] for row in table}
     assert failures == {"hollow_centre_is_zero": 0, "breaks_on_every_seventh": failing}
     store.close()
+
+
+def test_a_served_round_finishes_a_quick_wave_in_its_hold_and_hands_a_slow_one_over(
+    tmp_path: Path,
+) -> None:
+    from flows.labeling_round import labeling_round
+
+    write_subset(tmp_path)
+    # on the virtual clock the hold fast-forwards through every wave: the round completes in this one run
+    quick = small_config(tmp_path, max_answers=3)
+    report = labeling_round(quick, str(tmp_path), wait_for_answers=False)
+    assert report is not None and report.number == 1
+
+    # a crowd answering in wall-clock time (mean 10 min) outlasts a 1 s hold: the round hands its wait over
+    slow = small_config(
+        tmp_path, hand_off_after_seconds=1, simulated={"realtime": True, "mean_latency_minutes": 10}
+    )
+    assert labeling_round(slow, str(tmp_path), wait_for_answers=False) is None
+    store = Project(slow, tmp_path).store
+    rounds = store.rounds()
+    assert list(rounds["status"]) == ["completed", "running"]
+    waiting = store.requests(int(rounds["id"].iloc[1]))
+    assert waiting["external_id"].notna().all()  # published, the collector's to poll from here
+    assert store.count_answers(int(rounds["id"].iloc[1])) < waiting["n_answers"].sum()
+    store.close()

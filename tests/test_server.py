@@ -7,7 +7,6 @@ A module fixture starts ``prefect server start`` on a free loopback port with it
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,23 +14,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
+from flows.collect import RESUMED_TAG
 from flows.config import load_config
 from flows.project import Project
+from integrations.prefect_server import api_post, local_prefect_server, stop_process_group
 from tasks.contracts import ItemSet
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
@@ -46,47 +40,8 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
-    }
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for(lambda: _healthy(env["PREFECT_API_URL"]), 90, "the Prefect server became healthy", every=0.3)
+    with local_prefect_server(tmp_path_factory.mktemp("prefect-home")) as env:
         yield env
-    finally:
-        stop(server)
-        log.close()
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM the process group (serve's flow runs are its children); SIGKILL what lingers."""
-    import signal
-
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 def crash(process: subprocess.Popen[Any]) -> None:
@@ -97,13 +52,6 @@ def crash(process: subprocess.Popen[Any]) -> None:
     process.wait()
 
 
-def _healthy(api: str) -> bool:
-    try:
-        return httpx.get(f"{api}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def digits_rows(start: int, stop: int) -> pd.DataFrame:
     digits = load_digits()
     frame = pd.DataFrame(digits.data[start:stop], columns=[f"px{k}" for k in range(64)])
@@ -112,7 +60,7 @@ def digits_rows(start: int, stop: int) -> pd.DataFrame:
     return frame
 
 
-CONFIG = """name = "served"
+CONFIG = """name = "{name}"
 store_url = "sqlite:///{folder}/store.db"
 workdir = "{folder}/work"
 [dataset]
@@ -124,19 +72,32 @@ seed_size = 20
 batch_size = 20
 [crowd]
 gold_per_round = 5
-redundancy = 3  # one wave per round: each extra wave costs a collector cycle, and this test is about serving
+redundancy = 3  # one wave per round: on the slow crowd each extra wave costs a collector cycle
 max_answers = 3
 poll_interval_minutes = 0.25
+hand_off_after_seconds = {hold}
 [crowd.simulated]
 mean_latency_minutes = 0.15
+realtime = {realtime}
 [training]
 self_training_max_iter = 2
 [inbox]
-watch_interval_seconds = 15
+watch_interval_seconds = 10
 round_after_items = 20
 [schedule]
 round_cron = "0 3 * * *"
 """
+
+
+def write_project(folder: Path, name: str, *, slow_crowd: bool) -> Path:
+    """The served project: its base pool of 200 digits and its config. The fast crowd answers on the virtual
+    clock, within the round's hold; the slow one in wall-clock time, its last answers ~45 s after publishing,
+    three collection intervals, long after the round's 2 s hold has handed the wait over."""
+    digits_rows(0, 200).to_csv(folder / "base.csv", index=False)
+    path = folder / "labelflow.toml"
+    hold, realtime = (2, "true") if slow_crowd else (60, "false")
+    path.write_text(CONFIG.format(name=name, folder=folder, hold=hold, realtime=realtime))
+    return path
 
 
 def start_serve(config_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -150,43 +111,33 @@ def start_serve(config_path: Path, env: dict[str, str], log: Path) -> subprocess
     )
 
 
-def api(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
-    """POST to the Prefect API, riding out the 503s a busy SQLite-backed server answers now and then."""
-    for attempt in range(10):
-        response = httpx.post(f"{env['PREFECT_API_URL']}{path}", json=body, timeout=30)
-        if response.status_code < 500 or attempt == 9:
-            break
-        time.sleep(1 + attempt)
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
 def round_runs(env: dict[str, str], state: str | None = None) -> list[dict[str, Any]]:
     body: dict[str, Any] = {"flows": {"name": {"any_": ["labeling-round"]}}}
     if state:
         body["flow_runs"] = {"state": {"type": {"any_": [state]}}}
-    return list(api(env, "/flow_runs/filter", body))
+    return list(api_post(env, "/flow_runs/filter", body))
 
 
-def test_a_file_in_the_inbox_leads_to_a_completed_round_that_waited_without_a_process(
+def test_a_file_in_the_inbox_leads_to_a_completed_round_with_its_artifacts_and_event(
     tmp_path: Path, prefect_server: dict[str, str]
 ) -> None:
     env = prefect_server
-    digits_rows(0, 200).to_csv(tmp_path / "base.csv", index=False)
-    config_path = tmp_path / "labelflow.toml"
-    config_path.write_text(CONFIG.format(folder=tmp_path))
+    config_path = write_project(tmp_path, "served", slow_crowd=False)
     config = load_config(config_path)
     serve = start_serve(config_path, env, tmp_path / "serve.log")
     try:
         deployments = wait_for(
-            lambda: len(api(env, "/deployments/filter", {})) >= 4 and api(env, "/deployments/filter", {}),
+            lambda: (
+                len(api_post(env, "/deployments/filter", {})) >= 4
+                and api_post(env, "/deployments/filter", {})
+            ),
             90,
             "serve registered the four deployments",
         )
         by_name = {d["name"]: d for d in deployments}
         crons = [s["schedule"].get("cron") for s in by_name["served-round"]["schedules"]]
         assert crons == ["0 3 * * *"]
-        automations = api(env, "/automations/filter", {})
+        automations = api_post(env, "/automations/filter", {})
         triggers = [a["trigger"] for a in automations]
         assert any(t.get("expect") == ["labelflow.pool.grew"] for t in triggers), automations
 
@@ -195,43 +146,37 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_that_waited_without_a_pr
         (tmp_path / "inbox").mkdir(exist_ok=True)
         digits_rows(200, 240).to_csv(tmp_path / "inbox" / "new.csv", index=False)
 
-        # while the wave's answers trickle in, no round flow run is Running: the wait holds no process
-        waiting_checks: list[int] = []
-
         def completed() -> bool:
             rounds = store.rounds()
-            if rounds.empty:
-                return False
-            if rounds["status"].iloc[0] == "running":
-                requests = store.requests(int(rounds["id"].iloc[0]))
-                published = not requests.empty and requests["external_id"].notna().all()
-                if published and store.count_answers() < requests["n_answers"].sum():
-                    waiting_checks.append(len(round_runs(env, "RUNNING")))
-            return bool(rounds["status"].iloc[0] == "completed")
+            return not rounds.empty and bool(rounds["status"].iloc[0] == "completed")
 
-        # a generous bound: the figure (100 s at load 2 on 2 cores, one resume per wave) is printed, not asserted
+        # a generous bound: the figure is benchmarks/served_round.py's, printed here only as a hint
         wait_for(completed, 240, "a labeling round completed after the file was dropped", every=0.25)
         print(f"round completed {time.monotonic() - dropped:.0f} s after the file was dropped")
-        assert waiting_checks and 0 in waiting_checks, waiting_checks
         round_id = int(store.rounds()["id"].iloc[0])
         requests = store.requests(round_id)
-        assert store.count_answers() == requests["n_answers"].sum()  # every answer, none twice
+        bought = int(requests["n_answers"].sum())
+        assert store.count_answers() == bought  # every answer, none twice
 
         # artifacts and the completion event, read back through the API
         summary = wait_for(
-            lambda: [a for a in api(env, "/artifacts/filter", {}) if a.get("key") == "served-round-summary"],
+            lambda: [
+                a for a in api_post(env, "/artifacts/filter", {}) if a.get("key") == "served-round-summary"
+            ],
             20,
             "the round summary artifact",
         )
         assert "round 1" in summary[0]["data"]
+        assert f"| answers bought (gold included) | {bought} (" in summary[0]["data"]
         events = wait_for(
-            lambda: api(
+            lambda: api_post(
                 env, "/events/filter", {"filter": {"event": {"name": ["labelflow.round.completed"]}}}
             )["events"],
             20,
             "the labelflow.round.completed event",
         )
         assert events[0]["payload"]["number"] == 1
+        assert events[0]["payload"]["answers_bought"] == bought
 
         # the same file again adds nothing; a bad file is quarantined and starts no round
         (tmp_path / "inbox" / "again.csv").write_bytes(
@@ -252,7 +197,7 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_that_waited_without_a_pr
         assert len(store.items("pool")) == len(Project(config, tmp_path).dataset.frame(ItemSet.POOL))
         store.close()
     finally:
-        stop(serve)
+        stop_process_group(serve)
 
 
 def test_the_screenshot_script_renders_the_ui_with_runs_and_artifacts(
@@ -276,30 +221,52 @@ def test_the_screenshot_script_renders_the_ui_with_runs_and_artifacts(
             assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
 
 
-def test_coinciding_round_runs_never_run_two_rounds_of_one_project(
+def test_coinciding_round_runs_make_one_round_that_waits_without_a_process(
     tmp_path: Path, prefect_server: dict[str, str]
 ) -> None:
-    """A cron run and a triggered run created at the same moment: one round, answered once, completed."""
+    """A cron run and a triggered run created at the same moment: one round, answered once, completed; its
+    answers take three collection intervals, and while it waits for them no round flow run is Running."""
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     env = prefect_server
-    digits_rows(0, 200).to_csv(tmp_path / "base.csv", index=False)
-    config_path = tmp_path / "labelflow.toml"
-    config_path.write_text(CONFIG.format(folder=tmp_path).replace('name = "served"', 'name = "served-twice"'))
+    config_path = write_project(tmp_path, "served-twice", slow_crowd=True)
     config = load_config(config_path)
     serve = start_serve(config_path, env, tmp_path / "serve.log")
     store = Project(config, tmp_path).store
     try:
         wait_for(
-            lambda: [d for d in api(env, "/deployments/filter", {}) if d["name"] == "served-twice-round"],
+            lambda: [
+                d for d in api_post(env, "/deployments/filter", {}) if d["name"] == "served-twice-round"
+            ],
             90,
             "serve registered the round deployment",
         )
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
             for _ in range(2):  # the cron run and the triggered run, at the same moment
                 run_deployment("labeling-round/served-twice-round", timeout=0, as_subflow=False)
-        wait_for(lambda: (store.rounds()["status"] == "completed").any(), 240, "the round completed")
+        running_while_waiting: list[int] = []
+
+        def completed() -> bool:
+            rounds = store.rounds()
+            if rounds.empty:
+                return False
+            if rounds["status"].iloc[0] == "running":
+                requests = store.requests(int(rounds["id"].iloc[0]))
+                published = not requests.empty and requests["external_id"].notna().all()
+                if published and store.count_answers() < requests["n_answers"].sum():
+                    running_while_waiting.append(len(round_runs(env, "RUNNING")))
+            return bool(rounds["status"].iloc[0] == "completed")
+
+        wait_for(completed, 240, "the round completed", every=0.25)
+        # the round handed its wait over: most checks while answers were missing saw no round run Running
+        assert running_while_waiting.count(0) > len(running_while_waiting) / 2, running_while_waiting
+        resumed = {
+            "deployments": {"name": {"any_": ["served-twice-round"]}},
+            "flow_runs": {"tags": {"all_": [RESUMED_TAG]}, "state": {"type": {"any_": ["COMPLETED"]}}},
+        }
+        # the collector resumed it once the wave was in (that run finishes just after the round it completed)
+        wait_for(lambda: api_post(env, "/flow_runs/filter", resumed), 60, "a resumed round run completed")
         rounds = store.rounds()
         assert len(rounds) == 1, rounds  # the second run was skipped or resumed the same round
         requests = store.requests(int(rounds["id"].iloc[0]))
@@ -308,7 +275,7 @@ def test_coinciding_round_runs_never_run_two_rounds_of_one_project(
         assert len(answers) == requests["n_answers"].sum()  # every answer bought once
         store.close()
     finally:
-        stop(serve)
+        stop_process_group(serve)
 
 
 def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losing_and_repeating_nothing(
@@ -320,9 +287,7 @@ def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losi
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     env = prefect_server
-    digits_rows(0, 200).to_csv(tmp_path / "base.csv", index=False)
-    config_path = tmp_path / "labelflow.toml"
-    config_path.write_text(CONFIG.format(folder=tmp_path).replace('name = "served"', 'name = "served-crash"'))
+    config_path = write_project(tmp_path, "served-crash", slow_crowd=True)
     config = load_config(config_path)
     log = tmp_path / "serve.log"
     serve = start_serve(config_path, env, log)
@@ -344,7 +309,7 @@ def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losi
         asked = published()["n_answers"].sum()
         if not asked or store.count_answers() >= asked:
             return False
-        polling = api(
+        polling = api_post(
             env,
             "/flow_runs/filter",
             {
@@ -356,7 +321,9 @@ def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losi
 
     try:
         wait_for(
-            lambda: [d for d in api(env, "/deployments/filter", {}) if d["name"] == "served-crash-round"],
+            lambda: [
+                d for d in api_post(env, "/deployments/filter", {}) if d["name"] == "served-crash-round"
+            ],
             90,
             "serve registered the round deployment",
         )
@@ -391,7 +358,7 @@ def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losi
                 "deployments": {"name": {"any_": [deployment]}},
                 "flow_runs": {"state": {"type": {"any_": ["CRASHED"]}}},
             }
-            assert api(env, "/flow_runs/filter", crashed), deployment
+            assert api_post(env, "/flow_runs/filter", crashed), deployment
         store.close()
     finally:
-        stop(serve)
+        stop_process_group(serve)
