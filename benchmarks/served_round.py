@@ -5,8 +5,9 @@
 
 Starts ``prefect server start`` on a free loopback port with its own PREFECT_HOME, writes a project of 200 digits
 (the defaults of ``labelflow init`` but for the small batches and gold sets a 200-item pool needs, and the
-watcher's interval), and runs ``labelflow serve`` on it, as a user would. Then, one after another, it drops a file
-of 20 new digits into the inbox — enough for the pool-growth trigger — and times each stage from the drop:
+watcher's interval), and runs ``labelflow serve`` on it, as a user would. Then, one after another and each at a
+random moment of the watcher's interval, it drops a file of 20 new digits into the inbox — enough for the
+pool-growth trigger — and times each stage from the drop:
 
 - ingested: the watcher recorded the file in the store (a watcher tick, its flow-run process, validation);
 - run created: the trigger's labeling-round flow run exists on the server (the event, the automation);
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -156,7 +158,10 @@ def main() -> None:
                 )
                 time.sleep(2 * args.watch_interval)  # let the first watcher ticks pass: serve is warm
                 rows = []
+                phase = random.Random(0)
                 for number in range(args.drops):
+                    # files land at any moment, not just after the last round: a random phase of the watcher
+                    time.sleep(phase.uniform(0, args.watch_interval))
                     rows.append(time_one_drop(env, project, folder, number, args.timeout))
                     figures = "  ".join(f"{stage} {rows[-1][stage]:5.1f} s" for stage in STAGES)
                     print(f"drop {number + 1}: {figures}   (load average {os.getloadavg()[0]:.1f})")
