@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/active_learning.py --quick          # digits + synthetic, 2 seeds (~3 min)
     .venv/bin/python benchmarks/active_learning.py                  # all four datasets, 5 seeds
+    .venv/bin/python benchmarks/active_learning.py --seeds $(seq 10 49) --candidates 10   # development seeds
 
 Protocol (issue 6): per seed a stratified 25% test split, the rest is the pool; the seed set is 2 labeled items
 per class; each step labels a batch of 1% of the pool (at least 5) chosen by the strategy, refits, and measures
@@ -173,7 +174,9 @@ def skactiveml_chooser(
     return choose
 
 
-def run_curve(dataset: str, strategy: str, seed: int, quick: bool, crowd: bool = False) -> Curve:
+def run_curve(
+    dataset: str, strategy: str, seed: int, quick: bool, crowd: bool = False, candidates: int | None = None
+) -> Curve:
     warnings.filterwarnings("ignore")  # scikit-activeml warns on every unfittable bootstrap member
     started = time.perf_counter()
     X, y = load(dataset)
@@ -189,6 +192,8 @@ def run_curve(dataset: str, strategy: str, seed: int, quick: bool, crowd: bool =
     limit = len(X_pool) // 2
     external = skactiveml_chooser(strategy.split(":")[1], seed) if strategy in SKACTIVEML else None
     config = STRATEGIES.get(strategy)
+    if config is not None and candidates is not None:
+        config = config.model_copy(update={"candidates": candidates})
     labels: list[int] = []
     accuracy: list[float] = []
     predictions: list[np.ndarray] = []
@@ -358,6 +363,12 @@ def main() -> None:
     parser.add_argument(
         "--crowd", action="store_true", help="buy the simulated crowd's labels instead of clean ones"
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="diversity picks among this many x batch top-scoring items (default: SelectionConfig's)",
+    )
     parser.add_argument("--plot", type=Path, default=Path(".labelflow/active_learning.png"))
     args = parser.parse_args()
     datasets = args.datasets or (
@@ -376,10 +387,12 @@ def main() -> None:
     started = time.perf_counter()
     jobs = [(d, s, seed) for d in datasets for s in strategies for seed in seeds]
     curves: list[Curve] = Parallel(n_jobs=args.jobs)(
-        delayed(run_curve)(d, s, seed, args.quick, args.crowd) for d, s, seed in jobs
+        delayed(run_curve)(d, s, seed, args.quick, args.crowd, args.candidates) for d, s, seed in jobs
     )
     if args.crowd:
         print("labels bought from the simulated crowd (3 answers, Dawid-Skene); test labels clean")
+    candidates = args.candidates or SelectionConfig().candidates
+    print(f"diversity strategies choose among {candidates} x batch most uncertain items")
     report(curves, strategies, datasets)
     for strategy in strategies:
         fallbacks = sum(c.fallbacks for c in curves if c.strategy == strategy)
