@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/active_learning.py --quick          # digits + synthetic, 2 seeds (~3 min)
     .venv/bin/python benchmarks/active_learning.py                  # all four datasets, 5 seeds
+    .venv/bin/python benchmarks/active_learning.py --seeds $(seq 10 49) --candidates 10   # development seeds
 
 Protocol (issue 6): per seed a stratified 25% test split, the rest is the pool; the seed set is 2 labeled items
 per class; each step labels a batch of 1% of the pool (at least 5) chosen by the strategy, refits, and measures
 test accuracy, until half the pool is labeled. The model is the project's default pipeline (StandardScaler +
-LogisticRegression, no self-training). "Full-data accuracy" is the same model fitted on the whole pool.
+LogisticRegression, no self-training). "Full-data accuracy" is the same model fitted on the whole pool; the
+header prints the most iterations that fit took against LogisticRegression's max_iter, so a ceiling fitted short of
+convergence (which active learning could then "beat") shows.
 
 Reported per dataset and strategy (mean over seeds):
 - AUC: the area under the learning curve (accuracy against the fraction of the pool labeled, from the seed set
@@ -16,7 +19,9 @@ Reported per dataset and strategy (mean over seeds):
 - the stopping rule at its defaults (``tasks.selection.StoppingRule``: kappa >= 0.99 over 3 successive steps, or
   kappa levelled off, on a fixed stop set of pool items): labels at the stop vs at the plateau (the first point
   after which accuracy never rises by more than 0.5 percentage points); a curve the rule never stops counts at
-  its last point.
+  its last point. Beside it, the bound for any rule that needs to see at least one step past the plateau (as a
+  rule comparing successive models over a window does): the ratio of an oracle that stops exactly one step after
+  the plateau ("+1 step"). Where the plateau comes a few steps of 5 labels in, that bound is itself above 1.1.
 
 With ``--crowd`` the labels bought are the simulated crowd's instead of the clean ones: each pool item gets 3
 answers from the default simulated crowd (30 workers: 70% good at 0.75-0.95, 20% uniform spammers, 10% one-class;
@@ -109,6 +114,7 @@ class Curve:
     labels: list[int]
     accuracy: list[float]
     full_accuracy: float
+    full_iterations: int  # solver iterations of the full-data fit; below max_iter means it converged
     pool_size: int
     predictions: list[np.ndarray]  # each step's model on the fixed stop set, for the stopping rule
     seconds: float
@@ -168,13 +174,16 @@ def skactiveml_chooser(
     return choose
 
 
-def run_curve(dataset: str, strategy: str, seed: int, quick: bool, crowd: bool = False) -> Curve:
+def run_curve(
+    dataset: str, strategy: str, seed: int, quick: bool, crowd: bool = False, candidates: int | None = None
+) -> Curve:
     warnings.filterwarnings("ignore")  # scikit-activeml warns on every unfittable bootstrap member
     started = time.perf_counter()
     X, y = load(dataset)
     X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
     full = clone(model()).fit(X_pool, y_pool)
     full_accuracy = float((full.predict(X_test) == y_test).mean())
+    full_iterations = int(np.max(full[-1].n_iter_))
     bought = crowd_labels(y_pool, seed) if crowd else y_pool
     rng = np.random.default_rng(seed)
     stop_set = rng.choice(len(X_pool), size=min(1000, len(X_pool)), replace=False)
@@ -183,6 +192,8 @@ def run_curve(dataset: str, strategy: str, seed: int, quick: bool, crowd: bool =
     limit = len(X_pool) // 2
     external = skactiveml_chooser(strategy.split(":")[1], seed) if strategy in SKACTIVEML else None
     config = STRATEGIES.get(strategy)
+    if config is not None and candidates is not None:
+        config = config.model_copy(update={"candidates": candidates})
     labels: list[int] = []
     accuracy: list[float] = []
     predictions: list[np.ndarray] = []
@@ -230,6 +241,7 @@ def run_curve(dataset: str, strategy: str, seed: int, quick: bool, crowd: bool =
         labels,
         accuracy,
         full_accuracy,
+        full_iterations,
         len(X_pool),
         predictions,
         time.perf_counter() - started,
@@ -273,10 +285,15 @@ def report(curves: list[Curve], strategies: list[str], datasets: list[str]) -> N
             continue
         full = statistics.mean({c.seed: c.full_accuracy for c in rows}.values())
         n_seeds = len({c.seed for c in rows})
-        print(f"\n== {dataset}: pool {rows[0].pool_size}, full-data accuracy {full:.3f}, {n_seeds} seeds")
+        iterations, max_iter = max(c.full_iterations for c in rows), model()[-1].max_iter
+        converged = "converged" if iterations < max_iter else "NOT converged"
+        print(
+            f"\n== {dataset}: pool {rows[0].pool_size}, full-data accuracy {full:.3f} (fit {converged}: at most "
+            f"{iterations} of {max_iter} iterations), {n_seeds} seeds"
+        )
         print(
             f"{'strategy':<20} {'AUC':>6} {'to 95%':>8} {'to 99%':>8} {'99% vs random':>13} "
-            f"{'stop at':>8} {'plateau':>8} {'stop/plateau':>12} {'s/curve':>8}"
+            f"{'stop at':>8} {'plateau':>8} {'stop/plateau':>12} {'+1 step':>8} {'s/curve':>8}"
         )
         random99 = [labels_to_reach(c, 0.99)[0] for c in rows if c.strategy == "random"]
         for strategy in strategies:
@@ -290,12 +307,17 @@ def report(curves: list[Curve], strategies: list[str], datasets: list[str]) -> N
             )
             stop_indices = [stopping_round(c.predictions, StoppingRule()) for c in mine]
             stops = [c.labels[-1 if i is None else i] for c, i in zip(mine, stop_indices, strict=True)]
-            plateaus = [c.labels[plateau_index(c.accuracy)] for c in mine]
+            plateau_at = [plateau_index(c.accuracy) for c in mine]
+            plateaus = [c.labels[i] for c, i in zip(mine, plateau_at, strict=True)]
             stop_ratio = statistics.mean(s / p for s, p in zip(stops, plateaus, strict=True))
+            one_step_after = statistics.mean(
+                c.labels[min(i + 1, len(c.labels) - 1)] / c.labels[i]
+                for c, i in zip(mine, plateau_at, strict=True)
+            )
             print(
                 f"{strategy:<20} {statistics.mean(area(c) for c in mine):>6.3f} {fmt_labels(to95):>8} "
                 f"{fmt_labels(to99):>8} {ratio:>12.2f}x {statistics.mean(stops):>8.0f} "
-                f"{statistics.mean(plateaus):>8.0f} {stop_ratio:>12.2f} "
+                f"{statistics.mean(plateaus):>8.0f} {stop_ratio:>12.2f} {one_step_after:>8.2f} "
                 f"{statistics.mean(c.seconds for c in mine):>8.1f}"
             )
 
@@ -341,6 +363,12 @@ def main() -> None:
     parser.add_argument(
         "--crowd", action="store_true", help="buy the simulated crowd's labels instead of clean ones"
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="diversity picks among this many x batch top-scoring items (default: SelectionConfig's)",
+    )
     parser.add_argument("--plot", type=Path, default=Path(".labelflow/active_learning.png"))
     args = parser.parse_args()
     datasets = args.datasets or (
@@ -359,10 +387,12 @@ def main() -> None:
     started = time.perf_counter()
     jobs = [(d, s, seed) for d in datasets for s in strategies for seed in seeds]
     curves: list[Curve] = Parallel(n_jobs=args.jobs)(
-        delayed(run_curve)(d, s, seed, args.quick, args.crowd) for d, s, seed in jobs
+        delayed(run_curve)(d, s, seed, args.quick, args.crowd, args.candidates) for d, s, seed in jobs
     )
     if args.crowd:
         print("labels bought from the simulated crowd (3 answers, Dawid-Skene); test labels clean")
+    candidates = args.candidates or SelectionConfig().candidates
+    print(f"diversity strategies choose among {candidates} x batch most uncertain items")
     report(curves, strategies, datasets)
     for strategy in strategies:
         fallbacks = sum(c.fallbacks for c in curves if c.strategy == strategy)
