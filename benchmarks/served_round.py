@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.datasets import load_digits
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from flows.config import load_config  # noqa: E402
 from flows.project import Project  # noqa: E402
+from integrations.datasets import digits_table  # noqa: E402
 from integrations.prefect_server import api_post, local_prefect_server, stop_process_group  # noqa: E402
 
 CONFIG = """name = "bench-served"
@@ -62,14 +62,6 @@ watch_interval_seconds = {watch_interval}
 round_after_items = 20
 """
 STAGES = ("ingested", "run created", "round opened", "completed")
-
-
-def digits_rows(start: int, stop: int) -> pd.DataFrame:
-    digits = load_digits()
-    frame = pd.DataFrame(digits.data[start:stop], columns=[f"px{k}" for k in range(64)])
-    frame.insert(0, "id", [f"d{k:04d}" for k in range(start, stop)])
-    frame["label"] = digits.target[start:stop].astype(str)
-    return frame
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> Any:
@@ -92,7 +84,7 @@ def time_one_drop(
     store = project.store
     name = f"new-{number}.csv"
     dropped = datetime.now(UTC)
-    frame = digits_rows(200 + 20 * number, 220 + 20 * number)
+    frame = digits_table(200 + 20 * number, 220 + 20 * number)
     frame.to_csv(folder / "inbox" / f".{name}", index=False)
     (folder / "inbox" / f".{name}").rename(folder / "inbox" / name)  # whole, never half-written
 
@@ -136,7 +128,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="labelflow-served-") as tmp:
         folder = Path(tmp)
-        digits_rows(0, 200).to_csv(folder / "base.csv", index=False)
+        digits_table(0, 200).to_csv(folder / "base.csv", index=False)
         (folder / "inbox").mkdir()
         config_path = folder / "labelflow.toml"
         config_path.write_text(CONFIG.format(folder=folder, watch_interval=args.watch_interval))

@@ -162,6 +162,19 @@ def _digits_frame() -> tuple[pd.DataFrame, list[str]]:
     return frame, features
 
 
+def digits_table(start: int, stop: int, *, labels: bool = True) -> pd.DataFrame:
+    """Rows ``start:stop`` of the bundled digits as a user's own file would hold them: ``id``, ``px0``…``px63``
+    and (``labels``) ``label`` — for trying the inbox, the tests and the benchmarks."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    frame = pd.DataFrame(digits.data[start:stop], columns=[f"px{k}" for k in range(64)])
+    frame.insert(0, "id", [f"d{k:04d}" for k in range(start, stop)])
+    if labels:
+        frame["label"] = digits.target[start:stop].astype(str)
+    return frame
+
+
 def read_table(source: Path | bytes, name: str | None = None) -> pd.DataFrame:
     """A CSV or Parquet table from a path or from a file's bytes (``name`` gives the file type then)."""
     label = str(source) if isinstance(source, Path) else (name or "<bytes>")

@@ -8,30 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.datasets import load_digits
 
 from flows.config import ProjectConfig, parse_config
 from flows.ingest import ingest_file, watch_inbox
 from flows.project import Project
+from integrations.datasets import digits_table
 from integrations.inbox import LocalInbox, checksum
 from tasks.contracts import ItemSet
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 
 
-def digits_rows(start: int, stop: int, *, labels: bool = True) -> pd.DataFrame:
-    digits = load_digits()
-    frame = pd.DataFrame(digits.data[start:stop], columns=[f"px{k}" for k in range(64)])
-    frame.insert(0, "id", [f"d{k:04d}" for k in range(start, stop)])
-    if labels:
-        frame["label"] = digits.target[start:stop].astype(str)
-    return frame
-
-
 def project_config(folder: Path, **inbox: Any) -> ProjectConfig:
-    digits_rows(0, 200).to_csv(folder / "base.csv", index=False)
+    digits_table(0, 200).to_csv(folder / "base.csv", index=False)
     return parse_config(
         {
             "name": "ingest-test",
@@ -47,8 +37,8 @@ def test_a_valid_file_joins_the_pool_once_and_a_bad_one_is_quarantined(tmp_path:
     config = project_config(tmp_path)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    digits_rows(200, 260).to_csv(inbox / "batch-1.csv", index=False)
-    bad = digits_rows(260, 280)
+    digits_table(200, 260).to_csv(inbox / "batch-1.csv", index=False)
+    bad = digits_table(260, 280)
     bad.loc[4, "px9"] = np.inf
     bad.to_csv(inbox / "batch-2.csv", index=False)
 
@@ -88,7 +78,7 @@ def test_an_interrupted_ingestion_is_finished_by_the_next_run(tmp_path: Path) ->
     config = project_config(tmp_path)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    digits_rows(200, 230).to_csv(inbox / "late.csv", index=False)
+    digits_table(200, 230).to_csv(inbox / "late.csv", index=False)
     project = Project(config, tmp_path)
     content = (inbox / "late.csv").read_bytes()
     # the crash came after the store recorded the ingestion and before the file moved
@@ -132,7 +122,7 @@ def test_files_in_an_s3_prefix_are_ingested_and_filed_under_it(tmp_path: Path, s
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     s3.create_bucket(Bucket="labels")
     s3.put_object(
-        Bucket="labels", Key="incoming/new.csv", Body=digits_rows(200, 240).to_csv(index=False).encode()
+        Bucket="labels", Key="incoming/new.csv", Body=digits_table(200, 240).to_csv(index=False).encode()
     )
     s3.put_object(Bucket="labels", Key="incoming/notes.txt", Body=b"not data")
     config = project_config(tmp_path, url="s3://labels/incoming", s3_endpoint_url=s3_endpoint)

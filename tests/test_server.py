@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sklearn.datasets import load_digits
 
 from flows.collect import RESUMED_TAG
 from flows.config import load_config
 from flows.project import Project
+from integrations.datasets import digits_table
 from integrations.prefect_server import api_post, local_prefect_server, stop_process_group
 from tasks.contracts import ItemSet
 
@@ -50,14 +50,6 @@ def crash(process: subprocess.Popen[Any]) -> None:
 
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-
-
-def digits_rows(start: int, stop: int) -> pd.DataFrame:
-    digits = load_digits()
-    frame = pd.DataFrame(digits.data[start:stop], columns=[f"px{k}" for k in range(64)])
-    frame.insert(0, "id", [f"d{k:04d}" for k in range(start, stop)])
-    frame["label"] = digits.target[start:stop].astype(str)
-    return frame
 
 
 CONFIG = """name = "{name}"
@@ -93,7 +85,7 @@ def write_project(folder: Path, name: str, *, slow_crowd: bool) -> Path:
     """The served project: its base pool of 200 digits and its config. The fast crowd answers on the virtual
     clock, within the round's hold; the slow one in wall-clock time, its last answers ~45 s after publishing,
     three collection intervals, long after the round's 2 s hold has handed the wait over."""
-    digits_rows(0, 200).to_csv(folder / "base.csv", index=False)
+    digits_table(0, 200).to_csv(folder / "base.csv", index=False)
     path = folder / "labelflow.toml"
     hold, realtime = (2, "true") if slow_crowd else (60, "false")
     path.write_text(CONFIG.format(name=name, folder=folder, hold=hold, realtime=realtime))
@@ -144,7 +136,7 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_with_its_artifacts_and_e
         store = Project(config, tmp_path).store
         dropped = time.monotonic()
         (tmp_path / "inbox").mkdir(exist_ok=True)
-        digits_rows(200, 240).to_csv(tmp_path / "inbox" / "new.csv", index=False)
+        digits_table(200, 240).to_csv(tmp_path / "inbox" / "new.csv", index=False)
 
         def completed() -> bool:
             rounds = store.rounds()
@@ -182,7 +174,7 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_with_its_artifacts_and_e
         (tmp_path / "inbox" / "again.csv").write_bytes(
             (tmp_path / "inbox" / "processed" / "new.csv").read_bytes()
         )
-        bad = digits_rows(240, 270)
+        bad = digits_table(240, 270)
         bad.loc[3, "id"] = bad.loc[2, "id"]
         bad.to_csv(tmp_path / "inbox" / "bad.csv", index=False)
         wait_for(
