@@ -1,7 +1,7 @@
 """From a file dropped into the inbox to a completed labeling round, on a real local Prefect server.
 
-    .venv/bin/python benchmarks/served_round.py                 # 3 drops, the watcher every 10 s
-    .venv/bin/python benchmarks/served_round.py --drops 5 --watch-interval 60
+    .venv/bin/python benchmarks/served_round.py                      # 5 drops, the watcher every 10 s
+    .venv/bin/python benchmarks/served_round.py --watch-interval 60  # the watcher at its default interval
 
 Starts ``prefect server start`` on a free loopback port with its own PREFECT_HOME, writes a project of 200 digits
 (the defaults of ``labelflow init`` but for the small batches and gold sets a 200-item pool needs, and the
@@ -27,7 +27,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,12 @@ sys.path.insert(0, str(REPO))
 from flows.config import load_config  # noqa: E402
 from flows.project import Project  # noqa: E402
 from integrations.datasets import digits_table  # noqa: E402
-from integrations.prefect_server import api_post, local_prefect_server, stop_process_group  # noqa: E402
+from integrations.prefect_server import (  # noqa: E402
+    api_post,
+    local_prefect_server,
+    start_labelflow_serve,
+    stop_process_group,
+)
 
 CONFIG = """name = "bench-served"
 store_url = "sqlite:///{folder}/store.db"
@@ -119,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--drops", type=int, default=3, help="files dropped, one round each (default 3)")
+    parser.add_argument("--drops", type=int, default=5, help="files dropped, one round each (default 5)")
     parser.add_argument(
         "--watch-interval", type=int, default=10, help="inbox.watch_interval_seconds (default 10)"
     )
@@ -133,14 +137,7 @@ def main() -> None:
         config_path = folder / "labelflow.toml"
         config_path.write_text(CONFIG.format(folder=folder, watch_interval=args.watch_interval))
         with local_prefect_server(folder / "prefect-home") as env:
-            serve = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", "serve", "--config", str(config_path)],
-                cwd=REPO,
-                env=env,
-                stdout=(folder / "serve.log").open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            serve = start_labelflow_serve(config_path, env, folder / "serve.log")
             project = Project(load_config(config_path), folder)
             try:
                 wait_for(

@@ -1,4 +1,5 @@
-"""A real Prefect server in a child process: on a free loopback port, with its own PREFECT_HOME.
+"""A real Prefect server in a child process, on a free loopback port with its own PREFECT_HOME, and
+``labelflow serve`` in another one pointed at it.
 
 The server tests and the serving benchmark need one that behaves as a user's ``prefect server start`` does, not
 the in-process test harness; this starts exactly that command. The port goes in through the environment (with
@@ -72,6 +73,19 @@ def local_prefect_server(home: Path, *, timeout: float = 90.0) -> Iterator[dict[
             yield env
         finally:
             stop_process_group(server)
+
+
+def start_labelflow_serve(config_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``labelflow serve --config config_path`` against the server ``env`` points at, in its own process group
+    (so that stopping or killing it takes its flow runs with it), its output appended to ``log``."""
+    with log.open("a") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", "--config", str(config_path)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_process_group(process: subprocess.Popen[Any], grace: float = 20.0) -> None:

@@ -53,7 +53,8 @@ def collect_answers(
     published = min((h.published_at for h in handles), default=clock.now())
     deadline = published + timedelta(hours=deadline_hours)
     hold_until = time.monotonic() + hold_seconds
-    pause = poll_interval_minutes * 60 if wait else 1.0
+    interval = poll_interval_minutes * 60
+    pause = interval if wait else min(1.0, interval)
     progress_id = create_progress_artifact(
         progress=0.0, description=f"Round {round_number}, wave {wave}: answers collected of {expected}"
     )
@@ -98,8 +99,7 @@ def collect_answers(
             progress = WaveProgress(len(seen), expected, done=False)
             break
         clock.sleep(pause)
-        if not wait:
-            pause = min(2 * pause, poll_interval_minutes * 60)
+        pause = min(2 * pause, interval)
     if unparsed:
         logger.warning(
             "wave %d: %d answer(s) did not parse; kept raw with their error (store.answers(parsed=False)): %s",

@@ -21,7 +21,12 @@ from flows.collect import RESUMED_TAG
 from flows.config import load_config
 from flows.project import Project
 from integrations.datasets import digits_table
-from integrations.prefect_server import api_post, local_prefect_server, stop_process_group
+from integrations.prefect_server import (
+    api_post,
+    local_prefect_server,
+    start_labelflow_serve,
+    stop_process_group,
+)
 from tasks.contracts import ItemSet
 
 pytestmark = [pytest.mark.slow]
@@ -92,17 +97,6 @@ def write_project(folder: Path, name: str, *, slow_crowd: bool) -> Path:
     return path
 
 
-def start_serve(config_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--config", str(config_path)],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def round_runs(env: dict[str, str], state: str | None = None) -> list[dict[str, Any]]:
     body: dict[str, Any] = {"flows": {"name": {"any_": ["labeling-round"]}}}
     if state:
@@ -116,7 +110,7 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_with_its_artifacts_and_e
     env = prefect_server
     config_path = write_project(tmp_path, "served", slow_crowd=False)
     config = load_config(config_path)
-    serve = start_serve(config_path, env, tmp_path / "serve.log")
+    serve = start_labelflow_serve(config_path, env, tmp_path / "serve.log")
     try:
         deployments = wait_for(
             lambda: (
@@ -224,7 +218,7 @@ def test_coinciding_round_runs_make_one_round_that_waits_without_a_process(
     env = prefect_server
     config_path = write_project(tmp_path, "served-twice", slow_crowd=True)
     config = load_config(config_path)
-    serve = start_serve(config_path, env, tmp_path / "serve.log")
+    serve = start_labelflow_serve(config_path, env, tmp_path / "serve.log")
     store = Project(config, tmp_path).store
     try:
         wait_for(
@@ -282,7 +276,7 @@ def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losi
     config_path = write_project(tmp_path, "served-crash", slow_crowd=True)
     config = load_config(config_path)
     log = tmp_path / "serve.log"
-    serve = start_serve(config_path, env, log)
+    serve = start_labelflow_serve(config_path, env, log)
     store = Project(config, tmp_path).store
 
     def published() -> pd.DataFrame:
@@ -325,10 +319,10 @@ def test_serve_killed_during_dispatch_and_during_a_wait_completes_the_round_losi
         # generous bounds: on a loaded 2-core machine a flow run's process can take a minute to start
         wait_for(dispatching, 300, "the round opened", every=0.05)
         crash(serve)
-        serve = start_serve(config_path, env, log)
+        serve = start_labelflow_serve(config_path, env, log)
         wait_for(collector_polls_the_waiting_round, 300, "a collector polled the waiting round", every=0.2)
         crash(serve)
-        serve = start_serve(config_path, env, log)
+        serve = start_labelflow_serve(config_path, env, log)
         wait_for(lambda: (store.rounds()["status"] == "completed").any(), 420, "the round completed")
         print(f"round completed {time.monotonic() - started:.0f} s after it was started")
 
