@@ -22,7 +22,8 @@ Reported per dataset and strategy (mean over seeds):
   its last point. "stop/plateau" is the mean ratio, where early and late stops cancel; "off by" is how far each
   curve's stop is from its own plateau either way (geometric mean of max(stop/plateau, plateau/stop), minus 1).
   Two bounds beside them: "floor", how far the plateau moves when only the test set is redrawn (bootstrap, the
-  same models), which no rule can see, so no rule is off by less on average; and "+1 step", the ratio of an
+  same models), which no rule can see, so in expectation over test sets no rule is off by less (on a few seeds
+  a rule can be luckier than that); and "+1 step", the ratio of an
   oracle that stops exactly one step after the plateau, the best any rule can do that needs to see a step past
   it (as one comparing successive models does). Where the plateau comes a few steps of 5 labels in, that bound is
   itself above 1.1;
@@ -294,7 +295,7 @@ def distance(stops: list[int], plateaus: list[int]) -> float:
 def test_set_spread(curve: Curve, draws: int = 200) -> float:
     """How far the plateau moves when only the test set is redrawn (bootstrap), for this curve's very models:
     the mean |log| distance from each redrawn plateau to their median. A stopping rule cannot see the test set,
-    so for a curve it is off by at least this much on average, however well it reads the models."""
+    so for a curve it is off by at least this much in expectation, however well it reads the models."""
     rng = np.random.default_rng(curve.seed)
     correct = np.asarray(curve.test_correct)  # steps x test items
     plateaus = [
