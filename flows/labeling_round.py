@@ -76,6 +76,9 @@ class RoundReport:
     label_issues: int = 0  # crowd labels the model contradicts, offered for relabeling
     label_issue_precision: float | None = None  # share of them that are wrong by the hidden truth
     self_training_threshold: float | None = None  # chosen on gold for training.pseudo_label_precision
+    gold_above_threshold: int | None = None  # gold items at or above it (out of fold) ...
+    gold_right_above_threshold: int | None = None  # ... and how many of them were right
+    pseudo_label_precision_bound: float | None = None  # what they bound the precision at (95% one-sided)
     pseudo_label_accuracy: float | None = None  # pseudo-labels vs the simulation's hidden truth
     function_labels: int = 0  # pool items the labeling functions label (weak supervision)
     function_label_accuracy: float | None = None  # their labels vs the simulation's hidden truth
@@ -484,6 +487,7 @@ def publish_round(
     truth = dataset.hidden_truth.reindex(non_gold[ITEM_ID]).to_numpy()
     known = pd.notna(truth)
     previous = store.model_versions().query("round_id != @round_.id and promoted")
+    evidence = model.gold_evidence
     report = RoundReport(
         round_id=round_.id,
         number=round_.number,
@@ -508,6 +512,9 @@ def publish_round(
         label_issues=len(issues),
         label_issue_precision=issue_precision(issues, dataset.hidden_truth),
         self_training_threshold=model.self_training_threshold,
+        gold_above_threshold=evidence.above if evidence else None,
+        gold_right_above_threshold=evidence.right if evidence else None,
+        pseudo_label_precision_bound=evidence.precision_bound() if evidence else None,
         pseudo_label_accuracy=share_right(model.pseudo_labels, dataset.hidden_truth),
         function_labels=len(weak),
         function_label_accuracy=share_right(weak, dataset.hidden_truth),
@@ -567,6 +574,13 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             + (
                 f" at confidence ≥ {report.self_training_threshold:.3f}"
                 if report.self_training_threshold is not None
+                else ""
+            )
+            + (
+                f", chosen on gold: {report.gold_right_above_threshold} of {report.gold_above_threshold} right "
+                f"above it, so precision ≥ {report.pseudo_label_precision_bound:.3f} at 95% confidence "
+                f"(target {config.training.pseudo_label_precision})"
+                if report.pseudo_label_precision_bound is not None
                 else ""
             )
             + (

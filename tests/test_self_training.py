@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
-from tasks.training import TrainingConfig, fit_committee, fit_model, precision_threshold
+from tasks.training import (
+    GoldEvidence,
+    TrainingConfig,
+    fit_committee,
+    fit_model,
+    gold_items_to_certify,
+    precision_threshold,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -64,6 +71,21 @@ def test_the_gold_chosen_threshold_gives_pseudo_labels_near_the_target_precision
     truth = dict(zip(ids, y, strict=True))
     right = model.pseudo_labels["label"].to_numpy() == model.pseudo_labels["item_id"].map(truth).to_numpy()
     assert len(right) > 1000 and right.mean() > 0.96  # 0.974 measured at target 0.98
+    evidence = model.gold_evidence
+    assert evidence is not None and evidence.threshold == model.self_training_threshold
+    assert evidence.above >= config.min_gold_support and evidence.right / evidence.above >= 0.98
+    # 80 gold items all right bound the precision at 0.963 at best: the report must not read as a certificate
+    assert evidence.precision_bound() < 0.98
+
+
+def test_the_precision_bound_is_clopper_pearson_and_says_how_much_gold_would_certify_a_target() -> None:
+    assert GoldEvidence(0.6, above=30, right=30).precision_bound() == pytest.approx(0.05 ** (1 / 30))
+    assert GoldEvidence(0.6, above=30, right=29).precision_bound() == pytest.approx(0.8514, abs=1e-4)
+    assert GoldEvidence(0.6, above=10, right=0).precision_bound() == 0.0
+    needed = gold_items_to_certify(0.98)
+    assert needed == 149
+    assert GoldEvidence(0.6, needed, needed).precision_bound() >= 0.98
+    assert GoldEvidence(0.6, needed - 1, needed - 1).precision_bound() < 0.98
 
 
 def test_without_enough_gold_the_fixed_threshold_is_used(
@@ -75,7 +97,7 @@ def test_without_enough_gold_the_fixed_threshold_is_used(
     model = fit_model(
         X[:100], y[:100], np.ones(100), X[100:300], ids[100:300], names, config, is_gold=np.arange(100) < 3
     )
-    assert model.self_training_threshold == 0.97
+    assert model.self_training_threshold == 0.97 and model.gold_evidence is None
     assert (model.pseudo_labels["confidence"] >= 0.97).all()
 
 
@@ -86,3 +108,41 @@ def test_fit_committee_bootstraps_the_configured_model(
     labeled = pd.DataFrame(X[:60], columns=[f"f{k}" for k in range(64)]).assign(label=y[:60], confidence=1.0)
     committee = fit_committee(labeled, [f"f{k}" for k in range(64)], TrainingConfig(), 3, seed=0)
     assert committee.member_probas(X[60:70]).shape == (3, 10, 10)
+
+
+def test_the_round_report_shows_what_the_gold_items_bound_the_pseudo_label_precision_at() -> None:
+    from flows.config import ProjectConfig
+    from flows.labeling_round import RoundReport, round_markdown
+
+    evidence = GoldEvidence(0.61, above=30, right=29)
+    report = RoundReport(
+        round_id=1,
+        number=1,
+        batch_size=40,
+        waves=1,
+        answers_bought=120,
+        gold_answers=15,
+        answers_fixed_k=200,
+        cost=6.0,
+        spent_total=6.0,
+        answers_total=120,
+        agreement=0.9,
+        label_accuracy=0.97,
+        crowd_labels=40,
+        pseudo_labels=1200,
+        model_accuracy=0.93,
+        previous_accuracy=None,
+        promoted=True,
+        model_path="m.joblib",
+        self_training_threshold=evidence.threshold,
+        gold_above_threshold=evidence.above,
+        gold_right_above_threshold=evidence.right,
+        pseudo_label_precision_bound=evidence.precision_bound(),
+        pseudo_label_accuracy=0.95,
+    )
+    line = next(row for row in round_markdown(ProjectConfig(), report).splitlines() if "self-training" in row)
+    assert "1200 at confidence ≥ 0.610, chosen on gold: 29 of 30 right above it" in line
+    assert (
+        "precision ≥ 0.851 at 95% confidence (target 0.98)" in line
+        and "95.0% right by the hidden truth" in line
+    )
