@@ -308,6 +308,13 @@ def test_set_spread(curve: Curve, draws: int = 200) -> float:
     return float(np.mean(np.abs(logs - np.median(logs))))
 
 
+def stops_and_plateaus(curves: list[Curve]) -> tuple[list[int], list[int]]:
+    """Labels where the default stopping rule stops each curve (its last point if never), and at its plateau."""
+    stop_indices = [stopping_round(c.predictions, StoppingRule()) for c in curves]
+    stops = [c.labels[-1 if i is None else i] for c, i in zip(curves, stop_indices, strict=True)]
+    return stops, [c.labels[plateau_index(c.accuracy)] for c in curves]
+
+
 def fmt_labels(values: list[tuple[float, bool]]) -> str:
     mean = statistics.mean(v for v, _ in values)
     return f"{'>=' if not all(ok for _, ok in values) else ''}{mean:.0f}"
@@ -341,10 +348,8 @@ def report(curves: list[Curve], strategies: list[str], datasets: list[str]) -> N
             ratio = (
                 statistics.mean(v for v, _ in to99) / statistics.mean(random99) if random99 else float("nan")
             )
-            stop_indices = [stopping_round(c.predictions, StoppingRule()) for c in mine]
-            stops = [c.labels[-1 if i is None else i] for c, i in zip(mine, stop_indices, strict=True)]
+            stops, plateaus = stops_and_plateaus(mine)
             plateau_at = [plateau_index(c.accuracy) for c in mine]
-            plateaus = [c.labels[i] for c, i in zip(mine, plateau_at, strict=True)]
             stop_ratio = statistics.mean(s / p for s, p in zip(stops, plateaus, strict=True))
             floor = float(np.expm1(np.mean([test_set_spread(c) for c in mine])))
             one_step_after = statistics.mean(
@@ -390,13 +395,33 @@ def plot(curves: list[Curve], strategies: list[str], datasets: list[str], path: 
             if not mine:
                 continue
             length = min(len(c.labels) for c in mine)
+            default = strategy == DEFAULT
             ax.plot(
                 mine[0].labels[:length],
                 np.mean([c.accuracy[:length] for c in mine], axis=0),
-                label=strategy,
+                label=f"{strategy} (default)" if default else strategy,
                 linestyle="--" if strategy == "random" else "-",
+                linewidth=2.5 if default else 1.2,
+                color="black" if default else None,
+                zorder=3 if default else 2,
             )
-        ax.set_title(dataset)
+            if default:
+                stops, plateaus = stops_and_plateaus(mine)
+                ax.axvline(
+                    float(np.median(plateaus)),
+                    color="black",
+                    linestyle="-.",
+                    linewidth=1,
+                    label="plateau (default, median)",
+                )
+                ax.axvline(
+                    float(np.median(stops)),
+                    color="crimson",
+                    linestyle=":",
+                    linewidth=1.5,
+                    label="rule stops (default, median)",
+                )
+        ax.set_title(f"{dataset}, mean of {len({c.seed for c in curves})} seeds")
         ax.set_xlabel("labels")
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
