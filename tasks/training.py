@@ -214,6 +214,8 @@ def gold_threshold(
     )
     if threshold is None:
         return None
+    # never at or below a coin toss: a pseudo-label must at least be the model's clear majority view
+    threshold = max(threshold, 0.5 + 1e-9)
     above = gold_rows[confidence[gold_rows] >= threshold]
     return GoldEvidence(threshold, above=len(above), right=int(correct[above].sum()))
 
@@ -242,8 +244,7 @@ def fit_model(
     evidence = None
     if config.self_training and is_gold is not None and len(X_unlabeled):
         evidence = gold_threshold(X_labeled, y_labeled, weights, np.asarray(is_gold, dtype=bool), config)
-        # never at or below a coin toss: a pseudo-label must at least be the model's clear majority view
-        threshold = max(evidence.threshold, 0.5 + 1e-9) if evidence is not None else threshold
+        threshold = evidence.threshold if evidence is not None else threshold
     pipeline = clone(build_pipeline(config))
     final_step = pipeline.steps[-1][0]
     pseudo = np.full(len(X_unlabeled), None, dtype=object)
