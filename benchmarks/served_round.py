@@ -32,7 +32,6 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -47,6 +46,7 @@ from integrations.prefect_server import (  # noqa: E402
     local_prefect_server,
     start_labelflow_serve,
     stop_process_group,
+    wait_for,
 )
 
 CONFIG = """name = "bench-served"
@@ -66,16 +66,6 @@ watch_interval_seconds = {watch_interval}
 round_after_items = 20
 """
 STAGES = ("ingested", "run created", "round opened", "completed")
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value is not None and value is not False:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 def seconds_since(moment: datetime, start: datetime) -> float:

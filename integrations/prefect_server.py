@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,3 +109,15 @@ def api_post(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
         time.sleep(1 + attempt)
     response.raise_for_status()
     return response.json() if response.content else None
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
+    """Call ``condition`` every ``every`` seconds until it returns something true (a collection: non-empty, so a
+    pandas row counts), and return that; raise TimeoutError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value is not None and (len(value) > 0 if isinstance(value, Sized) else bool(value)):
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"{what}: not within {timeout:.0f} s")

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +26,12 @@ from integrations.prefect_server import (
     local_prefect_server,
     start_labelflow_serve,
     stop_process_group,
+    wait_for,
 )
 from tasks.contracts import ItemSet
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
