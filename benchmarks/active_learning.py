@@ -126,7 +126,7 @@ class Curve:
     predictions: list[np.ndarray]  # each step's model on the fixed stop set, for the stopping rule
     test_correct: list[
         np.ndarray
-    ]  # each step's model right or wrong on each test item (bootstraps the plateau)
+    ]  # each step's model on each test item, right or not (bootstraps the plateau)
     seconds: float
     fallbacks: int = 0  # steps an external strategy failed and random chose instead
 
@@ -185,7 +185,7 @@ def skactiveml_chooser(
 
 
 def run_curve(
-    dataset: str, strategy: str, seed: int, quick: bool, crowd: bool = False, candidates: int | None = None
+    dataset: str, strategy: str, seed: int, crowd: bool = False, candidates: int | None = None
 ) -> Curve:
     warnings.filterwarnings("ignore")  # scikit-activeml warns on every unfittable bootstrap member
     started = time.perf_counter()
@@ -298,21 +298,24 @@ def test_set_spread(curve: Curve, draws: int = 200) -> float:
     so for a curve it is off by at least this much in expectation, however well it reads the models."""
     rng = np.random.default_rng(curve.seed)
     correct = np.asarray(curve.test_correct)  # steps x test items
-    plateaus = [
-        curve.labels[
-            plateau_index(list(correct[:, rng.integers(0, correct.shape[1], correct.shape[1])].mean(1)))
-        ]
-        for _ in range(draws)
-    ]
+    n_test = correct.shape[1]
+    plateaus = []
+    for _ in range(draws):
+        redrawn = correct[:, rng.integers(0, n_test, n_test)].mean(axis=1)
+        plateaus.append(curve.labels[plateau_index(list(redrawn))])
     logs = np.log(plateaus)
     return float(np.mean(np.abs(logs - np.median(logs))))
 
 
-def stops_and_plateaus(curves: list[Curve]) -> tuple[list[int], list[int]]:
-    """Labels where the default stopping rule stops each curve (its last point if never), and at its plateau."""
-    stop_indices = [stopping_round(c.predictions, StoppingRule()) for c in curves]
-    stops = [c.labels[-1 if i is None else i] for c, i in zip(curves, stop_indices, strict=True)]
-    return stops, [c.labels[plateau_index(c.accuracy)] for c in curves]
+def stop_and_plateau_points(curves: list[Curve]) -> tuple[list[int], list[int]]:
+    """Each curve's point where the default stopping rule stops (its last if never), and its plateau's."""
+    rule = [stopping_round(c.predictions, StoppingRule()) for c in curves]
+    stops = [len(c.labels) - 1 if i is None else i for c, i in zip(curves, rule, strict=True)]
+    return stops, [plateau_index(c.accuracy) for c in curves]
+
+
+def labels_at(curves: list[Curve], points: list[int]) -> list[int]:
+    return [c.labels[i] for c, i in zip(curves, points, strict=True)]
 
 
 def fmt_labels(values: list[tuple[float, bool]]) -> str:
@@ -348,8 +351,8 @@ def report(curves: list[Curve], strategies: list[str], datasets: list[str]) -> N
             ratio = (
                 statistics.mean(v for v, _ in to99) / statistics.mean(random99) if random99 else float("nan")
             )
-            stops, plateaus = stops_and_plateaus(mine)
-            plateau_at = [plateau_index(c.accuracy) for c in mine]
+            stop_at, plateau_at = stop_and_plateau_points(mine)
+            stops, plateaus = labels_at(mine, stop_at), labels_at(mine, plateau_at)
             stop_ratio = statistics.mean(s / p for s, p in zip(stops, plateaus, strict=True))
             floor = float(np.expm1(np.mean([test_set_spread(c) for c in mine])))
             one_step_after = statistics.mean(
@@ -406,21 +409,13 @@ def plot(curves: list[Curve], strategies: list[str], datasets: list[str], path: 
                 zorder=3 if default else 2,
             )
             if default:
-                stops, plateaus = stops_and_plateaus(mine)
-                ax.axvline(
-                    float(np.median(plateaus)),
-                    color="black",
-                    linestyle="-.",
-                    linewidth=1,
-                    label="plateau (default, median)",
-                )
-                ax.axvline(
-                    float(np.median(stops)),
-                    color="crimson",
-                    linestyle=":",
-                    linewidth=1.5,
-                    label="rule stops (default, median)",
-                )
+                stop_at, plateau_at = stop_and_plateau_points(mine)
+                for points, name, style in (
+                    (plateau_at, "plateau", {"color": "black", "linestyle": "-.", "linewidth": 1}),
+                    (stop_at, "rule stops", {"color": "crimson", "linestyle": ":", "linewidth": 1.5}),
+                ):
+                    where = float(np.median(labels_at(mine, points)))
+                    ax.axvline(where, label=f"{name} (default, median)", **style)
         ax.set_title(f"{dataset}, mean of {len({c.seed for c in curves})} seeds")
         ax.set_xlabel("labels")
         ax.set_ylabel("test accuracy")
@@ -466,7 +461,7 @@ def main() -> None:
     started = time.perf_counter()
     jobs = [(d, s, seed) for d in datasets for s in strategies for seed in seeds]
     curves: list[Curve] = Parallel(n_jobs=args.jobs)(
-        delayed(run_curve)(d, s, seed, args.quick, args.crowd, args.candidates) for d, s, seed in jobs
+        delayed(run_curve)(d, s, seed, args.crowd, args.candidates) for d, s, seed in jobs
     )
     if args.crowd:
         print("labels bought from the simulated crowd (3 answers, Dawid-Skene); test labels clean")
