@@ -1,6 +1,7 @@
 """The demo campaign's figures across crowd seeds: held-out accuracy after at most N paid answers.
 
     .venv/bin/python benchmarks/demo_campaign.py --seeds 0 1 2 3 4
+    .venv/bin/python benchmarks/demo_campaign.py --seeds 3 4 5 6 7 --pseudo-labels   # + each round's self-training
 
 Each seed draws a different simulated crowd (worker mix, answers, timing) and a different gold/held-out split;
 everything else is the default config of `labelflow demo`. Prints one row per seed and the mean. The last column
@@ -46,6 +47,12 @@ def main() -> None:
         default=[],
         help="Override a config value, e.g. --set quality.method=majority_vote",
     )
+    parser.add_argument(
+        "--pseudo-labels",
+        action="store_true",
+        help="Also print, per round, the self-training threshold, how many pseudo-labels the hidden truth "
+        "confirms, and the precision the gold items bound them at.",
+    )
     args = parser.parse_args()
 
     from flows.campaign import labeling_campaign
@@ -59,6 +66,7 @@ def main() -> None:
     )
     ceilings = []
     curves = []
+    pseudo_rows: list[dict[str, float | None]] = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as folder:
             data = ProjectConfig().model_dump()
@@ -81,6 +89,8 @@ def main() -> None:
             project = Project(config, Path(folder))
             curve = learning_curve(project.store)
             ceilings.append(clean_label_ceiling(project))
+            if args.pseudo_labels:
+                pseudo_rows.extend(pseudo_label_rounds(project, seed))
             project.close()
         curves.append(curve)
         within = curve[curve["answers_total_bought"] <= max(args.answers)].iloc[-1]
@@ -98,6 +108,38 @@ def main() -> None:
             f"(min {min(finals):.3f}); mean crowd label accuracy {statistics.mean(labels):.3f}"
         )
     print(f"clean-label ceiling of the model: mean {statistics.mean(ceilings):.3f}")
+    if pseudo_rows:
+        print_pseudo_label_rounds(pseudo_rows)
+
+
+def pseudo_label_rounds(project: Project, seed: int) -> list[dict[str, float | None]]:
+    """Each completed round's self-training figures, from the round summaries the store keeps."""
+    rounds = project.store.rounds()
+    return [
+        {
+            "seed": seed,
+            "round": int(row["number"]),
+            "threshold": row["summary"].get("self_training_threshold"),
+            "pseudo_labels": row["summary"].get("pseudo_labels"),
+            "right": row["summary"].get("pseudo_label_accuracy"),
+            "bound": row["summary"].get("pseudo_label_precision_bound"),
+        }
+        for _, row in rounds[rounds["status"] == "completed"].iterrows()
+    ]
+
+
+def print_pseudo_label_rounds(rows: list[dict[str, float | None]]) -> None:
+    def shown(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    print(
+        f"\n{'seed':>4} {'round':>5} {'threshold':>9} {'pseudo-labels':>13} {'right':>6} {'gold bound':>10}"
+    )
+    for row in rows:
+        print(
+            f"{row['seed']:>4} {row['round']:>5} {shown(row['threshold']):>9} {row['pseudo_labels']:>13} "
+            f"{shown(row['right']):>6} {shown(row['bound']):>10}"
+        )
 
 
 def clean_label_ceiling(project: Project) -> float:
