@@ -16,7 +16,8 @@ Reported per dataset and strategy (mean over seeds):
   to half the pool), divided by the width of that range, so it is in [0, 1];
 - labels to reach 95% and 99% of full-data accuracy (a seed that never gets there counts as half the pool, and
   the mean is then shown as ">="), and the ratio to random's;
-- the stopping rule at its defaults (``tasks.selection.StoppingRule``: kappa >= 0.99 over 3 successive steps, or
+- the stopping rule at its defaults (``labelflow.tasks.selection.StoppingRule``:
+  kappa >= 0.99 over 3 successive steps, or
   kappa levelled off, on a fixed stop set of pool items): labels at the stop vs at the plateau (the first point
   after which accuracy never rises by more than 0.5 percentage points); a curve the rule never stops counts at
   its last point. "stop/plateau" is the mean ratio, where early and late stops cancel; "off by" is how far each
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -57,16 +57,14 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_cl
 from sklearn.ensemble import BaggingClassifier
 from sklearn.model_selection import train_test_split
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tasks.selection import (
+from labelflow.tasks.selection import (
     BootstrapCommittee,
     SelectionConfig,
     StoppingRule,
     choose_indices,
     stopping_round,
 )
-from tasks.training import TrainingConfig, build_pipeline
+from labelflow.tasks.training import TrainingConfig, build_pipeline
 
 STRATEGIES: dict[str, SelectionConfig] = {
     "random": SelectionConfig(strategy="random", diversity="none"),
@@ -135,8 +133,8 @@ def crowd_labels(y: np.ndarray, seed: int, answers_per_item: int = 3) -> np.ndar
     """Each item's label as the default simulated crowd gives it (module docstring, ``--crowd``)."""
     import pandas as pd
 
-    from integrations.crowd.simulated import SimulatedCrowdConfig, draw_answer, make_workers
-    from tasks.aggregation import aggregate_answers_frame
+    from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig, draw_answer, make_workers
+    from labelflow.tasks.aggregation import aggregate_answers_frame
 
     classes = np.unique(y)
     names = [str(c) for c in classes]

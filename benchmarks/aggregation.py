@@ -34,10 +34,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from flows.config import QualityConfig  # noqa: E402
-from tasks.aggregation import (  # noqa: E402
+from labelflow.flows.config import QualityConfig  # noqa: E402
+from labelflow.tasks.aggregation import (  # noqa: E402
     DawidSkene,
     MajorityVote,
     OneCoinDawidSkene,
@@ -46,8 +45,8 @@ from tasks.aggregation import (  # noqa: E402
     from_shared_csv,
     read_shared_truth,
 )
-from tasks.dispatch import CrowdConfig, items_needing_answers  # noqa: E402
-from tasks.synthetic import oracle_posteriors, synthetic_crowd  # noqa: E402
+from labelflow.tasks.dispatch import CrowdConfig, items_needing_answers  # noqa: E402
+from labelflow.tasks.synthetic import oracle_posteriors, synthetic_crowd  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "crowd"
 CROWDS = ("duck", "product", "dog", "face")
@@ -201,8 +200,8 @@ def simulated_rounds(
     of one more answer for the items the product's own policy picks (``items_needing_answers``: default
     aggregation's confidence below ``tau``, fewer than ``k_max`` answers); ``k0 == k_max`` is fixed redundancy.
     Returns label accuracy, answers paid, calibration share and items with posterior >= 0.99."""
-    from integrations.crowd.base import LabelRequest
-    from integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
+    from labelflow.integrations.crowd.base import LabelRequest
+    from labelflow.integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
 
     names = [str(d) for d in range(10)]
     rng = np.random.default_rng(seed)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flows.project import Project
+    from labelflow.flows.project import Project
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -55,10 +55,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from flows.campaign import labeling_campaign
-    from flows.config import ProjectConfig, parse_config
-    from flows.project import Project
-    from flows.reporting import learning_curve
+    from labelflow.flows.campaign import labeling_campaign
+    from labelflow.flows.config import ProjectConfig, parse_config
+    from labelflow.flows.project import Project
+    from labelflow.flows.reporting import learning_curve
 
     print(
         f"{'seed':>4} {'answers':>8} {'rounds':>6} {'label acc':>9} {'model acc':>9} {'seconds':>8} "
@@ -146,8 +146,8 @@ def clean_label_ceiling(project: Project) -> float:
     """Held-out accuracy of the project's model fitted on every pool and gold item at its true label."""
     import numpy as np
 
-    from tasks.contracts import ITEM_ID, ItemSet
-    from tasks.training import evaluate, fit_model
+    from labelflow.contracts import ITEM_ID, ItemSet
+    from labelflow.tasks.training import evaluate, fit_model
 
     dataset = project.dataset
     known = dataset.items[dataset.items["item_set"].isin([ItemSet.POOL.value, ItemSet.GOLD.value])]

@@ -5,8 +5,9 @@
 
 On digits, wine and breast_cancer, a share of the labels (10% and 20%) is flipped to another class uniformly at
 random (seeds 0-4). The out-of-sample probabilities come once per case from the product's own function
-(``tasks.label_issues.out_of_sample_probas``: 5 folds of the default model), and every method flags issues from
-the same probabilities, so the figures compare the flagging rules alone. Printed: precision and recall of the
+(``labelflow.tasks.label_issues.out_of_sample_probas``: 5 folds of the default model), and every method flags
+issues from the same probabilities, so the figures compare the flagging rules alone. Printed: precision and
+recall of the
 flagged items against the flipped ones, their F1, and the share of items flagged, as the mean over seeds.
 cleanlab is run with its default filter (``prune_by_noise_rate``) and with ``confident_learning``, the rule ours
 implements.
@@ -21,8 +22,8 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
-from tasks.label_issues import confident_issues, out_of_sample_probas
-from tasks.training import TrainingConfig
+from labelflow.tasks.label_issues import confident_issues, out_of_sample_probas
+from labelflow.tasks.training import TrainingConfig
 
 DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "digits": load_digits,

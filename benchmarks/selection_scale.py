@@ -7,7 +7,7 @@ Writes the pool once (a temporary Parquet file, ~370 MB, written with pyarrow's 
 times, each in a fresh process (peak memory is per process): fit the default pipeline (StandardScaler +
 LogisticRegression, on 2,000 labeled float64 rows, as a real round would) outside the clock, then time from
 reading the file to the chosen row indices — the project's own Parquet reader
-(``integrations.datasets.read_features``) and ``tasks.selection.choose_indices`` as ``choose_batch`` calls it —
+(``read_features``) and ``choose_indices`` as ``choose_batch`` calls it —
 with the time split into reading, scoring and the diverse batch. Prints every run, the median, the CPU seconds
 (all threads; on a busy machine wall time is that divided by the share of the cores the run got), the load
 average, and each process's peak resident memory (imports included).
@@ -32,12 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import tasks.selection
-from integrations.datasets import read_features
-from tasks.selection import BootstrapCommittee, SelectionConfig, choose_indices
-from tasks.training import TrainingConfig, build_pipeline
+import labelflow.tasks.selection
+from labelflow.integrations.datasets import read_features
+from labelflow.tasks.selection import BootstrapCommittee, SelectionConfig, choose_indices
+from labelflow.tasks.training import TrainingConfig, build_pipeline
 
 
 def peak_mb() -> float:
@@ -58,8 +56,8 @@ def write_pool(path: Path, rows: int, columns: int, seed: int) -> None:
 
 
 def timed(name: str, seconds: dict[str, float]) -> None:
-    """Wrap ``tasks.selection.<name>`` so the real ``choose_indices`` reports the time spent in it."""
-    real: Callable[..., Any] = getattr(tasks.selection, name)
+    """Wrap ``labelflow.tasks.selection.<name>`` so the real ``choose_indices`` reports the time spent in it."""
+    real: Callable[..., Any] = getattr(labelflow.tasks.selection, name)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -68,7 +66,7 @@ def timed(name: str, seconds: dict[str, float]) -> None:
         finally:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
 
-    setattr(tasks.selection, name, wrapper)
+    setattr(labelflow.tasks.selection, name, wrapper)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

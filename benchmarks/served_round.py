@@ -27,7 +27,6 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -36,12 +35,11 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from flows.config import load_config  # noqa: E402
-from flows.project import Project  # noqa: E402
-from integrations.datasets import digits_table  # noqa: E402
-from integrations.prefect_server import (  # noqa: E402
+from labelflow.flows.config import load_config  # noqa: E402
+from labelflow.flows.project import Project  # noqa: E402
+from labelflow.integrations.datasets import digits_table  # noqa: E402
+from labelflow.integrations.prefect_server import (  # noqa: E402
     api_post,
     local_prefect_server,
     start_labelflow_serve,

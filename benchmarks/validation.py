@@ -24,7 +24,7 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from tasks.validation import validate_pool
+    from labelflow.tasks.validation import validate_pool
 
     features = [f"f{i}" for i in range(args.features)]
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(args.rows, args.features)), columns=features)

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 from prefect import flow, get_run_logger
 
-from flows.config import ProjectConfig
-from flows.labeling_round import RoundReport, affordable_batch_size, labeling_round
-from flows.project import Project
-from integrations.crowd.base import BudgetExceededError
-from tasks.contracts import ITEM_ID, ItemSet
-from tasks.selection import stop_reason, stop_set
-from tasks.training import load_model
+from labelflow.contracts import ITEM_ID, ItemSet
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.labeling_round import RoundReport, affordable_batch_size, labeling_round
+from labelflow.flows.project import Project
+from labelflow.integrations.crowd.base import BudgetExceededError
+from labelflow.tasks.selection import stop_reason, stop_set
+from labelflow.tasks.training import load_model
 
 
 @dataclass

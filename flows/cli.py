@@ -12,10 +12,10 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from flows.cli_common import console, load_or_exit
-from flows.config import CONFIG_FILE, ProjectConfig, example_config
-from flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
-from integrations.inbox import LocalInbox
+from labelflow.flows.cli_common import console, load_or_exit
+from labelflow.flows.config import CONFIG_FILE, ProjectConfig, example_config
+from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
+from labelflow.integrations.inbox import LocalInbox
 
 app = typer.Typer(
     help="labelflow — labeling pipelines as Prefect flows: active learning picks items, a crowd answers, "
@@ -38,9 +38,9 @@ def _quiet_libraries() -> None:
 
 def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> None:
     _quiet_libraries()
-    from flows.campaign import labeling_campaign
-    from flows.project import Project
-    from flows.reporting import export_labels, learning_curve, plot_learning_curve
+    from labelflow.flows.campaign import labeling_campaign
+    from labelflow.flows.project import Project
+    from labelflow.flows.reporting import export_labels, learning_curve, plot_learning_curve
 
     where = (
         os.environ.get("PREFECT_API_URL")
@@ -135,8 +135,8 @@ def run(
 @app.command()
 def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     """Show the project's rounds and its learning curve."""
-    from flows.project import Project
-    from flows.reporting import learning_curve
+    from labelflow.flows.project import Project
+    from labelflow.flows.reporting import learning_curve
 
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
@@ -168,7 +168,7 @@ def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
 @app.command()
 def workers(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     """Show every worker's quality: answers, agreement, gold answers, spammer score and status."""
-    from flows.project import Project
+    from labelflow.flows.project import Project
 
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
@@ -207,8 +207,8 @@ def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, parquet or jsonl.")] = "csv",
 ) -> None:
     """Export the latest label of every item, with confidence, source (crowd/model) and provenance."""
-    from flows.project import Project
-    from flows.reporting import EXPORT_FORMATS, export_labels
+    from labelflow.flows.project import Project
+    from labelflow.flows.reporting import EXPORT_FORMATS, export_labels
 
     if fmt not in EXPORT_FORMATS:
         console.print(f"[red]--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}[/red]")
@@ -230,7 +230,7 @@ def serve(
     """Serve the project's deployments (scheduled rounds, the inbox watcher, the answer collector) on the
     Prefect server at PREFECT_API_URL, until Ctrl-C."""
     _quiet_libraries()
-    from flows.serve import AlreadyServedError, serve_project
+    from labelflow.flows.serve import AlreadyServedError, serve_project
 
     if not os.environ.get("PREFECT_API_URL"):
         console.print(
@@ -254,8 +254,8 @@ def ingest(
 ) -> None:
     """Put FILE into the project's inbox and ingest it now: validated, added to the pool, filed away."""
     _quiet_libraries()
-    from flows.ingest import ingest_file
-    from flows.project import Project
+    from labelflow.flows.ingest import ingest_file
+    from labelflow.flows.project import Project
 
     project_config = load_or_exit(config)
     if not file.exists():

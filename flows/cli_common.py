@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from flows.config import ConfigError, ProjectConfig, load_config
+from labelflow.flows.config import ConfigError, ProjectConfig, load_config
 
 console = Console()
 

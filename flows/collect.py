@@ -15,12 +15,12 @@ from prefect import flow, get_client, get_run_logger
 from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 
-from flows.config import ProjectConfig
-from flows.labeling_round import holder_is_gone
-from flows.project import Project
-from flows.runs import read_runs
-from integrations.store import LabelStore
-from tasks.answers import collect_answers
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.labeling_round import holder_is_gone
+from labelflow.flows.project import Project
+from labelflow.flows.runs import read_runs
+from labelflow.integrations.store import LabelStore
+from labelflow.tasks.answers import collect_answers
 
 ROUND_FLOW = "labeling-round"
 RESUMED_TAG = "resumed-by-collector"

@@ -12,12 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from integrations.datasets import DIGITS, DatasetConfig
-from integrations.inbox import InboxConfig
-from tasks.dispatch import CrowdConfig
-from tasks.selection import SelectionConfig
-from tasks.training import TrainingConfig
-from tasks.weak_supervision import WeakSupervisionConfig
+from labelflow.integrations.datasets import DIGITS, DatasetConfig
+from labelflow.integrations.inbox import InboxConfig
+from labelflow.tasks.dispatch import CrowdConfig
+from labelflow.tasks.selection import SelectionConfig
+from labelflow.tasks.training import TrainingConfig
+from labelflow.tasks.weak_supervision import WeakSupervisionConfig
 
 CONFIG_FILE = "labelflow.toml"
 

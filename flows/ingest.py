@@ -15,13 +15,13 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.config import ProjectConfig
-from flows.events import DATA_ARRIVED, POOL_GREW, THRESHOLD_LABEL, emit
-from flows.project import Project
-from integrations.datasets import DatasetError, items_from_table, read_table
-from integrations.inbox import checksum
-from tasks.contracts import ITEM_ID, ItemSet
-from tasks.validation import validate_pool
+from labelflow.contracts import ITEM_ID, ItemSet
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.events import DATA_ARRIVED, POOL_GREW, THRESHOLD_LABEL, emit
+from labelflow.flows.project import Project
+from labelflow.integrations.datasets import DatasetError, items_from_table, read_table
+from labelflow.integrations.inbox import checksum
+from labelflow.tasks.validation import validate_pool
 
 
 @dataclass(frozen=True)

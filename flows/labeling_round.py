@@ -23,21 +23,21 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.config import ProjectConfig
-from flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
-from flows.project import Project
-from flows.reporting import artifact_key, publish_monitoring_artifacts
-from integrations.crowd.base import BudgetExceededError, CrowdBackend
-from integrations.datasets import Dataset, DatasetError
-from integrations.store import LabelStore, ModelVersionRecord, RoundRecord
-from tasks.aggregation import aggregate_answers
-from tasks.answers import collect_answers
-from tasks.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, ItemSet, LabelSource, empty_frame
-from tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
-from tasks.label_issues import report_label_issues
-from tasks.selection import COMMITTEE_STRATEGIES, select_batch
-from tasks.settlement import settle_round
-from tasks.training import (
+from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, ItemSet, LabelSource, empty_frame
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
+from labelflow.flows.project import Project
+from labelflow.flows.reporting import artifact_key, publish_monitoring_artifacts
+from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
+from labelflow.integrations.datasets import Dataset, DatasetError
+from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
+from labelflow.tasks.aggregation import aggregate_answers
+from labelflow.tasks.answers import collect_answers
+from labelflow.tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
+from labelflow.tasks.label_issues import report_label_issues
+from labelflow.tasks.selection import COMMITTEE_STRATEGIES, select_batch
+from labelflow.tasks.settlement import settle_round
+from labelflow.tasks.training import (
     TrainedModel,
     evaluate_model,
     fit_committee,
@@ -46,9 +46,9 @@ from tasks.training import (
     retrain_model,
     save_model,
 )
-from tasks.validation import DataValidationError, validate_frame
-from tasks.weak_supervision import label_with_functions, load_labeling_functions
-from tasks.workers import review_workers, warm_start_from
+from labelflow.tasks.validation import DataValidationError, validate_frame
+from labelflow.tasks.weak_supervision import label_with_functions, load_labeling_functions
+from labelflow.tasks.workers import review_workers, warm_start_from
 
 DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
 

@@ -16,12 +16,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli_common import console, load_or_exit
-from flows.config import CONFIG_FILE, ProjectConfig
-from integrations.crowd.base import CrowdBackendError
-from integrations.crowd.mturk import MTurkCrowd, make_mturk_client, mturk_endpoint
-from integrations.crowd.simulated import SimulatedCrowdConfig
-from integrations.mturk_local import Faults, LocalMTurk, LocalMTurkServer
+from labelflow.flows.cli_common import console, load_or_exit
+from labelflow.flows.config import CONFIG_FILE, ProjectConfig
+from labelflow.integrations.crowd.base import CrowdBackendError
+from labelflow.integrations.crowd.mturk import MTurkCrowd, make_mturk_client, mturk_endpoint
+from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.mturk_local import Faults, LocalMTurk, LocalMTurkServer
 
 mturk_app = typer.Typer(
     help="Mechanical Turk for requesters: the account balance, the HITs, expiring them.",
@@ -116,7 +116,7 @@ def local_endpoint(
     truth: dict[str, str] = {}
     workers = SimulatedCrowdConfig()
     if config is not None:
-        from flows.project import Project
+        from labelflow.flows.project import Project
 
         project = Project(config, base_dir)
         try:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from flows.config import ProjectConfig
-from integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
-from integrations.crowd.simulated import SimulatedCrowd
-from integrations.datasets import Dataset, load_dataset
-from integrations.inbox import Inbox, open_inbox
-from integrations.store import LabelStore
+from labelflow.flows.config import ProjectConfig
+from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
+from labelflow.integrations.crowd.simulated import SimulatedCrowd
+from labelflow.integrations.datasets import Dataset, load_dataset
+from labelflow.integrations.inbox import Inbox, open_inbox
+from labelflow.integrations.store import LabelStore
 
 
 def resolve_store_url(url: str, base_dir: Path) -> str:
@@ -72,8 +72,8 @@ class Project:
         )
 
     def _mturk_crowd(self) -> CrowdBackend:
-        from integrations.crowd.mturk import MTurkCrowd, make_mturk_client
-        from integrations.mturk_local import EndpointClock
+        from labelflow.integrations.crowd.mturk import MTurkCrowd, make_mturk_client
+        from labelflow.integrations.mturk_local import EndpointClock
 
         crowd, mturk = self.config.crowd, self.config.crowd.mturk
         return MTurkCrowd(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from integrations.store import LabelStore
-from tasks.contracts import ITEM_ID, LabelSource
+from labelflow.contracts import ITEM_ID, LabelSource
+from labelflow.integrations.store import LabelStore
 
 CURVE_COLUMNS = ["round", "answers_total_bought", "spent", "crowd_labels", "label_accuracy", "model_accuracy"]
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")

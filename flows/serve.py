@@ -29,20 +29,21 @@ from typing import Any
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.events import DeploymentEventTrigger
 from prefect.logging import get_logger
+from prefect.types.entrypoint import EntrypointType
 
-from flows.campaign import labeling_campaign
-from flows.collect import (
+from labelflow.flows.campaign import labeling_campaign
+from labelflow.flows.collect import (
     collect_waiting_answers,
     resume_round,
     round_deployment_name,
     stopped_before_publishing,
 )
-from flows.config import ProjectConfig
-from flows.events import POOL_GREW, THRESHOLD_LABEL
-from flows.ingest import watch_inbox
-from flows.labeling_round import holder_is_gone, labeling_round, lease_holder
-from flows.project import Project
-from flows.runs import read_runs
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.events import POOL_GREW, THRESHOLD_LABEL
+from labelflow.flows.ingest import watch_inbox
+from labelflow.flows.labeling_round import holder_is_gone, labeling_round, lease_holder
+from labelflow.flows.project import Project
+from labelflow.flows.runs import read_runs
 
 # A poller still running makes the next tick redundant: cancel the newcomer rather than let ticks pile up on a
 # busy machine. (A poller killed with serve would hold its slot until the slot's lease expires: the restarted
@@ -60,6 +61,7 @@ def build_deployments(config: ProjectConfig, base_dir: Path) -> list[Any]:
     )
     return [
         labeling_round.to_deployment(
+            entrypoint_type=EntrypointType.MODULE_PATH,
             name=round_deployment_name(config),
             cron=config.schedule.round_cron,
             triggers=[round_trigger],
@@ -68,6 +70,7 @@ def build_deployments(config: ProjectConfig, base_dir: Path) -> list[Any]:
             description=f"One labeling round of {config.name}.",
         ),
         collect_waiting_answers.to_deployment(
+            entrypoint_type=EntrypointType.MODULE_PATH,
             name=f"{config.name}-collect",
             concurrency_limit=_ONE_POLLER,
             interval=timedelta(minutes=config.crowd.poll_interval_minutes),
@@ -76,6 +79,7 @@ def build_deployments(config: ProjectConfig, base_dir: Path) -> list[Any]:
             description="Polls the waiting round's answers and resumes the round when its wave is done.",
         ),
         watch_inbox.to_deployment(
+            entrypoint_type=EntrypointType.MODULE_PATH,
             name=f"{config.name}-watch-inbox",
             concurrency_limit=_ONE_POLLER,
             interval=timedelta(seconds=config.inbox.watch_interval_seconds),
@@ -84,6 +88,7 @@ def build_deployments(config: ProjectConfig, base_dir: Path) -> list[Any]:
             description=f"Ingests new files from {config.inbox.url}.",
         ),
         labeling_campaign.to_deployment(
+            entrypoint_type=EntrypointType.MODULE_PATH,
             name=f"{config.name}-campaign",
             parameters=parameters,
             tags=tags,

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.model_selection import train_test_split
 
-from tasks.contracts import ITEM_ID, PAYLOAD, ItemSet
+from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 
 DIGITS = "digits"
 

@@ -80,7 +80,7 @@ def start_labelflow_serve(config_path: Path, env: dict[str, str], log: Path) -> 
     (so that stopping or killing it takes its flow runs with it), its output appended to ``log``."""
     with log.open("a") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "serve", "--config", str(config_path)],
+            [sys.executable, "-m", "labelflow.flows.cli", "serve", "--config", str(config_path)],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -1,7 +1,7 @@
 """Aggregation of crowd answers into one label per item: majority vote, Wawa and Dawid-Skene (full, one-coin,
 gold-anchored, warm-started).
 
-Answers follow one contract (DESIGN.md, ``tasks.contracts``): a long frame with columns ``item_id``,
+Answers follow one contract (DESIGN.md, ``labelflow.contracts``): a long frame with columns ``item_id``,
 ``worker_id`` and ``label``, all strings, one row per answer; an ``answer_id`` column, when present, must be
 unique; other columns are ignored. Labels are the user's names; the estimators turn them into integer codes
 internally and back again on the way out. The label set is passed in (``label_names``) so that a class nobody
@@ -36,7 +36,14 @@ import scipy.sparse as sp
 from prefect import get_run_logger, task
 from scipy.special import gammaln
 
-from tasks.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, LabelSource, empty_frame, require_columns
+from labelflow.contracts import (
+    ITEM_ID,
+    LABEL_COLUMNS,
+    ContractError,
+    LabelSource,
+    empty_frame,
+    require_columns,
+)
 
 __all__ = [
     "METHODS",
@@ -76,7 +83,7 @@ _SHOW: Final = 5
 class AnswersError(ContractError):
     """The answers cannot be aggregated as given; the message names the offending rows and what to fix.
 
-    A :class:`~tasks.contracts.ContractError` (and so a ``ValueError``): a round that meets one stops as
+    A :class:`~labelflow.contracts.ContractError` (and so a ``ValueError``): a round that meets one stops as
     ``failed`` and keeps every answer it already stored.
     """
 

@@ -15,8 +15,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from integrations.crowd.base import CrowdBackend, Handle
-from integrations.store import LabelStore
+from labelflow.integrations.crowd.base import CrowdBackend, Handle
+from labelflow.integrations.store import LabelStore
 
 
 @dataclass(frozen=True)

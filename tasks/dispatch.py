@@ -16,11 +16,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from integrations.crowd.base import BudgetExceededError, CrowdBackend, Handle, LabelRequest
-from integrations.crowd.mturk import LARGE_HIT, MTurkConfig
-from integrations.crowd.simulated import SimulatedCrowdConfig
-from integrations.store import LabelStore
-from tasks.contracts import ITEM_ID, PAYLOAD
+from labelflow.contracts import ITEM_ID, PAYLOAD
+from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend, Handle, LabelRequest
+from labelflow.integrations.crowd.mturk import LARGE_HIT, MTurkConfig
+from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.store import LabelStore
 
 
 class CrowdConfig(BaseModel):

@@ -19,8 +19,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from tasks.contracts import ITEM_ID
-from tasks.training import TrainingConfig, build_pipeline
+from labelflow.contracts import ITEM_ID
+from labelflow.tasks.training import TrainingConfig, build_pipeline
 
 ISSUE_COLUMNS = ("item_id", "label", "suggested", "p_label", "p_suggested", "confidence", "n_answers")
 

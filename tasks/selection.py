@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 
-from tasks.contracts import BATCH_COLUMNS, ITEM_ID
+from labelflow.contracts import BATCH_COLUMNS, ITEM_ID
 
 Strategy = Literal["random", "least_confidence", "margin", "entropy", "vote_entropy", "consensus_kl"]
 Diversity = Literal["none", "kcenter", "kmeans"]

@@ -14,8 +14,8 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from integrations.crowd.base import CrowdBackend, Review, ReviewAction
-from integrations.store import LabelStore
+from labelflow.integrations.crowd.base import CrowdBackend, Review, ReviewAction
+from labelflow.integrations.store import LabelStore
 
 
 def settlement_reviews(answers: pd.DataFrame) -> list[Review]:

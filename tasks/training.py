@@ -34,8 +34,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tasks.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource
-from tasks.selection import BootstrapCommittee
+from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource
+from labelflow.tasks.selection import BootstrapCommittee
 
 ModelKind = Literal["logistic_regression", "kernel_logistic_regression", "random_forest"]
 

@@ -46,7 +46,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.contracts import ANSWER_COLUMNS, BATCH_COLUMNS, ITEM_ID, LABEL_COLUMNS
+from labelflow.contracts import ANSWER_COLUMNS, BATCH_COLUMNS, ITEM_ID, LABEL_COLUMNS
 
 __all__ = [
     "SUITES",

@@ -3,7 +3,7 @@
 Data programming (Ratner et al. 2017, "Snorkel: Rapid Training Data Creation with Weak Supervision", VLDB): a
 labeling function looks at one item and returns a label name or ``None`` to abstain. Each function is treated as
 one *worker* of the crowd, so its votes go through the same aggregation engine as crowd answers
-(:func:`tasks.aggregation.aggregate_answers_frame`, one-coin Dawid-Skene by default, with gold items clamped):
+(:func:`labelflow.tasks.aggregation.aggregate_answers_frame`, one-coin Dawid-Skene by default, with gold items clamped):
 a function that is often wrong gets a low accuracy and counts for little, exactly as a careless worker does.
 
 The applier is fault-tolerant the way Snorkel's is: a function that raises on an item abstains on that item, and
@@ -25,12 +25,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks.aggregation import aggregate_answers_frame
-from tasks.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource, require_columns
+from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource, require_columns
+from labelflow.tasks.aggregation import aggregate_answers_frame
 
 ABSTAIN = None
 WORKER_PREFIX = "lf:"
-DIGITS_FUNCTIONS = "tasks.weak_supervision:digits_labeling_functions"
+DIGITS_FUNCTIONS = "labelflow.tasks.weak_supervision:digits_labeling_functions"
 
 
 class WeakSupervisionConfig(BaseModel):
@@ -237,7 +237,7 @@ def aggregate_function_votes(
 ) -> pd.DataFrame:
     """One label per item some function voted on, in the label contract with ``source = functions``: the
     functions are workers and the crowd's aggregation engine weighs them (``method`` as in
-    :func:`tasks.aggregation.aggregate_answers_frame`; ``gold`` clamps known items and is not returned).
+    :func:`labelflow.tasks.aggregation.aggregate_answers_frame`; ``gold`` clamps known items and is not returned).
 
     One-coin Dawid-Skene by default: a handful of functions that rarely vote on the same item cannot identify a
     full confusion matrix each (on the digits functions, which never overlap, full Dawid-Skene labeled 9% of

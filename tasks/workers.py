@@ -31,10 +31,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from scipy.stats import beta
 
-from integrations.crowd.base import CrowdBackend, Review, ReviewAction
-from integrations.store import LabelStore
-from tasks.aggregation import DawidSkene, spammer_scores, worker_quality
-from tasks.contracts import ITEM_ID, require_columns
+from labelflow.contracts import ITEM_ID, require_columns
+from labelflow.integrations.crowd.base import CrowdBackend, Review, ReviewAction
+from labelflow.integrations.store import LabelStore
+from labelflow.tasks.aggregation import DawidSkene, spammer_scores, worker_quality
 
 
 def posterior_agreement(answers: pd.DataFrame, model: DawidSkene) -> pd.DataFrame:
@@ -107,7 +107,7 @@ def worker_table(
     answers: pd.DataFrame, model: DawidSkene, gold: pd.Series, label_names: Sequence[str]
 ) -> pd.DataFrame:
     """Per worker: ``worker_id, n_answers, agreement, accuracy_upper, blocked`` (:func:`find_spammers`),
-    ``n_gold, gold_accuracy`` (:func:`tasks.aggregation.worker_quality`), ``spammer_score`` and ``confusion``
+    ``n_gold, gold_accuracy`` (:func:`labelflow.tasks.aggregation.worker_quality`), ``spammer_score`` and ``confusion``
     (JSON) from the fitted ``model``."""
     verdict = find_spammers(posterior_agreement(answers, model), len(label_names))
     on_gold = worker_quality(answers, gold).set_index("worker_id")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.crowd.simulated import SimulatedCrowdConfig
-from integrations.mturk_local import LocalMTurk, LocalMTurkServer
+from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.mturk_local import LocalMTurk, LocalMTurkServer
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -1,4 +1,4 @@
-"""Tests of tasks.aggregation: a hand-checkable crowd, properties, gold, synthetic and real crowds."""
+"""Tests of labelflow.tasks.aggregation: a hand-checkable crowd, properties, gold, synthetic and real crowds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.aggregation import (
+from labelflow.contracts import ContractError
+from labelflow.tasks.aggregation import (
     METHODS,
     AnswersError,
     DawidSkene,
@@ -24,9 +25,8 @@ from tasks.aggregation import (
     spammer_scores,
     worker_quality,
 )
-from tasks.contracts import ContractError
-from tasks.synthetic import oracle_posteriors
-from tasks.synthetic import synthetic_crowd as make_synthetic_crowd
+from labelflow.tasks.synthetic import oracle_posteriors
+from labelflow.tasks.synthetic import synthetic_crowd as make_synthetic_crowd
 
 Estimator = type[MajorityVote] | type[Wawa] | type[DawidSkene]
 ESTIMATORS: list[Estimator] = [MajorityVote, Wawa, DawidSkene, OneCoinDawidSkene]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from labelflow.flows.cli import app
 
 runner = CliRunner()
 
@@ -49,8 +49,8 @@ def test_export_rejects_an_unknown_format(tmp_path: Path) -> None:
 def test_workers_shows_stored_worker_quality(tmp_path: Path) -> None:
     import pandas as pd
 
-    from flows.config import load_config
-    from flows.project import Project
+    from labelflow.flows.config import load_config
+    from labelflow.flows.project import Project
 
     path = tmp_path / "labelflow.toml"
     runner.invoke(app, ["init", str(path)])

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import ConfigError, ProjectConfig, example_config, load_config
+from labelflow.flows.config import ConfigError, ProjectConfig, example_config, load_config
 
 
 def test_the_example_config_is_the_default_config(tmp_path: Path) -> None:

@@ -7,8 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from integrations.datasets import DatasetConfig, DatasetError, load_dataset, png_data_uri, read_features
-from tasks.contracts import ItemSet
+from labelflow.contracts import ItemSet
+from labelflow.integrations.datasets import (
+    DatasetConfig,
+    DatasetError,
+    load_dataset,
+    png_data_uri,
+    read_features,
+)
 
 DIGITS = [str(d) for d in range(10)]
 

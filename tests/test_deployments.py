@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 from prefect import Flow
+from prefect.utilities.importtools import import_object
 
-from flows.config import ProjectConfig
-from flows.serve import build_deployments
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.serve import build_deployments
 
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "deployments" / "prefect.yaml"
 
@@ -20,11 +21,14 @@ def test_prefect_yaml_matches_what_serve_builds(tmp_path: Path) -> None:
     served = {d.name: d for d in build_deployments(ProjectConfig(), tmp_path)}
     assert {d["name"] for d in spec["deployments"]} == set(served)
     for deployment in spec["deployments"]:
-        path, function = deployment["entrypoint"].split(":")
-        module = path.removesuffix(".py").replace("/", ".")
+        module, function = deployment["entrypoint"].split(":")
         flow = getattr(importlib.import_module(module), function)
         assert isinstance(flow, Flow)
         assert flow.name == served[deployment["name"]].flow_name
+        # module paths, never file paths: those load a second copy of the module and break on other hosts
+        served_entrypoint = served[deployment["name"]].entrypoint
+        assert ".py" not in str(served_entrypoint)
+        assert import_object(str(served_entrypoint)) is flow
         ProjectConfig.model_validate(deployment["parameters"]["config"])  # the inline config is valid
 
 
@@ -38,9 +42,9 @@ def test_serve_schedules_rounds_by_cron_and_triggers_them_on_pool_growth(tmp_pat
 
 
 def test_a_second_serve_of_a_project_refuses_to_start_while_the_first_lives(tmp_path: Path) -> None:
-    from flows.labeling_round import lease_holder
-    from flows.project import Project
-    from flows.serve import AlreadyServedError, serve_project
+    from labelflow.flows.labeling_round import lease_holder
+    from labelflow.flows.project import Project
+    from labelflow.flows.serve import AlreadyServedError, serve_project
 
     config = ProjectConfig(store_url=f"sqlite:///{tmp_path}/store.db")
     store = Project(config, tmp_path).store

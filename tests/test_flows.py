@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from flows.config import ProjectConfig, parse_config
-from flows.project import Project
-from tasks.selection import StoppingRule
-from tasks.validation import DataValidationError
-from tasks.weak_supervision import LabelingFunction, labeling_function
+from labelflow.flows.config import ProjectConfig, parse_config
+from labelflow.flows.project import Project
+from labelflow.tasks.selection import StoppingRule
+from labelflow.tasks.validation import DataValidationError
+from labelflow.tasks.weak_supervision import LabelingFunction, labeling_function
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -65,7 +65,7 @@ def small_config(folder: Path, weak_supervision: dict[str, Any] | None = None, *
 def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.campaign import labeling_campaign
+    from labelflow.flows.campaign import labeling_campaign
 
     write_subset(tmp_path)
     config = small_config(tmp_path)
@@ -111,7 +111,7 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
 
 
 def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_path: Path) -> None:
-    from flows.campaign import labeling_campaign
+    from labelflow.flows.campaign import labeling_campaign
 
     write_subset(tmp_path)
     config = small_config(tmp_path)
@@ -145,7 +145,7 @@ def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_p
 def test_a_bad_pool_stops_the_round_with_a_clear_error_and_writes_no_labels(
     tmp_path: Path, corrupt: str
 ) -> None:
-    from flows.labeling_round import labeling_round
+    from labelflow.flows.labeling_round import labeling_round
 
     write_subset(tmp_path, corrupt=corrupt)
     config = small_config(tmp_path)
@@ -168,7 +168,7 @@ def test_killing_a_round_after_dispatch_and_rerunning_it_buys_nothing_twice(tmp_
     """Round 1 runs in a child process on a real-time crowd; we SIGKILL it mid-collection and rerun it here."""
     from prefect.settings import PREFECT_API_URL
 
-    from flows.labeling_round import labeling_round
+    from labelflow.flows.labeling_round import labeling_round
 
     write_subset(tmp_path)
     realtime = {"poll_interval_minutes": 0.01, "simulated": {"realtime": True, "mean_latency_minutes": 0.15}}
@@ -195,7 +195,7 @@ max_rounds = 1
     )
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     child = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", "--config", str(config_path)],
+        [sys.executable, "-m", "labelflow.flows.cli", "run", "--config", str(config_path)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -235,7 +235,7 @@ max_rounds = 1
 
 
 def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: Path) -> None:
-    from flows.labeling_round import labeling_round, lease_holder
+    from labelflow.flows.labeling_round import labeling_round, lease_holder
 
     write_subset(tmp_path)
     config = small_config(tmp_path)
@@ -272,7 +272,7 @@ def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_sto
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.labeling_round import labeling_round
+    from labelflow.flows.labeling_round import labeling_round
 
     write_subset(tmp_path)
     config = small_config(tmp_path, {"functions": "test_flows:subset_labeling_functions"})
@@ -302,7 +302,7 @@ def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_sto
 def test_a_served_round_finishes_a_quick_wave_in_its_hold_and_hands_a_slow_one_over(
     tmp_path: Path,
 ) -> None:
-    from flows.labeling_round import labeling_round
+    from labelflow.flows.labeling_round import labeling_round
 
     write_subset(tmp_path)
     # on the virtual clock the hold fast-forwards through every wave: the round completes in this one run

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from flows.config import ProjectConfig, parse_config
-from flows.ingest import ingest_file, watch_inbox
-from flows.project import Project
-from integrations.datasets import digits_table
-from integrations.inbox import LocalInbox, checksum
-from tasks.contracts import ItemSet
+from labelflow.contracts import ItemSet
+from labelflow.flows.config import ProjectConfig, parse_config
+from labelflow.flows.ingest import ingest_file, watch_inbox
+from labelflow.flows.project import Project
+from labelflow.integrations.datasets import digits_table
+from labelflow.integrations.inbox import LocalInbox, checksum
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
 
-from tasks.label_issues import confident_issues, find_label_issues
-from tasks.training import TrainingConfig
+from labelflow.tasks.label_issues import confident_issues, find_label_issues
+from labelflow.tasks.training import TrainingConfig
 
 
 def test_confident_learning_by_hand() -> None:

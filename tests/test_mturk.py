@@ -15,7 +15,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from integrations.crowd.base import (
+from labelflow.integrations.crowd.base import (
     BudgetExceededError,
     CrowdBackendError,
     Handle,
@@ -24,7 +24,7 @@ from integrations.crowd.base import (
     ReviewAction,
     TransientCrowdError,
 )
-from integrations.crowd.mturk import (
+from labelflow.integrations.crowd.mturk import (
     LIVE_ENDPOINT,
     SANDBOX_ENDPOINT,
     LiveOptInError,
@@ -36,9 +36,15 @@ from integrations.crowd.mturk import (
     question_xml,
     request_token,
 )
-from integrations.crowd.simulated import SimulatedCrowdConfig
-from integrations.mturk_local import EndpointClock, Faults, LocalMTurk, LocalMTurkServer, crowd_form_answer
-from integrations.mturk_local.service import question_labels
+from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.mturk_local import (
+    EndpointClock,
+    Faults,
+    LocalMTurk,
+    LocalMTurkServer,
+    crowd_form_answer,
+)
+from labelflow.integrations.mturk_local.service import question_labels
 
 LABELS = [str(d) for d in range(10)]
 TRUTH = {f"item-{k}": str(k % 10) for k in range(40)}

@@ -9,11 +9,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from flows import mturk_cli
-from flows.cli import app
-from integrations.crowd.base import LabelRequest
-from integrations.crowd.mturk import MTurkConfig, MTurkCrowd, make_mturk_client
-from integrations.mturk_local import LocalMTurkServer
+from labelflow.flows import mturk_cli
+from labelflow.flows.cli import app
+from labelflow.integrations.crowd.base import LabelRequest
+from labelflow.integrations.crowd.mturk import MTurkConfig, MTurkCrowd, make_mturk_client
+from labelflow.integrations.mturk_local import LocalMTurkServer
 
 runner = CliRunner()
 

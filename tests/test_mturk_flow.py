@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from test_flows import small_config, write_subset
 
-from flows.config import ProjectConfig, parse_config
-from flows.labeling_round import labeling_round
-from flows.project import Project
-from integrations.crowd.base import BudgetExceededError, TransientCrowdError
-from integrations.mturk_local import Faults, LocalMTurkServer
+from labelflow.flows.config import ProjectConfig, parse_config
+from labelflow.flows.labeling_round import labeling_round
+from labelflow.flows.project import Project
+from labelflow.integrations.crowd.base import BudgetExceededError, TransientCrowdError
+from labelflow.integrations.mturk_local import Faults, LocalMTurkServer
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 

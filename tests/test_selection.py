@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.contracts import BATCH_COLUMNS
-from tasks.selection import (
+from labelflow.contracts import BATCH_COLUMNS
+from labelflow.tasks.selection import (
     SelectionConfig,
     choose_batch,
     entropy_scores,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from tasks.contracts import BATCH_COLUMNS
-from tasks.selection import (
+from labelflow.contracts import BATCH_COLUMNS
+from labelflow.tasks.selection import (
     BootstrapCommittee,
     SelectionConfig,
     StoppingRule,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,18 +16,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flows.collect import RESUMED_TAG
-from flows.config import load_config
-from flows.project import Project
-from integrations.datasets import digits_table
-from integrations.prefect_server import (
+from labelflow.contracts import ItemSet
+from labelflow.flows.collect import RESUMED_TAG
+from labelflow.flows.config import load_config
+from labelflow.flows.project import Project
+from labelflow.integrations.datasets import digits_table
+from labelflow.integrations.prefect_server import (
     api_post,
     local_prefect_server,
     start_labelflow_serve,
     stop_process_group,
     wait_for,
 )
-from tasks.contracts import ItemSet
+from labelflow.integrations.screenshots import find_chromium, screenshot
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -180,9 +180,6 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_with_its_artifacts_and_e
 def test_the_screenshot_script_renders_the_ui_with_runs_and_artifacts(
     tmp_path: Path, prefect_server: dict[str, str]
 ) -> None:
-    sys.path.insert(0, str(REPO / "scripts"))
-    from screenshot_ui import find_chromium, screenshot
-
     if find_chromium() is None:
         pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium; apt-get was unavailable)")
     ui = prefect_server["PREFECT_API_URL"].removesuffix("/api")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from integrations.crowd.base import LabelRequest, Review, ReviewAction, VirtualClock
-from integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig, make_workers
+from labelflow.integrations.crowd.base import LabelRequest, Review, ReviewAction, VirtualClock
+from labelflow.integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig, make_workers
 
 LABELS = [str(d) for d in range(10)]
 

@@ -16,8 +16,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
-from integrations.store import (
+from labelflow.contracts import ANSWER_COLUMNS, LABEL_COLUMNS
+from labelflow.integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
+from labelflow.integrations.store import (
     ITEM_COLUMNS,
     MODEL_VERSION_COLUMNS,
     REQUEST_COLUMNS,
@@ -28,9 +29,8 @@ from integrations.store import (
     RoundRecord,
     StoreError,
 )
-from integrations.store.schema import Base
-from integrations.store.store import MIGRATIONS_DIR
-from tasks.contracts import ANSWER_COLUMNS, LABEL_COLUMNS
+from labelflow.integrations.store.schema import Base
+from labelflow.integrations.store.store import MIGRATIONS_DIR
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -486,7 +486,7 @@ def test_projects_sharing_a_file_do_not_see_each_others_data(db_url: str) -> Non
 
 
 def test_spend_counts_published_requests_and_requested_items_respect_round_order(tmp_path: Path) -> None:
-    from integrations.crowd.base import LabelRequest
+    from labelflow.integrations.crowd.base import LabelRequest
 
     store = LabelStore(f"sqlite:///{tmp_path / 'spend.db'}", "p")
     first = store.open_round()
@@ -498,7 +498,7 @@ def test_spend_counts_published_requests_and_requested_items_respect_round_order
     assert store.requested_answers() == 0  # stored but not published: nothing bought yet
     published = store.handles(first.id)
     assert published == []
-    from integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
+    from labelflow.integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
 
     crowd = SimulatedCrowd(
         SimulatedCrowdConfig(), ["a", "b"], {f"i{k}": "a" for k in range(4)}, reward_per_answer=0.1

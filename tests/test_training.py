@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from tasks.training import TrainingConfig, evaluate, fit_model, pseudo_label_frame
+from labelflow.tasks.training import TrainingConfig, evaluate, fit_model, pseudo_label_frame
 
 
 @pytest.fixture(scope="module")

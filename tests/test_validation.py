@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.contracts import ANSWER_COLUMNS, BATCH_COLUMNS, LABEL_COLUMNS
-from tasks.validation import (
+from labelflow.contracts import ANSWER_COLUMNS, BATCH_COLUMNS, LABEL_COLUMNS
+from labelflow.tasks.validation import (
     DataValidationError,
     ExpectationOutcome,
     ValidationReport,
@@ -454,7 +454,7 @@ def test_unknown_suite_is_rejected() -> None:
 
 
 def test_one_gx_context_and_nothing_piles_up() -> None:
-    from tasks import validation
+    from labelflow.tasks import validation
 
     state = validation._gx()
     for _ in range(3):

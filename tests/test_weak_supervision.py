@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from tasks.contracts import LABEL_COLUMNS
-from tasks.weak_supervision import (
+from labelflow.contracts import LABEL_COLUMNS
+from labelflow.tasks.weak_supervision import (
     DIGITS_FUNCTIONS,
     WeakSupervisionConfig,
     aggregate_function_votes,
@@ -137,10 +137,10 @@ def test_functions_load_from_a_module_path_and_a_bad_path_says_what_is_wrong() -
     ]
     assert [f.name for f in load_labeling_functions("test_weak_supervision:fragile")] == ["fragile"]
     with pytest.raises(ValueError, match="must look like 'module:name'"):
-        load_labeling_functions("tasks.weak_supervision")
+        load_labeling_functions("labelflow.tasks.weak_supervision")
     with pytest.raises(ValueError, match="cannot load it"):
-        load_labeling_functions("tasks.weak_supervision:no_such_functions")
+        load_labeling_functions("labelflow.tasks.weak_supervision:no_such_functions")
     with pytest.raises(ValueError, match="must give labeling functions"):
-        load_labeling_functions("tasks.weak_supervision:ABSTAIN")
+        load_labeling_functions("labelflow.tasks.weak_supervision:ABSTAIN")
     with pytest.raises(ValueError, match="cannot load it"):
         WeakSupervisionConfig(functions="no_such_module:functions")

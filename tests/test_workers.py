@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from integrations.crowd.base import LabelRequest, ReviewAction
-from integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
-from tasks.aggregation import DawidSkene
-from tasks.workers import (
+from labelflow.integrations.crowd.base import LabelRequest, ReviewAction
+from labelflow.integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
+from labelflow.tasks.aggregation import DawidSkene
+from labelflow.tasks.workers import (
     accuracy_bar,
     find_spammers,
     posterior_agreement,

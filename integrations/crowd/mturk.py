@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from integrations.crowd.base import (
+from labelflow.integrations.crowd.base import (
     BudgetExceededError,
     Clock,
     CrowdAnswer,

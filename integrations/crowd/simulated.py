@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from integrations.crowd.base import (
+from labelflow.integrations.crowd.base import (
     Clock,
     CrowdAnswer,
     Handle,

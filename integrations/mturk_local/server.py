@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from botocore.model import ServiceModel
 
-from integrations.mturk_local.service import Faults, LocalMTurk, MTurkFault
+from labelflow.integrations.mturk_local.service import Faults, LocalMTurk, MTurkFault
 
 TARGET_PREFIX: Final = "MTurkRequesterServiceV20170117"
 
@@ -195,7 +195,8 @@ def admin(url: str, command: str, body: dict[str, Any] | None = None) -> Any:
 
 
 class EndpointClock:
-    """The local endpoint's clock as a crowd :class:`~integrations.crowd.base.Clock`: waiting fast-forwards it,
+    """The local endpoint's clock as a crowd
+    :class:`~labelflow.integrations.crowd.base.Clock`: waiting fast-forwards it,
     so a collector's 24-hour wave against ``labelflow mturk-local`` takes a moment."""
 
     def __init__(self, url: str) -> None:

@@ -1,7 +1,8 @@
 """The state and behaviour of the local MTurk endpoint: HITs, assignments, qualifications, money, workers.
 
 Everything lives in one SQLite file, so a restarted endpoint loses nothing. Simulated workers (the worker models
-of :mod:`integrations.crowd.simulated`) take a HIT's assignments when they are created: each assignment gets its
+of :mod:`~labelflow.integrations.crowd.simulated`) take a HIT's assignments when they are created: each assignment
+gets its
 worker, its answer and its accept/submit times at once, and becomes visible as time passes. Time is wall-clock
 time plus an offset that the admin path advances (fast-forward) and that ``time_scale`` grows, so tests and
 offline demos do not wait hours. The behaviour follows MTurk's documentation where our client depends on it:
@@ -28,7 +29,12 @@ from typing import Any, Final
 
 import numpy as np
 
-from integrations.crowd.simulated import SimulatedCrowdConfig, draw_answer, make_workers, stable_seed
+from labelflow.integrations.crowd.simulated import (
+    SimulatedCrowdConfig,
+    draw_answer,
+    make_workers,
+    stable_seed,
+)
 
 TOKEN_TTL: Final = 24 * 3600
 LARGE_HIT: Final = 10

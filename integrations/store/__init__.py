@@ -1,7 +1,7 @@
 """The label store: items, rounds, label requests, answers, labels, workers and model versions (DESIGN.md,
 "State and idempotency")."""
 
-from integrations.store.store import (
+from labelflow.integrations.store.store import (
     ITEM_COLUMNS,
     MODEL_VERSION_COLUMNS,
     REQUEST_COLUMNS,

@@ -38,8 +38,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
-from integrations.store.schema import (
+from labelflow.contracts import ANSWER_COLUMNS, LABEL_COLUMNS, empty_frame, require_columns
+from labelflow.integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
+from labelflow.integrations.store.schema import (
     ITEM_SETS,
     LABEL_SOURCES,
     WORKER_STATUSES,
@@ -55,7 +56,6 @@ from integrations.store.schema import (
     ServeLease,
     Worker,
 )
-from tasks.contracts import ANSWER_COLUMNS, LABEL_COLUMNS, empty_frame, require_columns
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 

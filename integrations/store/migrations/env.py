@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from integrations.store.schema import Base
+from labelflow.integrations.store.schema import Base
 
 target_metadata = Base.metadata
 

@@ -1,6 +1,6 @@
 """Render pages of the Prefect UI to PNG with headless Chromium (Debian's `chromium`), e.g. for docs/.
 
-    .venv/bin/python scripts/screenshot_ui.py http://127.0.0.1:4200/runs docs/prefect-ui-runs.png
+    .venv/bin/python -m labelflow.integrations.screenshots http://127.0.0.1:4200/runs docs/prefect-ui-runs.png
 
 The UI is a single-page app: --virtual-time-budget lets its scripts load the runs before the picture is taken.
 """
