@@ -29,8 +29,10 @@ from labelflow.integrations.store import (
     RoundRecord,
     StoreError,
 )
-from labelflow.integrations.store.schema import Base
-from labelflow.integrations.store.store import MIGRATIONS_DIR
+from labelflow.integrations.store.engine import MIGRATIONS_DIR, Database
+from labelflow.integrations.store.leases import LeaseTable
+from labelflow.integrations.store.repository import unique_by
+from labelflow.integrations.store.schema import Base, RoundLease
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -553,3 +555,139 @@ def test_one_lease_per_project_taken_over_only_when_stale(store: LabelStore, lea
     assert acquire("host:3:c", is_stale=lambda h: False) is None
     other = "serve" if lease == "round" else "round"
     assert getattr(store, f"{other}_lease_holder")() is None  # the two leases are independent
+
+
+# ---------------------------------------------------------------------- validation at each table's edge
+
+
+def test_store_needs_a_project_and_hides_the_password_in_its_repr(db_url: str) -> None:
+    with pytest.raises(StoreError, match="non-empty project"):
+        LabelStore(db_url, "")
+    with LabelStore(db_url, "cats") as store:
+        assert repr(store) == f"LabelStore({db_url!r}, project='cats')"
+    with pytest.raises(StoreError, match=r"\*\*\*") as refused:
+        LabelStore("mysql://u:secret@localhost/labels", "cats")
+    assert "secret" not in str(refused.value)
+
+
+def test_add_items_counts_every_conflict_and_stores_integral_float_labels_as_integers(
+    store: LabelStore,
+) -> None:
+    store.add_items(_items(["a", "b", "c"], "pool"))
+    with pytest.raises(StoreError, match=r"'a'.*\(and 2 more item\(s\)\)"):
+        store.add_items(_items(["a", "b", "c"], "gold", ["x", "y", "z"]))
+    # A label column with a gap is read as floats; "7.0" would be a label the crowd never gave.
+    assert store.add_items(
+        pd.DataFrame({"item_id": ["g1", "g2"], "item_set": "gold", "known_label": [7, None]})
+    )
+    assert store.items("gold")["known_label"].tolist()[0] == "7"
+
+
+def test_a_batch_giving_one_key_two_meanings_is_refused(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    first = _request(round_id, "a")
+    with pytest.raises(StoreError, match="two different requests"):
+        store.add_requests([first, LabelRequest(first.key, "b", round_id, 1, 3)])
+    assert store.requests(round_id).empty
+    store.add_requests([first])
+    with pytest.raises(StoreError, match="two external ids"):
+        store.mark_published(
+            [
+                Handle(first.key, "hit-1", "a", round_id, 1, 3, False, NOW),
+                Handle(first.key, "hit-2", "a", round_id, 1, 3, False, NOW),
+            ]
+        )
+    assert store.handles(round_id) == []
+
+
+def test_save_labels_refuses_bad_rows_and_unknown_rounds(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    with pytest.raises(StoreError, match="source 'oracle'"):
+        store.save_labels(_labels(round_id, {"a": "cat"}, source="oracle"))
+    with pytest.raises(StoreError, match="NaN confidence"):
+        store.save_labels(_labels(round_id, {"a": "cat"}, confidence=float("nan")))
+    missing = _labels(round_id, {"a": "cat"})
+    missing["label"] = None
+    with pytest.raises(StoreError, match="is missing"):
+        store.save_labels(missing)
+    with pytest.raises(StoreError, match="do not exist"):
+        store.save_labels(_labels(round_id + 100, {"a": "cat"}))
+    # Errors come in batch order: the duplicate of row 1 is reported before row 3's bad source.
+    batch = pd.concat([_labels(round_id, {"a": "x"}), _labels(round_id, {"a": "y"})])
+    batch = pd.concat([batch, _labels(round_id, {"b": "z"}, source="oracle")])
+    with pytest.raises(StoreError, match="twice"):
+        store.save_labels(batch)
+    assert store.labels(round_id).empty
+
+
+def test_update_workers_sets_spammer_scores_and_confusions_and_refuses_bad_rows(store: LabelStore) -> None:
+    store.update_workers(
+        pd.DataFrame(
+            {
+                "worker_id": ["w1", "w2"],
+                "backend": ["sim", "sim"],
+                "n_answers": [4, None],
+                "spammer_score": [0.25, None],
+                "confusion": ['{"cat": {"cat": 1.0}}', None],
+            }
+        )
+    )
+    workers = store.workers().set_index("worker_id")
+    assert workers.loc["w1", "n_answers"] == 4 and workers.loc["w2", "n_answers"] == 0
+    assert workers.loc["w1", "spammer_score"] == pytest.approx(0.25)
+    assert pd.isna(workers.loc["w2", "spammer_score"])
+    assert workers.loc["w1", "confusion"] == '{"cat": {"cat": 1.0}}'
+    assert workers.loc["w1", "status"] == "active"
+    with pytest.raises(StoreError, match="appears twice"):
+        store.update_workers(pd.DataFrame({"worker_id": ["w1", "w1"], "backend": ["sim", "sim"]}))
+    with pytest.raises(StoreError, match="given status 'banned'"):
+        store.update_workers(pd.DataFrame({"worker_id": ["w1"], "backend": ["sim"], "status": ["banned"]}))
+    # The same worker id on another backend is another worker.
+    store.update_workers(pd.DataFrame({"worker_id": ["w1"], "backend": ["mturk"], "status": ["blocked"]}))
+    assert store.blocked_workers("mturk") == {"w1"} and store.blocked_workers("sim") == set()
+
+
+def test_model_versions_and_ingested_files_belong_to_the_project_and_its_rounds(store: LabelStore) -> None:
+    with pytest.raises(StoreError, match="do not exist"):
+        store.add_model_version(12345, "m.joblib", 0.9, {}, promoted=True)
+    assert store.model_versions().empty
+    for checksum, status in [("a", "processed"), ("b", "quarantined"), ("c", "processed")]:
+        store.record_ingestion(
+            checksum=checksum, filename=f"{checksum}.csv", stored_at="x", status=status, n_rows=1, n_added=0
+        )
+    assert store.ingested_files("processed")["checksum"].tolist() == ["a", "c"]
+    assert store.ingested_files("quarantined")["checksum"].tolist() == ["b"]
+
+
+# ---------------------------------------------------------------------- the pieces under the front
+
+
+def test_a_failed_write_transaction_leaves_nothing_behind(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with pytest.raises(RuntimeError, match="crash"), db.write() as conn:
+            conn.execute(db.insert(RoundLease).values(project="p", holder="h", acquired_at=NOW))
+            raise RuntimeError("crash")
+        assert LeaseTable(db, "p", RoundLease).holder() is None
+    finally:
+        db.close()
+
+
+def test_unique_by_checks_each_entry_before_drawing_the_next() -> None:
+    drawn: list[str] = []
+
+    def entries() -> Iterator[str]:
+        for entry in ["a1", "b1", "a2", "c1"]:
+            drawn.append(entry)
+            yield entry
+
+    def clash(first: str, later: str) -> str | None:
+        return f"{later} repeats {first}" if later.endswith("2") else None
+
+    with pytest.raises(StoreError, match="a2 repeats a1"):
+        list(unique_by(entries(), key=lambda entry: entry[0], clash=clash))
+    assert drawn == ["a1", "b1", "a2"]
+    assert list(unique_by(["a1", "a1", "b1"], key=lambda entry: entry[0], clash=lambda *_: None)) == [
+        "a1",
+        "b1",
+    ]
