@@ -30,7 +30,8 @@ _WRITE_OPTION: Final = "labelflow_write"
 # Arbitrary constant key for the PostgreSQL advisory lock that serialises concurrent migrations.
 _PG_MIGRATION_LOCK: Final = 0x6C61_6265_6C66
 
-Insert = sqlite.Insert | postgresql.Insert
+# An INSERT that can take an ON CONFLICT clause, on either dialect.
+ConflictInsert = sqlite.Insert | postgresql.Insert
 
 
 def _ensure_sqlite_parent_dir(database: str | None) -> None:
@@ -131,20 +132,20 @@ class Database:
         with self.engine.connect() as conn:
             yield conn
 
-    def insert(self, entity: type[Base]) -> Insert:
+    def insert(self, entity: type[Base]) -> ConflictInsert:
         """An INSERT into ``entity``'s table that supports ``ON CONFLICT`` (dialect-specific syntax with the
         same API in both dialects)."""
         if self.dialect == "postgresql":
             return postgresql.insert(entity)
         return sqlite.insert(entity)
 
-    def insert_new(self, entity: type[Base]) -> Insert:
+    def insert_new(self, entity: type[Base]) -> ConflictInsert:
         """An INSERT that skips rows whose natural key is already stored (``ON CONFLICT DO NOTHING``)."""
         return self.insert(entity).on_conflict_do_nothing()
 
     def upsert(
         self, entity: type[Base], key: Sequence[str], replace: Iterable[str], add: Iterable[str] = ()
-    ) -> Insert:
+    ) -> ConflictInsert:
         """An INSERT that, for a row whose ``key`` is already stored, overwrites the ``replace`` columns and
         adds the new value to the ``add`` columns instead."""
         insert = self.insert(entity)

@@ -66,12 +66,14 @@ class WorkerTable(Repository):
     def _new_row(self, worker_id: str, backend: str, updated_at: datetime, **values: Any) -> dict[str, Any]:
         """A worker row: an ``active`` worker with no answers and no quality yet, unless ``values`` says
         otherwise."""
-        defaults = {"status": "active", "n_answers": 0, "accuracy": None, "n_gold": 0}
         return {
             "project": self.project,
             "worker_id": worker_id,
             "backend": backend,
-            **defaults,
+            "status": "active",
+            "n_answers": 0,
+            "accuracy": None,
+            "n_gold": 0,
             "updated_at": updated_at,
             **values,
         }
