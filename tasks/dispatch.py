@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labelflow.contracts import ITEM_ID, PAYLOAD
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend, Handle, LabelRequest
-from labelflow.integrations.crowd.mturk import LARGE_HIT, MTurkConfig
+from labelflow.integrations.crowd.mturk import MTurkConfig, check_redundancy
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.store import LabelStore
 
@@ -62,11 +62,8 @@ class CrowdConfig(BaseModel):
             raise ValueError(
                 f"max_answers ({self.max_answers}) must be at least redundancy ({self.redundancy})"
             )
-        if self.backend == "mturk" and self.redundancy < LARGE_HIT <= self.max_answers:
-            raise ValueError(
-                f"on MTurk a HIT created with fewer than {LARGE_HIT} assignments cannot grow to {LARGE_HIT} or "
-                f"more: keep max_answers below {LARGE_HIT}, or redundancy at {LARGE_HIT} or more (40 % fee)"
-            )
+        if self.backend == "mturk":
+            check_redundancy(self.redundancy, self.max_answers)
         return self
 
 

@@ -14,7 +14,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
+from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import (
     BudgetExceededError,
     CrowdBackendError,
@@ -30,6 +32,7 @@ from labelflow.integrations.crowd.mturk import (
     LiveOptInError,
     MTurkConfig,
     MTurkCrowd,
+    crosses_large_hit,
     make_mturk_client,
     mturk_endpoint,
     parse_answer,
@@ -44,7 +47,7 @@ from labelflow.integrations.mturk_local import (
     LocalMTurkServer,
     crowd_form_answer,
 )
-from labelflow.integrations.mturk_local.service import question_labels
+from labelflow.integrations.mturk_local.workers import question_labels
 
 LABELS = [str(d) for d in range(10)]
 TRUTH = {f"item-{k}": str(k % 10) for k in range(40)}
@@ -285,6 +288,15 @@ def test_the_fee_cliff_is_never_crossed(mturk_endpoint: Callable[..., LocalMTurk
             HITId=crowd.handles[0].external_id, NumberOfAdditionalAssignments=1
         )
     assert endpoint.mturk.counter("assignments_added") == 0
+
+
+def test_the_project_config_asks_the_same_ten_assignment_rule() -> None:
+    assert crosses_large_hit(9, 10) and crosses_large_hit(3, 12)
+    assert not crosses_large_hit(9, 9) and not crosses_large_hit(10, 15)
+    with pytest.raises(ValidationError, match="MTurk refuses"):
+        ProjectConfig.model_validate({"crowd": {"backend": "mturk", "redundancy": 3, "max_answers": 10}})
+    ProjectConfig.model_validate({"crowd": {"backend": "simulated", "redundancy": 3, "max_answers": 10}})
+    ProjectConfig.model_validate({"crowd": {"backend": "mturk", "redundancy": 10, "max_answers": 12}})
 
 
 def _signed(url: str, target: str, body: Any, *, sign: bool = True) -> tuple[int, dict[str, Any]]:

@@ -1,7 +1,17 @@
-"""A local MTurk-compatible endpoint: MTurk's JSON protocol on 127.0.0.1 with simulated workers behind it."""
+"""A local MTurk-compatible endpoint: MTurk's JSON protocol on 127.0.0.1 with simulated workers behind it.
 
+- :mod:`.server` — the HTTP endpoint (request checks, the admin path) and its clock for a crowd;
+- :mod:`.service` — the account: its clock, injected faults and the calls' dispatch;
+- :mod:`.api` — the MTurk operations' handlers;
+- :mod:`.schema` — the SQLite file and its tables;
+- :mod:`.faults` — errors in MTurk's shape and injected failures;
+- :mod:`.workers` — the simulated workers who take the assignments.
+"""
+
+from labelflow.integrations.mturk_local.faults import Faults, MTurkFault
 from labelflow.integrations.mturk_local.server import EndpointClock, LocalMTurkServer, admin, validate_request
-from labelflow.integrations.mturk_local.service import Faults, LocalMTurk, MTurkFault, crowd_form_answer
+from labelflow.integrations.mturk_local.service import LocalMTurk
+from labelflow.integrations.mturk_local.workers import crowd_form_answer, question_labels
 
 __all__ = [
     "EndpointClock",
@@ -11,5 +21,6 @@ __all__ = [
     "MTurkFault",
     "admin",
     "crowd_form_answer",
+    "question_labels",
     "validate_request",
 ]

@@ -29,7 +29,8 @@ from typing import Any, Final
 
 from botocore.model import ServiceModel
 
-from labelflow.integrations.mturk_local.service import Faults, LocalMTurk, MTurkFault
+from labelflow.integrations.mturk_local.faults import Faults, MTurkFault
+from labelflow.integrations.mturk_local.service import LocalMTurk
 
 TARGET_PREFIX: Final = "MTurkRequesterServiceV20170117"
 

@@ -22,18 +22,12 @@ dispatch is refused — before anything is posted — if the account balance can
 
 from __future__ import annotations
 
-import hashlib
-import html
-import json
 import logging
 import re
-import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import TYPE_CHECKING, Final
 
 from labelflow.integrations.crowd.base import (
     BudgetExceededError,
@@ -45,244 +39,31 @@ from labelflow.integrations.crowd.base import (
     RealClock,
     Review,
     ReviewAction,
-    TransientCrowdError,
+)
+from labelflow.integrations.crowd.mturk.calls import MTurkRequestError, call_mturk, request_token
+from labelflow.integrations.crowd.mturk.config import (
+    FEE,
+    LARGE_HIT,
+    LargeHitError,
+    MTurkConfig,
+    check_redundancy,
+    crosses_large_hit,
+    mturk_fee,
+)
+from labelflow.integrations.crowd.mturk.forms import QUESTION_MAX, parse_answer, question_xml
+from labelflow.integrations.crowd.mturk.qualifications import (
+    find_or_create_blocked_qualification,
+    qualification_requirements,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_mturk.client import MTurkClient
-    from mypy_boto3_mturk.type_defs import AssignmentTypeDef, HITTypeDef, QualificationRequirementTypeDef
+    from mypy_boto3_mturk.type_defs import AssignmentTypeDef, HITTypeDef
 
 logger = logging.getLogger(__name__)
 
-SANDBOX_ENDPOINT: Final = "https://mturk-requester-sandbox.us-east-1.amazonaws.com"
-LIVE_ENDPOINT: Final = "https://mturk-requester.us-east-1.amazonaws.com"
-# MTurk's system qualification types (the same ids in the sandbox and in production).
-APPROVAL_RATE_QUALIFICATION: Final = "000000000000000000L0"
-APPROVED_HITS_QUALIFICATION: Final = "00000000000000000040"
-LOCALE_QUALIFICATION: Final = "00000000000000000071"
-FEE: Final = 0.20
-FEE_LARGE_HIT: Final = 0.40
-LARGE_HIT: Final = 10  # MaxAssignments from which the higher fee applies
-TOKEN_MAX: Final = 64
 ANNOTATION_MAX: Final = 255
-QUESTION_MAX: Final = 65535
-ANSWER_FIELD: Final = (
-    "label"  # the crowd-classifier's name, so its answer is taskAnswers[0]["label"]["label"]
-)
-# Error codes botocore's standard retry mode treats as throttling; once retries are used up they are still
-# transient from our side (a later run may succeed).
-THROTTLING_CODES: Final = frozenset(
-    {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-     "TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "ServiceUnavailableException"}
-)  # fmt: skip
 HIT_ID: Final = re.compile(r"\b[0-9A-Z]{30}\b")
-
-_T = TypeVar("_T")
-
-
-class MTurkConfig(BaseModel):
-    """The ``[crowd.mturk]`` section: where the HITs go and what workers see. The reward per answer is
-    ``crowd.reward_per_answer``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    live: bool = Field(
-        False,
-        description="Post to production MTurk (real money). Also needs --live on the command line; "
-        "otherwise HITs go to the sandbox.",
-    )
-    endpoint_url: str | None = Field(
-        None, description="Override the MTurk endpoint (e.g. a local endpoint from `labelflow mturk-local`)."
-    )
-    local: bool = Field(
-        False,
-        description="The endpoint is `labelflow mturk-local`: waiting fast-forwards its clock, and made-up "
-        "credentials are used when the AWS chain has none.",
-    )
-    region: str = Field("us-east-1", description="AWS region (MTurk runs in us-east-1 only).")
-    title: str = Field("Choose the right label", description="HIT title workers see in the list.")
-    description: str = Field(
-        "Look at one item and pick the label that fits it best.", description="HIT description."
-    )
-    keywords: tuple[str, ...] = Field(("labeling", "classification"), description="HIT keywords.")
-    instructions: str = Field(
-        "Pick the one label that best describes the item. If unsure, pick the most likely one.",
-        description="Instructions shown beside the item.",
-    )
-    assignment_duration_minutes: int = Field(
-        10, ge=1, le=7 * 24 * 60, description="How long a worker has for one answer."
-    )
-    lifetime_hours: float = Field(72.0, gt=0, le=365 * 24, description="How long a HIT stays on offer.")
-    auto_approval_hours: float = Field(
-        72.0,
-        ge=0,
-        le=30 * 24,
-        description="Answers not reviewed by then are approved (and paid) automatically.",
-    )
-    min_approval_rate: int = Field(
-        95, ge=0, le=100, description="Workers need this approval rate (percent); 0 drops the requirement."
-    )
-    min_approved_hits: int = Field(
-        100, ge=0, description="…and this many approved HITs (the rate means little below ~100); 0 drops it."
-    )
-    locales: tuple[str, ...] = Field(
-        ("US",), description="Countries (ISO 3166) workers must be in; empty drops the requirement."
-    )
-    blocked_qualification: str = Field(
-        "labelflow-blocked", description="Name of the qualification that marks blocked workers."
-    )
-    max_attempts: int = Field(
-        8, ge=5, le=20, description="Attempts per call, the first included (botocore standard retries)."
-    )
-    page_size: int = Field(100, ge=1, le=100, description="Assignments per ListAssignmentsForHIT page.")
-
-    @model_validator(mode="after")
-    def _local_needs_an_endpoint(self) -> MTurkConfig:
-        if self.local and not self.endpoint_url:
-            raise ValueError("local = true needs endpoint_url (the address `labelflow mturk-local` prints)")
-        if self.local and self.live:
-            raise ValueError("a local endpoint is never production: set live = false")
-        return self
-
-
-class LiveOptInError(CrowdBackendError):
-    """Production MTurk was asked for on one side only (the config or the command line)."""
-
-
-class MTurkRequestError(CrowdBackendError):
-    """MTurk refused a call; ``code`` is the error code, ``turk_code`` MTurk's own error code if given."""
-
-    def __init__(self, message: str, *, code: str, turk_code: str, service_message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.turk_code = turk_code
-        self.service_message = service_message
-
-
-def mturk_fee(max_assignments: int) -> float:
-    """MTurk's commission on reward and bonus: 20 %, or 40 % on HITs with 10 or more assignments."""
-    return FEE_LARGE_HIT if max_assignments >= LARGE_HIT else FEE
-
-
-def mturk_endpoint(config: MTurkConfig, *, live: bool) -> str:
-    """The endpoint to call: production only when both ``mturk.live`` and ``--live`` say so."""
-    if config.live != live:
-        where = "the config sets mturk.live = true" if config.live else "--live was given"
-        missing = "--live on the command line" if config.live else "mturk.live = true in the config"
-        raise LiveOptInError(
-            f"{where}, but production MTurk (real money) also needs {missing}; nothing was posted"
-        )
-    if config.endpoint_url:
-        return config.endpoint_url
-    return LIVE_ENDPOINT if live else SANDBOX_ENDPOINT
-
-
-def make_mturk_client(config: MTurkConfig, *, live: bool = False) -> MTurkClient:
-    """A boto3 ``mturk`` client for the configured endpoint, with explicit standard-mode retries.
-
-    Credentials come from the standard AWS chain (environment, shared files, SSO, instance role); they are
-    never logged. For a local endpoint (``mturk.local``) made-up credentials stand in when the chain has none:
-    it checks that requests are signed, not by whom.
-    """
-    import boto3
-    from botocore.config import Config
-
-    endpoint = mturk_endpoint(config, live=live)
-    session = boto3.session.Session(region_name=config.region)
-    key_id = secret = None
-    if config.local and session.get_credentials() is None:
-        key_id = secret = "labelflow-local"
-    logger.info("MTurk client for %s (%s)", endpoint, "production" if live else "not production")
-    return session.client(
-        "mturk",
-        endpoint_url=endpoint,
-        config=Config(
-            # total_max_attempts counts the first try too (botocore's max_attempts counts only retries).
-            retries={"mode": "standard", "total_max_attempts": config.max_attempts},
-            connect_timeout=10,
-            read_timeout=60,
-        ),
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-    )
-
-
-def request_token(kind: str, key: str) -> str:
-    """A UniqueRequestToken (at most 64 characters) that is the same for the same request in every process."""
-    digest = hashlib.blake2b(f"{kind}\x1f{key}".encode(), digest_size=20).hexdigest()
-    return f"lf-{kind}-{digest}"[:TOKEN_MAX]
-
-
-def _looks_like_image(payload: str) -> bool:
-    lowered = payload.lower()
-    return lowered.startswith("data:image/") or (
-        lowered.startswith(("http://", "https://"))
-        and lowered.split("?", 1)[0].endswith((".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"))
-    )
-
-
-def question_xml(
-    item_id: str, payload: str | None, label_names: Sequence[str], *, title: str, instructions: str
-) -> str:
-    """An HTMLQuestion: a crowd-html-elements ``crowd-form`` with one ``crowd-classifier`` over the labels.
-
-    Everything that comes from data is HTML-escaped, which also keeps ``]]>`` out of the CDATA section.
-    """
-    shown = payload if payload is not None else f"Item {item_id}"
-    target = (
-        f'<img src="{html.escape(shown, quote=True)}" alt="the item" style="max-width:100%">'
-        if _looks_like_image(shown)
-        else f"<p>{html.escape(shown)}</p>"
-    )
-    categories = html.escape(json.dumps(list(label_names)), quote=True)
-    text = html.escape(instructions)
-    return (
-        '<HTMLQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/'
-        'HTMLQuestion.xsd"><HTMLContent><![CDATA[<!DOCTYPE html>\n'
-        '<html><head><meta charset="utf-8">'
-        '<script src="https://assets.crowd.aws/crowd-html-elements.js"></script></head><body>\n'
-        "<crowd-form>\n"
-        f'<crowd-classifier name="{ANSWER_FIELD}" categories="{categories}" '
-        f'header="{html.escape(title, quote=True)}">\n'
-        f"<classification-target>{target}</classification-target>\n"
-        f'<full-instructions header="Instructions"><p>{text}</p></full-instructions>\n'
-        f"<short-instructions><p>{text}</p></short-instructions>\n"
-        "</crowd-classifier>\n</crowd-form>\n</body></html>]]></HTMLContent>"
-        "<FrameHeight>0</FrameHeight></HTMLQuestion>"
-    )
-
-
-def _local_name(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def parse_answer(raw: str, label_names: Sequence[str]) -> tuple[str | None, str | None]:
-    """``(label, None)`` from a QuestionFormAnswers document holding the crowd-form's ``taskAnswers`` JSON,
-    or ``(None, why)`` when it does not parse or names no known label."""
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as error:
-        return None, f"answer XML does not parse: {error}"
-    free_text: str | None = None
-    for answer in root.iter():
-        if _local_name(answer.tag) != "Answer":
-            continue
-        fields = {_local_name(child.tag): (child.text or "") for child in answer}
-        if fields.get("QuestionIdentifier") == "taskAnswers":
-            free_text = fields.get("FreeText")
-    if free_text is None:
-        return None, "no taskAnswers answer in the QuestionFormAnswers document"
-    try:
-        tasks = json.loads(free_text)
-    except json.JSONDecodeError as error:
-        return None, f"taskAnswers is not JSON: {error}"
-    try:
-        label = tasks[0][ANSWER_FIELD]["label"]
-    except (TypeError, KeyError, IndexError):
-        return None, f'taskAnswers has no [0]["{ANSWER_FIELD}"]["label"]: {free_text[:200]!r}'
-    if not isinstance(label, str) or label not in label_names:
-        return None, f"answer {label!r} is not one of the labels {list(label_names)[:20]}"
-    return label, None
 
 
 def _as_utc(value: datetime | None) -> datetime:
@@ -314,13 +95,7 @@ class MTurkCrowd:
         round_handles: Callable[[int], Sequence[Handle]],
         clock: Clock | None = None,
     ) -> None:
-        if redundancy < LARGE_HIT <= max_answers:
-            # MTurk refuses to take a HIT from under 10 assignments to 10 or more (the fee would change).
-            raise CrowdBackendError(
-                f"crowd.max_answers = {max_answers} would take HITs created with {redundancy} assignments to "
-                f"{LARGE_HIT} or more, which MTurk refuses; keep max_answers below {LARGE_HIT} or set "
-                f"redundancy to {LARGE_HIT} or more (40 % fee)"
-            )
+        check_redundancy(redundancy, max_answers)
         self.client = client
         self.config = config
         self.label_names = list(label_names)
@@ -341,7 +116,7 @@ class MTurkCrowd:
 
     def balance(self) -> float:
         """The account's available balance in dollars (``GetAccountBalance``)."""
-        response = self._call("GetAccountBalance", None, self.client.get_account_balance)
+        response = call_mturk("GetAccountBalance", None, self.client.get_account_balance)
         return float(response.get("AvailableBalance", "0"))
 
     def _require_balance(self, cost: float, what: str) -> None:
@@ -372,8 +147,8 @@ class MTurkCrowd:
         for request in requests:
             if request.wave > 1:
                 before = hits_before[request.key]["MaxAssignments"]
-                if before < LARGE_HIT <= before + request.n_answers:
-                    raise CrowdBackendError(
+                if crosses_large_hit(before, before + request.n_answers):
+                    raise LargeHitError(
                         f"adding {request.n_answers} assignment(s) to HIT {first_hits[request.item_id]} "
                         f"(item {request.item_id!r}) would take it from {before} to {LARGE_HIT} or more "
                         "assignments, which MTurk refuses; nothing was posted"
@@ -430,7 +205,7 @@ class MTurkCrowd:
                 f"most {QUESTION_MAX} (is the payload an inline image? host it and give its URL)"
             )
         try:
-            response = self._call(
+            response = call_mturk(
                 "CreateHITWithHITType",
                 None,
                 self.client.create_hit_with_hit_type,
@@ -452,7 +227,7 @@ class MTurkCrowd:
 
     def _add_assignments(self, request: LabelRequest, hit_id: str, hit: HITTypeDef) -> None:
         try:
-            self._call(
+            call_mturk(
                 "CreateAdditionalAssignmentsForHIT",
                 hit_id,
                 self.client.create_additional_assignments_for_hit,
@@ -469,7 +244,7 @@ class MTurkCrowd:
         expiration = hit.get("Expiration")
         if expiration is not None and _as_utc(expiration) <= self.clock.now():
             # New assignments on an expired HIT are not offered to anyone until it is extended.
-            self._call(
+            call_mturk(
                 "UpdateExpirationForHIT",
                 hit_id,
                 self.client.update_expiration_for_hit,
@@ -481,7 +256,7 @@ class MTurkCrowd:
         """The HIT type (created once per crowd; MTurk returns the same id for the same properties)."""
         if self._hit_type_id is None:
             keywords = ", ".join(self.config.keywords)
-            response = self._call(
+            response = call_mturk(
                 "CreateHITType",
                 None,
                 self.client.create_hit_type,
@@ -490,74 +265,20 @@ class MTurkCrowd:
                 Reward=f"{self.reward_per_answer:.2f}",
                 AssignmentDurationInSeconds=self.config.assignment_duration_minutes * 60,
                 AutoApprovalDelayInSeconds=int(self.config.auto_approval_hours * 3600),
-                QualificationRequirements=self.qualification_requirements(),
+                QualificationRequirements=qualification_requirements(
+                    self.config, self.blocked_qualification_id()
+                ),
                 **({"Keywords": keywords} if keywords else {}),
             )
             self._hit_type_id = response["HITTypeId"]
         return self._hit_type_id
 
-    def qualification_requirements(self) -> list[QualificationRequirementTypeDef]:
-        config = self.config
-        requirements: list[QualificationRequirementTypeDef] = []
-        for qualification, minimum in (
-            (APPROVAL_RATE_QUALIFICATION, config.min_approval_rate),
-            (APPROVED_HITS_QUALIFICATION, config.min_approved_hits),
-        ):
-            if minimum:
-                requirements.append(
-                    {
-                        "QualificationTypeId": qualification,
-                        "Comparator": "GreaterThanOrEqualTo",
-                        "IntegerValues": [minimum],
-                        "ActionsGuarded": "Accept",
-                    }
-                )
-        if config.locales:
-            requirements.append(
-                {
-                    "QualificationTypeId": LOCALE_QUALIFICATION,
-                    "Comparator": "In",
-                    "LocaleValues": [{"Country": country} for country in config.locales],
-                    "ActionsGuarded": "Accept",
-                }
-            )
-        requirements.append(
-            {
-                "QualificationTypeId": self.blocked_qualification_id(),
-                "Comparator": "DoesNotExist",
-                "ActionsGuarded": "DiscoverPreviewAndAccept",
-            }
-        )
-        return requirements
-
     def blocked_qualification_id(self) -> str:
         """The id of the qualification that marks blocked workers, created on first use."""
         if self._blocked_qualification_id is None:
-            name = self.config.blocked_qualification
-            listed = self._call(
-                "ListQualificationTypes",
-                None,
-                self.client.list_qualification_types,
-                Query=name,
-                MustBeRequestable=False,
-                MustBeOwnedByCaller=True,
-                MaxResults=100,
+            self._blocked_qualification_id = find_or_create_blocked_qualification(
+                self.client, self.config.blocked_qualification
             )
-            found = [
-                q["QualificationTypeId"] for q in listed.get("QualificationTypes", []) if q["Name"] == name
-            ]
-            if found:
-                self._blocked_qualification_id = found[0]
-            else:
-                created = self._call(
-                    "CreateQualificationType",
-                    None,
-                    self.client.create_qualification_type,
-                    Name=name,
-                    Description="Workers whose answers labelflow's quality control found no better than chance.",
-                    QualificationTypeStatus="Active",
-                )
-                self._blocked_qualification_id = created["QualificationType"]["QualificationTypeId"]
         return self._blocked_qualification_id
 
     # ------------------------------------------------------------------ poll
@@ -607,7 +328,7 @@ class MTurkCrowd:
         found: list[AssignmentTypeDef] = []
         token: str | None = None
         while True:
-            page = self._call(
+            page = call_mturk(
                 "ListAssignmentsForHIT",
                 hit_id,
                 self.client.list_assignments_for_hit,
@@ -656,7 +377,7 @@ class MTurkCrowd:
             self._require_balance(total, f"{len(bonuses)} bonus(es)")
         for decision in decisions:
             if decision.action is ReviewAction.BLOCK:
-                self._call(
+                call_mturk(
                     "AssociateQualificationWithWorker",
                     None,
                     self.client.associate_qualification_with_worker,
@@ -678,7 +399,7 @@ class MTurkCrowd:
 
     def _send_bonus(self, decision: Review) -> None:
         try:
-            self._call(
+            call_mturk(
                 "SendBonus",
                 None,
                 self.client.send_bonus,
@@ -698,7 +419,7 @@ class MTurkCrowd:
         assert decision.answer_id is not None
         try:
             if decision.action is ReviewAction.APPROVE:
-                self._call(
+                call_mturk(
                     "ApproveAssignment",
                     None,
                     self.client.approve_assignment,
@@ -707,7 +428,7 @@ class MTurkCrowd:
                     **({"RequesterFeedback": decision.reason[:1024]} if decision.reason else {}),
                 )
             else:
-                self._call(
+                call_mturk(
                     "RejectAssignment",
                     None,
                     self.client.reject_assignment,
@@ -719,7 +440,7 @@ class MTurkCrowd:
                 )
         except MTurkRequestError:
             # Already decided (a rerun of the review, or MTurk's auto-approval came first): not an error.
-            status = self._call(
+            status = call_mturk(
                 "GetAssignment",
                 None,
                 self.client.get_assignment,
@@ -735,7 +456,7 @@ class MTurkCrowd:
         for hit_id in dict.fromkeys(h.external_id for h in handles):
             self.expire(hit_id)
             try:
-                self._call("DeleteHIT", hit_id, self.client.delete_hit, HITId=hit_id)
+                call_mturk("DeleteHIT", hit_id, self.client.delete_hit, HITId=hit_id)
             except MTurkRequestError as error:
                 # Answers still pending or unreviewed: MTurk keeps the HIT until they are done.
                 logger.info("HIT %s kept: %s", hit_id, error.service_message)
@@ -744,7 +465,7 @@ class MTurkCrowd:
         """Stop offering the HIT if it is still on offer; True if it was."""
         if self._get_hit(hit_id).get("HITStatus") not in ("Assignable", "Unassignable"):
             return False
-        self._call(
+        call_mturk(
             "UpdateExpirationForHIT",
             hit_id,
             self.client.update_expiration_for_hit,
@@ -754,13 +475,13 @@ class MTurkCrowd:
         return True
 
     def _get_hit(self, hit_id: str) -> HITTypeDef:
-        return self._call("GetHIT", hit_id, self.client.get_hit, HITId=hit_id)["HIT"]
+        return call_mturk("GetHIT", hit_id, self.client.get_hit, HITId=hit_id)["HIT"]
 
     def hits(self) -> Iterator[HITTypeDef]:
         """Every HIT of the account (``ListHITs``, all pages)."""
         token: str | None = None
         while True:
-            page = self._call(
+            page = call_mturk(
                 "ListHITs",
                 None,
                 self.client.list_hits,
@@ -771,51 +492,3 @@ class MTurkCrowd:
             token = page.get("NextToken")
             if not token:
                 return
-
-    # ------------------------------------------------------------------ errors
-
-    def _call(
-        self,
-        operation: str,
-        hit_id: str | None,
-        method: Callable[..., _T],
-        *,
-        item: str | None = None,
-        worker: str | None = None,
-        assignment: str | None = None,
-        **params: Any,
-    ) -> _T:
-        """Call MTurk; its errors become ours, naming the operation and what it was about."""
-        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
-
-        about = [
-            f"{name} {value}" if name != "item" else f"item {value!r}"
-            for name, value in (
-                ("HIT", hit_id),
-                ("item", item),
-                ("worker", worker),
-                ("assignment", assignment),
-            )
-            if value
-        ]
-        where = f" ({', '.join(about)})" if about else ""
-        try:
-            return method(**params)
-        except ClientError as error:
-            response: Mapping[str, Any] = error.response
-            code = str(response.get("Error", {}).get("Code", "Unknown"))
-            message = str(response.get("Error", {}).get("Message", ""))
-            meta = response.get("ResponseMetadata", {})
-            status, attempts = int(meta.get("HTTPStatusCode", 0)), int(meta.get("RetryAttempts", 0)) + 1
-            text = f"MTurk {operation}{where} failed: {code}: {message}"
-            if code in THROTTLING_CODES or status >= 500:
-                raise TransientCrowdError(
-                    f"{text} (HTTP {status}, gave up after {attempts} attempts)"
-                ) from error
-            raise MTurkRequestError(
-                text, code=code, turk_code=str(response.get("TurkErrorCode", "")), service_message=message
-            ) from error
-        except (ConnectionError, HTTPClientError) as error:
-            raise TransientCrowdError(f"MTurk {operation}{where}: could not reach MTurk: {error}") from error
-        except BotoCoreError as error:
-            raise CrowdBackendError(f"MTurk {operation}{where}: {error}") from error
