@@ -11,8 +11,9 @@ from prefect import flow, get_run_logger
 
 from labelflow.contracts import ITEM_ID, ItemSet
 from labelflow.flows.config import ProjectConfig
-from labelflow.flows.labeling_round import RoundReport, affordable_batch_size, labeling_round
+from labelflow.flows.labeling_round import affordable_batch_size, labeling_round
 from labelflow.flows.project import Project
+from labelflow.flows.round_report import RoundReport
 from labelflow.integrations.crowd.base import BudgetExceededError
 from labelflow.tasks.selection import stop_reason, stop_set
 from labelflow.tasks.training import load_model
@@ -31,8 +32,7 @@ class CampaignReport:
 def next_round_blocker(config: ProjectConfig, base_dir: Path, live: bool = False) -> str | None:
     """Why no further round should start, or None if one should. Counts the project's rounds in the store, so
     a campaign run again continues where the last one stopped; an interrupted round is always resumed."""
-    project = Project(config, base_dir, live=live)
-    try:
+    with Project(config, base_dir, live=live) as project:
         store = project.store
         rounds = store.rounds()
         if (rounds["status"] == "running").any():
@@ -49,8 +49,6 @@ def next_round_blocker(config: ProjectConfig, base_dir: Path, live: bool = False
         except BudgetExceededError:
             return f"budget spent (${project.spent(crowd):.2f} of ${config.budget.max_spend:.2f})"
         return stopping_rule_blocker(project)
-    finally:
-        project.close()
 
 
 def stopping_rule_blocker(project: Project) -> str | None:

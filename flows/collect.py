@@ -16,7 +16,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 
 from labelflow.flows.config import ProjectConfig
-from labelflow.flows.labeling_round import holder_is_gone
+from labelflow.flows.leases import holder_is_gone
 from labelflow.flows.project import Project
 from labelflow.flows.runs import read_runs
 from labelflow.integrations.store import LabelStore
@@ -34,8 +34,7 @@ def round_deployment_name(config: ProjectConfig) -> str:
 def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
     """Poll the project's waiting round once; resume it through its deployment when its wave is done."""
     logger = get_run_logger()
-    project = Project(config, Path(base_dir).resolve())
-    try:
+    with Project(config, Path(base_dir).resolve()) as project:
         store = project.store
         stopped = stopped_before_publishing(store)
         if stopped is not None:
@@ -61,8 +60,6 @@ def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
             deadline_hours=config.crowd.wave_deadline_hours,
             wait=False,
         )
-    finally:
-        project.close()
     if not progress.done:
         return f"round {number}, wave {wave}: {progress.collected}/{progress.expected} answers; still waiting"
     outcome = resume_round(config, f"round {number}, wave {wave} is done")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from sqlalchemy.engine import make_url
 
@@ -28,6 +30,14 @@ def resolve_store_url(url: str, base_dir: Path) -> str:
 
 @dataclass
 class Project:
+    """A project's store, inbox, dataset and crowd, each built on first use from its config.
+
+    Use it in a ``with`` block, which closes the store (if it was opened) when the block ends, also on an error::
+
+        with Project(config, base_dir) as project:
+            rounds = project.store.rounds()
+    """
+
     config: ProjectConfig
     base_dir: Path
     live: bool = False  # --live on the command line: with mturk.live in the config, post to production MTurk
@@ -93,5 +103,17 @@ class Project:
         return self.store.requested_answers() * crowd.cost_per_answer()
 
     def close(self) -> None:
+        """Close the store if it was opened; nothing else holds a connection."""
         if "store" in self.__dict__:
             self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

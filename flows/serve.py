@@ -41,7 +41,8 @@ from labelflow.flows.collect import (
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import POOL_GREW, THRESHOLD_LABEL
 from labelflow.flows.ingest import watch_inbox
-from labelflow.flows.labeling_round import holder_is_gone, labeling_round, lease_holder
+from labelflow.flows.labeling_round import labeling_round
+from labelflow.flows.leases import holder_is_gone, lease_holder
 from labelflow.flows.project import Project
 from labelflow.flows.runs import read_runs
 
@@ -105,26 +106,27 @@ def serve_project(config: ProjectConfig, base_dir: Path, *, limit: int = 4) -> N
     """Serve until interrupted; at most ``limit`` flow runs at once, so short intervals cannot pile up runs."""
     from prefect import serve
 
-    store = Project(config, base_dir).store
-    holder = lease_holder()
-    previous = store.serve_lease_holder()
-    busy = store.acquire_serve_lease(holder, is_stale=holder_is_gone)
-    if busy is not None:
-        store.close()
-        raise AlreadyServedError(f"labelflow serve is already running for {config.name} ({busy})")
-    try:
-        deployments = build_deployments(config, base_dir)
-        if previous is not None:  # its process died without giving the lease back: its runs died with it
-            crash_orphaned_runs(deployments, f"the labelflow serve process that ran it ({previous}) died")
-            stopped = stopped_before_publishing(store)
-            if stopped is not None:  # now rather than at the collector's next tick, up to an interval away
-                get_logger("labelflow.serve").warning(
-                    resume_round(config, f"round {stopped} had stopped before publishing anything")
-                )
-        serve(*deployments, limit=limit)
-    finally:
-        store.release_serve_lease(holder)
-        store.close()
+    with Project(config, base_dir) as project:
+        store = project.store
+        holder = lease_holder()
+        previous = store.serve_lease_holder()
+        busy = store.acquire_serve_lease(holder, is_stale=holder_is_gone)
+        if busy is not None:
+            raise AlreadyServedError(f"labelflow serve is already running for {config.name} ({busy})")
+        try:
+            deployments = build_deployments(config, base_dir)
+            if previous is not None:  # its process died without giving the lease back: its runs died with it
+                crash_orphaned_runs(deployments, f"the labelflow serve process that ran it ({previous}) died")
+                stopped = stopped_before_publishing(store)
+                if (
+                    stopped is not None
+                ):  # now rather than at the collector's next tick, up to an interval away
+                    get_logger("labelflow.serve").warning(
+                        resume_round(config, f"round {stopped} had stopped before publishing anything")
+                    )
+            serve(*deployments, limit=limit)
+        finally:
+            store.release_serve_lease(holder)
 
 
 def crash_orphaned_runs(deployments: list[Any], reason: str) -> None:

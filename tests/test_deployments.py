@@ -42,15 +42,15 @@ def test_serve_schedules_rounds_by_cron_and_triggers_them_on_pool_growth(tmp_pat
 
 
 def test_a_second_serve_of_a_project_refuses_to_start_while_the_first_lives(tmp_path: Path) -> None:
-    from labelflow.flows.labeling_round import lease_holder
+    from labelflow.flows.leases import lease_holder
     from labelflow.flows.project import Project
     from labelflow.flows.serve import AlreadyServedError, serve_project
 
     config = ProjectConfig(store_url=f"sqlite:///{tmp_path}/store.db")
-    store = Project(config, tmp_path).store
-    assert (
-        store.acquire_serve_lease(lease_holder(), is_stale=lambda _: False) is None
-    )  # held by this live process
-    with pytest.raises(AlreadyServedError, match="already running for digits-demo"):
-        serve_project(config, tmp_path)
-    store.close()
+    with Project(config, tmp_path) as project:
+        store = project.store
+        assert (
+            store.acquire_serve_lease(lease_holder(), is_stale=lambda _: False) is None
+        )  # held by this live process
+        with pytest.raises(AlreadyServedError, match="already running for digits-demo"):
+            serve_project(config, tmp_path)

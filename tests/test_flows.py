@@ -75,39 +75,43 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
     again = labeling_campaign(config, str(tmp_path))  # the stopping rules read the store: nothing more to do
     assert again.rounds == [] and again.stopped_because.startswith("max rounds")
 
-    store = Project(config, tmp_path).store
-    rounds = store.rounds()
-    assert list(rounds["status"]) == ["completed", "completed"]
-    for round_id in rounds["id"]:
-        requests = store.requests(round_id)
-        answers = store.answers(round_id)
-        per_item = answers.groupby("item_id").size()
-        asked = requests.groupby("item_id")["n_answers"].sum()
-        pd.testing.assert_series_equal(per_item.sort_index(), asked.sort_index(), check_names=False)
-        assert requests["is_gold"].sum() == 5
-        assert not set(requests.loc[~requests["is_gold"], "item_id"]) & set(store.items("gold")["item_id"])
-    labels = store.labels()
-    assert set(labels["source"]) == {"crowd", "model"}
-    crowd = labels[labels["source"] == "crowd"]
-    assert len(crowd) == 40 and crowd["confidence"].between(0, 1).all()
-    known = set(store.items("gold")["item_id"]) | set(store.items("held_out")["item_id"])
-    assert not set(crowd["item_id"]) & known
-    versions = store.model_versions()
-    assert len(versions) == 2 and versions["promoted"].iloc[0] and Path(versions["path"].iloc[0]).exists()
-    assert store.champion() is not None
+    with Project(config, tmp_path) as project:
+        store = project.store
+        rounds = store.rounds()
+        assert list(rounds["status"]) == ["completed", "completed"]
+        for round_id in rounds["id"]:
+            requests = store.requests(round_id)
+            answers = store.answers(round_id)
+            per_item = answers.groupby("item_id").size()
+            asked = requests.groupby("item_id")["n_answers"].sum()
+            pd.testing.assert_series_equal(per_item.sort_index(), asked.sort_index(), check_names=False)
+            assert requests["is_gold"].sum() == 5
+            assert not set(requests.loc[~requests["is_gold"], "item_id"]) & set(
+                store.items("gold")["item_id"]
+            )
+        labels = store.labels()
+        assert set(labels["source"]) == {"crowd", "model"}
+        crowd = labels[labels["source"] == "crowd"]
+        assert len(crowd) == 40 and crowd["confidence"].between(0, 1).all()
+        known = set(store.items("gold")["item_id"]) | set(store.items("held_out")["item_id"])
+        assert not set(crowd["item_id"]) & known
+        versions = store.model_versions()
+        assert len(versions) == 2 and versions["promoted"].iloc[0] and Path(versions["path"].iloc[0]).exists()
+        assert store.champion() is not None
 
-    with get_client(sync_client=True) as client:
-        artifact = client.read_latest_artifacts(limit=50)
-    by_key = {a.key: a for a in artifact}
-    summary = by_key["flow-test-round-summary"]
-    assert "round 2" in str(summary.data) and f"{report.rounds[-1].model_accuracy:.3f}" in str(summary.data)
-    assert {"gx-pool", "gx-batch", "gx-answers", "gx-labels"} <= set(by_key)
-    workers = by_key["flow-test-workers"].data
-    assert "sim-w" in str(workers) and "agreement" in str(workers)
-    classes = by_key["flow-test-class-distribution"].data
-    assert sum(row["items"] for row in json.loads(str(classes))) == 40
-    assert str(by_key["flow-test-learning-curve"].data).startswith("data:image/png;base64,")
-    store.close()
+        with get_client(sync_client=True) as client:
+            artifact = client.read_latest_artifacts(limit=50)
+        by_key = {a.key: a for a in artifact}
+        summary = by_key["flow-test-round-summary"]
+        assert "round 2" in str(summary.data) and f"{report.rounds[-1].model_accuracy:.3f}" in str(
+            summary.data
+        )
+        assert {"gx-pool", "gx-batch", "gx-answers", "gx-labels"} <= set(by_key)
+        workers = by_key["flow-test-workers"].data
+        assert "sim-w" in str(workers) and "agreement" in str(workers)
+        classes = by_key["flow-test-class-distribution"].data
+        assert sum(row["items"] for row in json.loads(str(classes))) == 40
+        assert str(by_key["flow-test-learning-curve"].data).startswith("data:image/png;base64,")
 
 
 def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_path: Path) -> None:
@@ -158,10 +162,10 @@ def test_a_bad_pool_stops_the_round_with_a_clear_error_and_writes_no_labels(
     }[corrupt]
     for fragment in expected:
         assert fragment in message
-    store = Project(config, tmp_path).store
-    assert store.labels().empty and store.count_answers() == 0
-    assert list(store.rounds()["status"]) == ["failed"]
-    store.close()
+    with Project(config, tmp_path) as project:
+        store = project.store
+        assert store.labels().empty and store.count_answers() == 0
+        assert list(store.rounds()["status"]) == ["failed"]
 
 
 def test_killing_a_round_after_dispatch_and_rerunning_it_buys_nothing_twice(tmp_path: Path) -> None:
@@ -203,49 +207,50 @@ max_rounds = 1
         start_new_session=True,
     )
     config = small_config(tmp_path)
-    store = Project(config, tmp_path).store
-    try:
-        deadline = time.monotonic() + 120
-        while store.count_answers() < 5:
-            assert child.poll() is None, "the child finished before it could be killed"
-            assert time.monotonic() < deadline, "the child published nothing within 120 s"
-            time.sleep(0.1)
-    finally:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+    with Project(config, tmp_path) as project:
+        store = project.store
+        try:
+            deadline = time.monotonic() + 120
+            while store.count_answers() < 5:
+                assert child.poll() is None, "the child finished before it could be killed"
+                assert time.monotonic() < deadline, "the child published nothing within 120 s"
+                time.sleep(0.1)
+        finally:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
 
-    requests_before = store.requests(store.rounds()["id"].iloc[0])
-    answers_before = store.answers()
-    assert store.rounds()["status"].tolist() == ["running"]
-    assert 0 < len(answers_before) < requests_before["n_answers"].sum()
+        requests_before = store.requests(store.rounds()["id"].iloc[0])
+        answers_before = store.answers()
+        assert store.rounds()["status"].tolist() == ["running"]
+        assert 0 < len(answers_before) < requests_before["n_answers"].sum()
 
-    report = labeling_round(config, str(tmp_path))  # virtual clock now: the rest arrives fast
-    assert report.number == 1  # resumed, not a new round
-    round_id = int(store.rounds()["id"].iloc[0])
-    after = store.requests(round_id)
-    wave_one = after[after["wave"] == 1]
-    assert wave_one["request_key"].tolist() == requests_before["request_key"].tolist()
-    assert (after["external_id"].notna()).all()
-    answers = store.answers()
-    assert answers["answer_id"].is_unique
-    assert set(answers_before["answer_id"]) <= set(answers["answer_id"])
-    assert len(answers) == after["n_answers"].sum()  # every answer bought once, none twice
-    assert store.rounds()["status"].tolist() == ["completed"]
-    store.close()
+        report = labeling_round(config, str(tmp_path))  # virtual clock now: the rest arrives fast
+        assert report.number == 1  # resumed, not a new round
+        round_id = int(store.rounds()["id"].iloc[0])
+        after = store.requests(round_id)
+        wave_one = after[after["wave"] == 1]
+        assert wave_one["request_key"].tolist() == requests_before["request_key"].tolist()
+        assert (after["external_id"].notna()).all()
+        answers = store.answers()
+        assert answers["answer_id"].is_unique
+        assert set(answers_before["answer_id"]) <= set(answers["answer_id"])
+        assert len(answers) == after["n_answers"].sum()  # every answer bought once, none twice
+        assert store.rounds()["status"].tolist() == ["completed"]
 
 
 def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: Path) -> None:
-    from labelflow.flows.labeling_round import labeling_round, lease_holder
+    from labelflow.flows.labeling_round import labeling_round
+    from labelflow.flows.leases import lease_holder
 
     write_subset(tmp_path)
     config = small_config(tmp_path)
-    store = Project(config, tmp_path).store
-    running_elsewhere = lease_holder()  # this very process is alive, so the lease is not stale
-    assert store.acquire_round_lease(running_elsewhere, is_stale=lambda _: False) is None
-    assert labeling_round(config, str(tmp_path)) is None
-    assert store.rounds().empty  # skipped before anything was done
-    store.release_round_lease(running_elsewhere)
-    store.close()
+    with Project(config, tmp_path) as project:
+        store = project.store
+        running_elsewhere = lease_holder()  # this very process is alive, so the lease is not stale
+        assert store.acquire_round_lease(running_elsewhere, is_stale=lambda _: False) is None
+        assert labeling_round(config, str(tmp_path)) is None
+        assert store.rounds().empty  # skipped before anything was done
+        store.release_round_lease(running_elsewhere)
 
 
 def subset_labeling_functions() -> list[LabelingFunction]:
@@ -280,23 +285,23 @@ def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_sto
     assert report is not None and report.function_labels > 0
     assert report.function_label_accuracy is not None and report.function_label_accuracy > 0.9
 
-    store = Project(config, tmp_path).store
-    labels = store.labels()
-    weak = labels[labels["source"] == "functions"]
-    assert len(weak) == report.function_labels and set(weak["label"]) == {"0"}
-    assert not set(weak["item_id"]) & set(store.items("gold")["item_id"])
-    confident = set(weak.loc[weak["confidence"] >= config.quality.confidence_target, "item_id"])
-    asked = set(store.requests(int(store.rounds()["id"].iloc[0]))["item_id"])
-    assert confident and not confident & asked  # the functions' confident labels are not bought again
-    asked_items = set(store.items("pool")["item_id"]) | set(store.items("gold")["item_id"])
-    failing = sum(int(item[1:]) % 7 == 0 for item in asked_items)
+    with Project(config, tmp_path) as project:
+        store = project.store
+        labels = store.labels()
+        weak = labels[labels["source"] == "functions"]
+        assert len(weak) == report.function_labels and set(weak["label"]) == {"0"}
+        assert not set(weak["item_id"]) & set(store.items("gold")["item_id"])
+        confident = set(weak.loc[weak["confidence"] >= config.quality.confidence_target, "item_id"])
+        asked = set(store.requests(int(store.rounds()["id"].iloc[0]))["item_id"])
+        assert confident and not confident & asked  # the functions' confident labels are not bought again
+        asked_items = set(store.items("pool")["item_id"]) | set(store.items("gold")["item_id"])
+        failing = sum(int(item[1:]) % 7 == 0 for item in asked_items)
 
-    with get_client(sync_client=True) as client:
-        artifacts = {a.key: a for a in client.read_latest_artifacts(limit=50)}
-    table = json.loads(str(artifacts["flow-test-labeling-functions"].data))
-    failures = {row["function"]: row["failures"] for row in table}
-    assert failures == {"hollow_centre_is_zero": 0, "breaks_on_every_seventh": failing}
-    store.close()
+        with get_client(sync_client=True) as client:
+            artifacts = {a.key: a for a in client.read_latest_artifacts(limit=50)}
+        table = json.loads(str(artifacts["flow-test-labeling-functions"].data))
+        failures = {row["function"]: row["failures"] for row in table}
+        assert failures == {"hollow_centre_is_zero": 0, "breaks_on_every_seventh": failing}
 
 
 def test_a_served_round_finishes_a_quick_wave_in_its_hold_and_hands_a_slow_one_over(
@@ -315,10 +320,10 @@ def test_a_served_round_finishes_a_quick_wave_in_its_hold_and_hands_a_slow_one_o
         tmp_path, hand_off_after_seconds=1, simulated={"realtime": True, "mean_latency_minutes": 10}
     )
     assert labeling_round(slow, str(tmp_path), wait_for_answers=False) is None
-    store = Project(slow, tmp_path).store
-    rounds = store.rounds()
-    assert list(rounds["status"]) == ["completed", "running"]
-    waiting = store.requests(int(rounds["id"].iloc[1]))
-    assert waiting["external_id"].notna().all()  # published, the collector's to poll from here
-    assert store.count_answers(int(rounds["id"].iloc[1])) < waiting["n_answers"].sum()
-    store.close()
+    with Project(slow, tmp_path) as project:
+        store = project.store
+        rounds = store.rounds()
+        assert list(rounds["status"]) == ["completed", "running"]
+        waiting = store.requests(int(rounds["id"].iloc[1]))
+        assert waiting["external_id"].notna().all()  # published, the collector's to poll from here
+        assert store.count_answers(int(rounds["id"].iloc[1])) < waiting["n_answers"].sum()

@@ -112,7 +112,7 @@ def test_fit_committee_bootstraps_the_configured_model(
 
 def test_the_round_report_shows_what_the_gold_items_bound_the_pseudo_label_precision_at() -> None:
     from labelflow.flows.config import ProjectConfig
-    from labelflow.flows.labeling_round import RoundReport, round_markdown
+    from labelflow.flows.round_report import RoundReport, round_markdown
 
     evidence = GoldEvidence(0.61, above=30, right=29)
     report = RoundReport(

@@ -1,0 +1,76 @@
+"""The data frames a round works on, built from the dataset and the store: what may be asked, what the model
+trains and is judged on, and which batch an interrupted round had already sent out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from labelflow.contracts import ITEM_ID, ItemSet, LabelSource
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.project import Project
+from labelflow.integrations.datasets import Dataset
+from labelflow.integrations.store import LabelStore, RoundRecord
+
+
+def gold_labels(dataset: Dataset) -> pd.Series:
+    """The known label of every gold item, by item id."""
+    return dataset.known_labels[dataset.frame(ItemSet.GOLD)[ITEM_ID]]
+
+
+def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
+    """Pool items no earlier round has asked the crowd about."""
+    asked = store.requested_items(before_round=round_.id)
+    return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
+
+
+def selectable(unlabeled: pd.DataFrame, weak: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
+    """The unlabeled pool less what the labeling functions already label confidently (when configured so)."""
+    if not config.weak_supervision.skip_confident or weak.empty:
+        return unlabeled
+    confident = weak.loc[weak["confidence"] >= config.quality.confidence_target, ITEM_ID]
+    return unlabeled[~unlabeled[ITEM_ID].isin(confident)].reset_index(drop=True)
+
+
+def restore_batch(store: LabelStore, round_: RoundRecord) -> pd.DataFrame | None:
+    """The batch an interrupted round already dispatched, so a resumed round asks about the same items."""
+    first_wave = store.requests(round_.id, wave=1)
+    items = first_wave.loc[~first_wave["is_gold"].astype(bool), ITEM_ID]
+    if items.empty:
+        return None
+    return pd.DataFrame(
+        {ITEM_ID: items.to_numpy(), "score": np.nan, "strategy": "resumed", "round_id": round_.id}
+    )
+
+
+def training_frame(project: Project) -> pd.DataFrame:
+    """Features with the latest crowd label of every answered item, gold items at their known labels, and (with
+    labeling functions configured) the functions' labels of items nobody answered, at their reduced weight."""
+    dataset, weak_config = project.dataset, project.config.weak_supervision
+    labels = project.store.labels()
+    columns = [ITEM_ID, "label", "confidence"]
+    crowd = labels.loc[labels["source"] == LabelSource.CROWD.value, columns]
+    gold = dataset.frame(ItemSet.GOLD)[[ITEM_ID]].assign(
+        label=lambda f: f[ITEM_ID].map(dataset.known_labels), confidence=1.0
+    )
+    parts = [crowd[~crowd[ITEM_ID].isin(gold[ITEM_ID])], gold]
+    if weak_config.functions is not None and weak_config.training_weight > 0:
+        weak = labels.loc[labels["source"] == LabelSource.FUNCTIONS.value, columns]
+        weak = weak[~weak[ITEM_ID].isin(crowd[ITEM_ID]) & ~weak[ITEM_ID].isin(gold[ITEM_ID])]
+        parts.append(weak.assign(confidence=weak["confidence"] * weak_config.training_weight))
+    labeled = pd.concat(parts, ignore_index=True)
+    return labeled.merge(dataset.items[[ITEM_ID, *dataset.feature_columns]], on=ITEM_ID, how="inner")
+
+
+def held_out_frame(dataset: Dataset) -> pd.DataFrame:
+    """The held-out items at their known labels: what every model of the project is judged on."""
+    held_out = dataset.frame(ItemSet.HELD_OUT)
+    return held_out.assign(label=held_out[ITEM_ID].map(dataset.known_labels))
+
+
+def crowd_labeled_frame(store: LabelStore, dataset: Dataset) -> pd.DataFrame:
+    """The latest crowd label of every answered non-gold item, with its features."""
+    crowd = store.labels().query("source == 'crowd'")
+    crowd = crowd[~crowd[ITEM_ID].isin(dataset.known_labels.index)]
+    columns = [ITEM_ID, "label", "confidence", "n_answers"]
+    return crowd[columns].merge(dataset.items[[ITEM_ID, *dataset.feature_columns]], on=ITEM_ID, how="inner")

@@ -1,0 +1,193 @@
+"""What one round reports: its figures (`RoundReport`), worked out from the store once the round is done, and the
+markdown table the Prefect UI shows for them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from labelflow.contracts import ITEM_ID
+from labelflow.flows.config import ProjectConfig
+from labelflow.flows.project import Project
+from labelflow.integrations.crowd.base import CrowdBackend
+from labelflow.integrations.store import ModelVersionRecord, RoundRecord
+from labelflow.tasks.training import TrainedModel
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round_id: int
+    number: int
+    batch_size: int
+    waves: int
+    answers_bought: int  # this round, gold included
+    gold_answers: int
+    answers_fixed_k: int  # what fixed redundancy at crowd.max_answers would have bought for the same items
+    cost: float
+    spent_total: float
+    answers_total: int
+    agreement: float
+    label_accuracy: float | None  # crowd labels vs the simulation's hidden truth, non-gold items
+    crowd_labels: int
+    pseudo_labels: int
+    model_accuracy: float
+    previous_accuracy: float | None
+    promoted: bool
+    model_path: str
+    label_issues: int = 0  # crowd labels the model contradicts, offered for relabeling
+    label_issue_precision: float | None = None  # share of them that are wrong by the hidden truth
+    self_training_threshold: float | None = None  # chosen on gold for training.pseudo_label_precision
+    gold_above_threshold: int | None = None  # gold items at or above it (out of fold) ...
+    gold_right_above_threshold: int | None = None  # ... and how many of them were right
+    pseudo_label_precision_bound: float | None = None  # what they bound the precision at (95% one-sided)
+    pseudo_label_accuracy: float | None = None  # pseudo-labels vs the simulation's hidden truth
+    function_labels: int = 0  # pool items the labeling functions label (weak supervision)
+    function_label_accuracy: float | None = None  # their labels vs the simulation's hidden truth
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize_round(
+    project: Project,
+    crowd: CrowdBackend,
+    round_: RoundRecord,
+    batch: pd.DataFrame,
+    labels: pd.DataFrame,
+    waves: int,
+    model: TrainedModel,
+    version: ModelVersionRecord,
+    issues: pd.DataFrame,
+    weak: pd.DataFrame,
+) -> RoundReport:
+    """The round's figures, from what it bought (the store's requests and answers) and what it made of it."""
+    store, dataset = project.store, project.dataset
+    requests = store.requests(round_.id)
+    round_answers = store.answers(round_.id)
+    non_gold = labels[~labels[ITEM_ID].isin(dataset.known_labels.index)]
+    previous = store.model_versions().query("round_id != @round_.id and promoted")
+    evidence = model.gold_evidence
+    issues_right = share_right(issues, dataset.hidden_truth)
+    return RoundReport(
+        round_id=round_.id,
+        number=round_.number,
+        batch_size=len(batch),
+        waves=waves,
+        answers_bought=int(requests["n_answers"].sum()),
+        gold_answers=int(requests.loc[requests["is_gold"].astype(bool), "n_answers"].sum()),
+        answers_fixed_k=fixed_k_answers(requests, project.config.crowd.max_answers),
+        cost=float(requests["n_answers"].sum() * crowd.cost_per_answer()),
+        spent_total=project.spent(crowd),
+        answers_total=store.count_answers(),
+        agreement=agreement(round_answers[~round_answers["is_gold"].astype(bool)], labels),
+        label_accuracy=share_right(non_gold, dataset.hidden_truth),
+        crowd_labels=len(non_gold),
+        pseudo_labels=len(model.pseudo_labels),
+        model_accuracy=version.accuracy,
+        previous_accuracy=float(previous["accuracy"].iloc[-1]) if len(previous) else None,
+        promoted=version.promoted,
+        model_path=version.path,
+        label_issues=len(issues),
+        # an offered issue is a hit when the crowd label it questions is wrong
+        label_issue_precision=None if issues_right is None else 1.0 - issues_right,
+        self_training_threshold=model.self_training_threshold,
+        gold_above_threshold=evidence.above if evidence else None,
+        gold_right_above_threshold=evidence.right if evidence else None,
+        pseudo_label_precision_bound=evidence.precision_bound() if evidence else None,
+        pseudo_label_accuracy=share_right(model.pseudo_labels, dataset.hidden_truth),
+        function_labels=len(weak),
+        function_label_accuracy=share_right(weak, dataset.hidden_truth),
+    )
+
+
+def share_right(labels: pd.DataFrame, truth: pd.Series) -> float | None:
+    """Share of ``labels`` (``item_id``, ``label``) that ``truth`` (label by item id) confirms, counting only the
+    items whose truth is known; None when it knows none of them.
+
+    Examples
+    --------
+    >>> labels = pd.DataFrame({"item_id": ["a", "b", "c"], "label": ["cat", "dog", "dog"]})
+    >>> share_right(labels, pd.Series({"a": "cat", "b": "cat"}))
+    0.5
+    >>> share_right(labels, pd.Series({"z": "cat"})) is None
+    True
+    """
+    truth = truth.dropna()
+    known = labels[labels[ITEM_ID].isin(truth.index)]
+    if known.empty:
+        return None
+    return float((known["label"].to_numpy() == truth.reindex(known[ITEM_ID]).to_numpy()).mean())
+
+
+def agreement(answers: pd.DataFrame, labels: pd.DataFrame) -> float:
+    """Share of answers that agree with their item's aggregated label (NaN when no answer has one)."""
+    joined = answers.merge(labels[[ITEM_ID, "label"]], on=ITEM_ID, suffixes=("", "_agg"))
+    return float((joined["label"] == joined["label_agg"]).mean()) if len(joined) else float("nan")
+
+
+def fixed_k_answers(requests: pd.DataFrame, k: int) -> int:
+    """Answers the round would have bought asking every item (gold included) ``k`` answers in one wave."""
+    return int(requests.loc[requests["wave"] == 1, ITEM_ID].nunique() * k)
+
+
+def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
+    """The round's figures as the markdown table of its Prefect artifact."""
+    change = (
+        f"{report.model_accuracy - report.previous_accuracy:+.3f}"
+        if report.previous_accuracy is not None
+        else "first model"
+    )
+    label_accuracy = (
+        f"{report.label_accuracy:.3f}" if report.label_accuracy is not None else "n/a (no hidden truth)"
+    )
+    saved = report.answers_fixed_k - report.answers_bought
+    return "\n".join(
+        [
+            f"# {config.name} — round {report.number}",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| items sent to the crowd | {report.batch_size} in {report.waves} wave(s) |",
+            f"| answers bought (gold included) | {report.answers_bought} ({report.gold_answers} gold) |",
+            f"| adaptive redundancy (k0 {config.crowd.redundancy}, up to {config.crowd.max_answers} while "
+            f"confidence < {config.quality.confidence_target}) | {saved} answers saved against fixed "
+            f"k = {config.crowd.max_answers} ({report.answers_fixed_k}) |",
+            f"| cost of the round | ${report.cost:.2f} |",
+            f"| spent so far | ${report.spent_total:.2f} of ${config.budget.max_spend:.2f} |",
+            f"| agreement with the aggregated label | {report.agreement:.3f} |",
+            f"| crowd labels ({config.quality.method}) | {report.crowd_labels} |",
+            f"| label accuracy vs hidden truth | {label_accuracy} |",
+            f"| items labeled per source | crowd {report.crowd_labels}, labeling functions "
+            f"{report.function_labels}, model {report.pseudo_labels} |",
+            f"| pseudo-labels (self-training) | {report.pseudo_labels}"
+            + (
+                f" at confidence ≥ {report.self_training_threshold:.3f}"
+                if report.self_training_threshold is not None
+                else ""
+            )
+            + (
+                f", chosen on gold: {report.gold_right_above_threshold} of {report.gold_above_threshold} right "
+                f"above it, so precision ≥ {report.pseudo_label_precision_bound:.3f} at 95% confidence "
+                f"(target {config.training.pseudo_label_precision})"
+                if report.pseudo_label_precision_bound is not None
+                else ""
+            )
+            + (
+                f", {report.pseudo_label_accuracy:.1%} right by the hidden truth"
+                if report.pseudo_label_accuracy is not None
+                else ""
+            )
+            + " |",
+            f"| held-out model accuracy | {report.model_accuracy:.3f} ({change}) |",
+            f"| model promoted | {'yes' if report.promoted else 'no'} |",
+            f"| label issues offered for relabeling | {report.label_issues}"
+            + (
+                f" ({report.label_issue_precision:.0%} of them wrong by the hidden truth)"
+                if report.label_issue_precision is not None
+                else ""
+            )
+            + " |",
+        ]
+    )
