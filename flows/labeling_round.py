@@ -28,27 +28,24 @@ from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
 from labelflow.flows.project import Project
 from labelflow.flows.reporting import artifact_key, publish_monitoring_artifacts
+from labelflow.flows.steps.answers import collect_answers
+from labelflow.flows.steps.dispatch import dispatch_wave
+from labelflow.flows.steps.label_issues import report_label_issues
+from labelflow.flows.steps.settlement import settle_round
+from labelflow.flows.steps.training import evaluate_model, retrain_model
+from labelflow.flows.steps.validation import validate_frame
+from labelflow.flows.steps.weak_supervision import label_with_functions
+from labelflow.flows.steps.workers import review_workers
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
 from labelflow.integrations.datasets import Dataset, DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.aggregation import aggregate_answers
-from labelflow.tasks.answers import collect_answers
-from labelflow.tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
-from labelflow.tasks.label_issues import report_label_issues
+from labelflow.tasks.dispatch import choose_gold, items_needing_answers, plan_requests
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES, select_batch
-from labelflow.tasks.settlement import settle_round
-from labelflow.tasks.training import (
-    TrainedModel,
-    evaluate_model,
-    fit_committee,
-    load_model,
-    pseudo_label_frame,
-    retrain_model,
-    save_model,
-)
-from labelflow.tasks.validation import DataValidationError, validate_frame
-from labelflow.tasks.weak_supervision import label_with_functions, load_labeling_functions
-from labelflow.tasks.workers import review_workers, warm_start_from
+from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
+from labelflow.tasks.validation import DataValidationError
+from labelflow.tasks.weak_supervision import load_labeling_functions
+from labelflow.tasks.workers import warm_start_from
 
 DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
 
