@@ -40,7 +40,7 @@ from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
 from labelflow.integrations.datasets import Dataset, DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.aggregation import aggregate_answers
-from labelflow.tasks.dispatch import choose_gold, items_needing_answers, plan_requests
+from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES, select_batch
 from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
 from labelflow.tasks.validation import DataValidationError
@@ -327,14 +327,7 @@ def label_batch(
         round_number=round_.number,
     )
     payloads = project.dataset.items.set_index(ITEM_ID)["payload"]
-    wave_items = pd.DataFrame(
-        {
-            ITEM_ID: list(batch[ITEM_ID]) + gold_ids,
-            "is_gold": [False] * len(batch) + [True] * len(gold_ids),
-            "n_answers": config.crowd.redundancy,
-            "answers_before": 0,
-        }
-    )
+    wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
     wave, labels = 1, pd.DataFrame()
     while not wave_items.empty:
         requests = plan_requests(

@@ -29,6 +29,19 @@ def choose_gold(gold_ids: Sequence[str], n: int, *, seed: int, round_number: int
     return sorted(rng.choice(np.asarray(sorted(gold_ids), dtype=object), size=n, replace=False).tolist())
 
 
+def first_wave_items(batch_ids: Sequence[str], gold_ids: Sequence[str], *, redundancy: int) -> pd.DataFrame:
+    """The first wave: the batch's items, then the round's gold items (joined here: a batch never holds gold),
+    ``redundancy`` answers each (item_id, is_gold, n_answers, answers_before, as :func:`plan_requests` takes)."""
+    return pd.DataFrame(
+        {
+            ITEM_ID: [*batch_ids, *gold_ids],
+            "is_gold": [False] * len(batch_ids) + [True] * len(gold_ids),
+            "n_answers": redundancy,
+            "answers_before": 0,
+        }
+    )
+
+
 def plan_requests(
     items: pd.DataFrame,
     *,
