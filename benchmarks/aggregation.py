@@ -35,7 +35,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from labelflow.flows.config import QualityConfig  # noqa: E402
+from labelflow.flows.config import CrowdConfig, QualityConfig  # noqa: E402
 from labelflow.tasks.aggregation import (  # noqa: E402
     DawidSkene,
     MajorityVote,
@@ -45,7 +45,7 @@ from labelflow.tasks.aggregation import (  # noqa: E402
     from_shared_csv,
     read_shared_truth,
 )
-from labelflow.tasks.dispatch import CrowdConfig, items_needing_answers  # noqa: E402
+from labelflow.tasks.dispatch import items_needing_answers  # noqa: E402
 from labelflow.tasks.synthetic import oracle_posteriors, synthetic_crowd  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "crowd"

@@ -19,8 +19,8 @@ from labelflow.flows.config import ProjectConfig
 from labelflow.flows.leases import holder_is_gone
 from labelflow.flows.project import Project
 from labelflow.flows.runs import read_runs
+from labelflow.flows.steps.answers import collect_answers
 from labelflow.integrations.store import LabelStore
-from labelflow.tasks.answers import collect_answers
 
 ROUND_FLOW = "labeling-round"
 RESUMED_TAG = "resumed-by-collector"

@@ -36,27 +36,24 @@ from labelflow.flows.round_frames import (
     unlabeled_pool,
 )
 from labelflow.flows.round_report import RoundReport, round_markdown, summarize_round
+from labelflow.flows.steps.answers import collect_answers
+from labelflow.flows.steps.dispatch import dispatch_wave
+from labelflow.flows.steps.label_issues import report_label_issues
+from labelflow.flows.steps.settlement import settle_round
+from labelflow.flows.steps.training import evaluate_model, retrain_model
+from labelflow.flows.steps.validation import validate_frame
+from labelflow.flows.steps.weak_supervision import label_with_functions
+from labelflow.flows.steps.workers import review_workers
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.aggregation import aggregate_answers
-from labelflow.tasks.answers import collect_answers
-from labelflow.tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
-from labelflow.tasks.label_issues import report_label_issues
+from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES, select_batch
-from labelflow.tasks.settlement import settle_round
-from labelflow.tasks.training import (
-    TrainedModel,
-    evaluate_model,
-    fit_committee,
-    load_model,
-    pseudo_label_frame,
-    retrain_model,
-    save_model,
-)
-from labelflow.tasks.validation import DataValidationError, validate_frame
-from labelflow.tasks.weak_supervision import label_with_functions, load_labeling_functions
-from labelflow.tasks.workers import review_workers, warm_start_from
+from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
+from labelflow.tasks.validation import DataValidationError
+from labelflow.tasks.weak_supervision import load_labeling_functions
+from labelflow.tasks.workers import warm_start_from
 
 DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
 
@@ -261,14 +258,7 @@ def label_batch(
         round_number=round_.number,
     )
     payloads = project.dataset.items.set_index(ITEM_ID)["payload"]
-    wave_items = pd.DataFrame(
-        {
-            ITEM_ID: list(batch[ITEM_ID]) + gold_ids,
-            "is_gold": [False] * len(batch) + [True] * len(gold_ids),
-            "n_answers": config.crowd.redundancy,
-            "answers_before": 0,
-        }
-    )
+    wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
     wave, labels = 1, pd.DataFrame()
     while not wave_items.empty:
         requests = plan_requests(

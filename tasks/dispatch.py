@@ -8,63 +8,14 @@ into the store before they go to the crowd, so a rerun finds them and publishes 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labelflow.contracts import ITEM_ID, PAYLOAD
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend, Handle, LabelRequest
-from labelflow.integrations.crowd.mturk import MTurkConfig, check_redundancy
-from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.store import LabelStore
-
-
-class CrowdConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    backend: Literal["simulated", "mturk"] = Field(
-        "simulated", description="Which crowd answers: the simulated one or Mechanical Turk ([crowd.mturk])."
-    )
-    # Adaptive redundancy (k0 = 2, k_max = 7, with quality.confidence_target tau = 0.875), chosen on the simulated
-    # crowd by benchmarks/aggregation.py (section 4): the cheapest policy there that matches fixed k = 5's label
-    # accuracy, at 60% of its answers (59.6%). It also beats the former default (k_max = 5, tau = 0.95) on both
-    # counts: fewer answers and more correct labels, because the few items still unsure after five answers are
-    # the ones a sixth and seventh answer fix. Not chosen from the demo's figures.
-    redundancy: int = Field(
-        2, ge=1, description="Answers per item in the first wave. (k0 of adaptive redundancy)"
-    )
-    max_answers: int = Field(
-        7, ge=1, description="Most answers one item may get in a round through adaptive waves (k_max)."
-    )
-    reward_per_answer: float = Field(0.05, ge=0, description="What one answer costs, in dollars.")
-    gold_per_round: int = Field(10, ge=0, description="Gold questions mixed into each round's first wave.")
-    poll_interval_minutes: float = Field(
-        10.0, gt=0, description="How often to ask the crowd for new answers."
-    )
-    wave_deadline_hours: float = Field(24.0, gt=0, description="A wave stops waiting after this long.")
-    hand_off_after_seconds: float = Field(
-        60.0,
-        ge=0,
-        description="A served round polls a new wave in its own process for this long (backing off from 1 s) "
-        "before it hands the wait over to the collector deployment: a crowd that answers within it needs no "
-        "hand-off at all.",
-    )
-    simulated: SimulatedCrowdConfig = Field(default_factory=SimulatedCrowdConfig)
-    mturk: MTurkConfig = Field(default_factory=MTurkConfig)
-
-    @model_validator(mode="after")
-    def _max_at_least_redundancy(self) -> CrowdConfig:
-        if self.max_answers < self.redundancy:
-            raise ValueError(
-                f"max_answers ({self.max_answers}) must be at least redundancy ({self.redundancy})"
-            )
-        if self.backend == "mturk":
-            check_redundancy(self.redundancy, self.max_answers)
-        return self
 
 
 def request_key(project: str, round_number: int, item_id: str, wave: int) -> str:
@@ -76,6 +27,19 @@ def choose_gold(gold_ids: Sequence[str], n: int, *, seed: int, round_number: int
     rng = np.random.default_rng([seed, round_number])
     n = min(n, len(gold_ids))
     return sorted(rng.choice(np.asarray(sorted(gold_ids), dtype=object), size=n, replace=False).tolist())
+
+
+def first_wave_items(batch_ids: Sequence[str], gold_ids: Sequence[str], *, redundancy: int) -> pd.DataFrame:
+    """The first wave: the batch's items, then the round's gold items (joined here: a batch never holds gold),
+    ``redundancy`` answers each (item_id, is_gold, n_answers, answers_before, as :func:`plan_requests` takes)."""
+    return pd.DataFrame(
+        {
+            ITEM_ID: [*batch_ids, *gold_ids],
+            "is_gold": [False] * len(batch_ids) + [True] * len(gold_ids),
+            "n_answers": redundancy,
+            "answers_before": 0,
+        }
+    )
 
 
 def plan_requests(
@@ -131,18 +95,26 @@ def check_budget(
     return cost
 
 
-@task(name="dispatch-wave", task_run_name="dispatch-round-{round_number}-wave-{wave}", cache_policy=NO_CACHE)
-def dispatch_wave(
+@dataclass(frozen=True)
+class DispatchedWave:
+    """A wave's handles (every request of the wave, published now or by an earlier run) and how many of its
+    requests this call published."""
+
+    handles: list[Handle]
+    newly_published: int
+
+
+def publish_wave(
     store: LabelStore,
     backend: CrowdBackend,
-    requests: list[LabelRequest],
+    requests: Sequence[LabelRequest],
     *,
-    round_number: int,
     wave: int,
     spent: float,
     budget: float,
-) -> list[Handle]:
-    """Store the requests, publish those not yet published, and return the wave's handles."""
+) -> DispatchedWave:
+    """Store the requests, publish those not yet published (after :func:`check_budget`), and return the wave's
+    handles: a rerun finds its requests stored and published, and publishes nothing twice."""
     stored = store.add_requests(requests)
     unpublished_keys = set(stored.loc[stored["external_id"].isna(), "request_key"])
     to_publish = [r for r in requests if r.key in unpublished_keys]
@@ -150,13 +122,4 @@ def dispatch_wave(
         check_budget(to_publish, backend.cost_per_answer(), spent=spent, budget=budget)
         store.mark_published(backend.publish(to_publish))
     round_id = requests[0].round_id if requests else 0
-    handles = store.handles(round_id, wave)
-    get_run_logger().info(
-        "wave %d: %d requests (%d gold), %d newly published, %d answers asked",
-        wave,
-        len(handles),
-        sum(h.is_gold for h in handles),
-        len(to_publish),
-        sum(h.n_answers for h in handles),
-    )
-    return handles
+    return DispatchedWave(store.handles(round_id, wave), len(to_publish))

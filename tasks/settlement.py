@@ -10,9 +10,9 @@ resumed round can settle again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from labelflow.integrations.crowd.base import CrowdBackend, Review, ReviewAction
 from labelflow.integrations.store import LabelStore
@@ -28,10 +28,18 @@ def settlement_reviews(answers: pd.DataFrame) -> list[Review]:
     ]
 
 
-@task(name="settle-round", task_run_name="settle-round-{round_number}", cache_policy=NO_CACHE)
-def settle_round(store: LabelStore, crowd: CrowdBackend, round_id: int, *, round_number: int) -> int:
-    """Store late answers, approve the answers the review did not decide on, close the round's requests;
-    return how many answers were approved here."""
+@dataclass(frozen=True)
+class Settlement:
+    """What settling a round did: ``approved`` answers decided here (unparsed or late), ``late`` answers
+    stored, ``closed`` requests."""
+
+    approved: int
+    late: int
+    closed: int
+
+
+def settle(store: LabelStore, crowd: CrowdBackend, round_id: int) -> Settlement:
+    """Store late answers, approve the answers the review did not decide on, close the round's requests."""
     handles = store.handles(round_id)
     reviewed = set(store.answers(round_id)["answer_id"].astype(str))
     late = store.add_answers(crowd.poll(handles))
@@ -42,11 +50,4 @@ def settle_round(store: LabelStore, crowd: CrowdBackend, round_id: int, *, round
     undecided = answers[~answers["answer_id"].astype(str).isin(reviewed)]
     crowd.review(settlement_reviews(undecided))
     crowd.close(handles)
-    get_run_logger().info(
-        "round %d settled: %d answers approved here (unparsed or late), %d late answers stored, %d requests closed",
-        round_number,
-        len(undecided),
-        late,
-        len(handles),
-    )
-    return len(undecided)
+    return Settlement(approved=len(undecided), late=late, closed=len(handles))

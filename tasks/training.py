@@ -23,7 +23,6 @@ from typing import Literal
 import joblib
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import beta
 from sklearn.base import BaseEstimator, TransformerMixin, clone
@@ -321,19 +320,18 @@ def load_model(path: Path) -> TrainedModel:
     return model
 
 
-@task(name="retrain-model", task_run_name="retrain-model-round-{round_id}")
-def retrain_model(
+def train_on_labels(
     labeled: pd.DataFrame,
     unlabeled: pd.DataFrame,
     feature_columns: list[str],
     label_names: list[str],
     config: TrainingConfig,
-    round_id: int,
     gold_ids: Collection[str] = (),
 ) -> TrainedModel:
-    """``labeled`` has the features plus ``label`` and ``confidence``; ``unlabeled`` the features and item_id;
-    ``gold_ids`` the labeled items whose labels are known (the self-training threshold is chosen on them)."""
-    model = fit_model(
+    """:func:`fit_model` on frames: ``labeled`` has the features plus ``label`` and ``confidence``;
+    ``unlabeled`` the features and item_id; ``gold_ids`` the labeled items whose labels are known (the
+    self-training threshold is chosen on them)."""
+    return fit_model(
         labeled[feature_columns].to_numpy(dtype=np.float64),
         labeled["label"].to_numpy(dtype=object),
         labeled["confidence"].to_numpy(dtype=np.float64),
@@ -343,37 +341,12 @@ def retrain_model(
         config,
         is_gold=labeled[ITEM_ID].isin(list(gold_ids)).to_numpy(),
     )
-    logger = get_run_logger()
-    logger.info(
-        "trained %s on %d crowd labels + %d pseudo-labels (threshold %s)",
-        config.model,
-        model.n_train,
-        len(model.pseudo_labels),
-        f"{model.self_training_threshold:.3f}" if model.self_training_threshold is not None else "-",
-    )
-    evidence = model.gold_evidence
-    if evidence is not None and config.pseudo_label_precision is not None:
-        bound = evidence.precision_bound()
-        if bound < config.pseudo_label_precision:
-            logger.info(
-                "the gold items cannot certify the %.2f pseudo-label precision: %d of %d right above the threshold "
-                "bound it at >= %.3f (95%%); %d gold items all right would (dataset.n_gold), or lower "
-                "training.pseudo_label_precision",
-                config.pseudo_label_precision,
-                evidence.right,
-                evidence.above,
-                bound,
-                gold_items_to_certify(config.pseudo_label_precision),
-            )
-    return model
 
 
-@task(name="evaluate-model", task_run_name="evaluate-model-round-{round_id}")
-def evaluate_model(
-    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str], round_id: int
+def evaluate_frame(
+    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str]
 ) -> dict[str, float]:
-    metrics = evaluate(
+    """:func:`evaluate` on a frame of the features and ``label``."""
+    return evaluate(
         model, held_out[feature_columns].to_numpy(dtype=np.float64), held_out["label"].to_numpy(dtype=object)
     )
-    get_run_logger().info("held-out accuracy %.3f (macro-F1 %.3f)", metrics["accuracy"], metrics["macro_f1"])
-    return metrics

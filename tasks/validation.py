@@ -2,8 +2,8 @@
 
 The four suite functions (:func:`validate_pool`, :func:`validate_batch`, :func:`validate_answers`,
 :func:`validate_labels`) are pure: they need no Prefect run and return a :class:`ValidationReport`.
-The Prefect task :func:`validate_frame` dispatches to one of them, publishes the outcomes as a table artifact
-and raises :class:`DataValidationError` on failure.
+:func:`run_suite` runs one of them by name; the Prefect step ``labelflow.flows.steps.validation.validate_frame``
+publishes its outcomes as a table artifact and raises :class:`DataValidationError` on failure.
 
 How GX is used (see ``/work/shared/NOTES-prefect-gx.md``):
 
@@ -42,9 +42,6 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from labelflow.contracts import ANSWER_COLUMNS, BATCH_COLUMNS, ITEM_ID, LABEL_COLUMNS
 
@@ -53,9 +50,9 @@ __all__ = [
     "DataValidationError",
     "ExpectationOutcome",
     "ValidationReport",
+    "run_suite",
     "validate_answers",
     "validate_batch",
-    "validate_frame",
     "validate_labels",
     "validate_pool",
 ]
@@ -430,6 +427,16 @@ _SUITE_FUNCTIONS: Final[Mapping[str, Callable[..., ValidationReport]]] = {
 }
 
 
+def run_suite(frame: pd.DataFrame, suite: str, **kwargs: Any) -> ValidationReport:
+    """Run one suite by name (``"pool"``, ``"batch"``, ``"answers"`` or ``"labels"``; ``kwargs`` go to its
+    function) and return its report; :class:`ValueError` for an unknown suite."""
+    try:
+        run = _SUITE_FUNCTIONS[suite]
+    except KeyError:
+        raise ValueError(f"unknown suite {suite!r}; expected one of {list(SUITES)}") from None
+    return run(frame, **kwargs)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Running a suite and turning GX results into plain outcomes
 
@@ -567,27 +574,3 @@ def _text(value: Any) -> str:
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The Prefect task
-
-
-@task(name="validate-frame", task_run_name="validate-{suite}", cache_policy=NO_CACHE)
-def validate_frame(frame: pd.DataFrame, suite: str, **kwargs: Any) -> ValidationReport:
-    """Run one suite (``"pool"``, ``"batch"``, ``"answers"`` or ``"labels"``; ``kwargs`` go to its function),
-    publish the outcomes as the table artifact ``gx-<suite>``, log a one-line summary, then raise
-    :class:`DataValidationError` if anything failed. Returns the report."""
-    try:
-        run = _SUITE_FUNCTIONS[suite]
-    except KeyError:
-        raise ValueError(f"unknown suite {suite!r}; expected one of {list(SUITES)}") from None
-    report = run(frame, **kwargs)
-    create_table_artifact(table=report.as_rows(), key=f"gx-{suite}", description=report.summary())
-    logger = get_run_logger()
-    if report.success:
-        logger.info(report.summary())
-    else:
-        logger.error(report.summary())
-    report.raise_for_failures()
-    return report

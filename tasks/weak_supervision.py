@@ -20,9 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource, require_columns
@@ -292,36 +289,29 @@ def digits_labeling_functions() -> list[LabelingFunction]:
     return [hollow_centre_is_zero, low_left_loop_is_six, thin_vertical_stroke_is_one]
 
 
-@task(
-    name="label-with-functions",
-    task_run_name="label-with-functions-round-{round_number}",
-    cache_policy=NO_CACHE,
-)
-def label_with_functions(
+@dataclass(frozen=True)
+class FunctionLabels:
+    """What :func:`label_items` found: the ``labels`` (label contract, ``source = functions``), the functions'
+    ``analysis`` (:func:`labeling_function_analysis`) and the applier's ``result`` (failures and errors)."""
+
+    labels: pd.DataFrame
+    analysis: pd.DataFrame
+    result: LabelingResult
+
+
+def label_items(
     items: pd.DataFrame,
     functions: Sequence[LabelingFunction],
     label_names: Sequence[str],
     gold: pd.Series,
     *,
     round_id: int,
-    round_number: int,
-    artifact_key: str,
-) -> pd.DataFrame:
-    """Apply the functions to ``items`` (pool and gold: gold votes anchor each function's accuracy), aggregate
-    their votes, and publish the analysis table; failing functions are counted and logged, never raised."""
+) -> FunctionLabels:
+    """Apply the functions to ``items`` (pool and gold: gold votes anchor each function's accuracy), analyse
+    them and aggregate their votes; failing functions are counted, never raised."""
     result = apply_labeling_functions(items, functions, label_names)
-    analysis = labeling_function_analysis(result, gold)
-    create_table_artifact(
-        table=analysis.round(3).to_dict("records"),
-        key=artifact_key,
-        description=f"Round {round_number}: labeling functions — coverage, overlap, conflict, gold accuracy, "
-        "failures",
+    return FunctionLabels(
+        labels=aggregate_function_votes(result, label_names, gold=gold, round_id=round_id),
+        analysis=labeling_function_analysis(result, gold),
+        result=result,
     )
-    logger = get_run_logger()
-    for name, count in result.failures.items():
-        logger.warning(
-            "labeling function %s failed on %d item(s); first: %s", name, count, result.errors[name]
-        )
-    labels = aggregate_function_votes(result, label_names, gold=gold, round_id=round_id)
-    logger.info("labeling functions labeled %d of %d items", len(labels), len(items))
-    return labels

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from scipy.stats import beta
 
 from labelflow.contracts import ITEM_ID, require_columns
@@ -191,8 +190,17 @@ def review_decisions(
     return decisions
 
 
-@task(name="review-workers", task_run_name="review-workers-round-{round_number}", cache_policy=NO_CACHE)
-def review_workers(
+@dataclass(frozen=True)
+class WorkerReview:
+    """What :func:`review_round` did: the worker ``table`` (:func:`worker_table` plus ``status``), the
+    workers ``newly_blocked`` this round, and the ``decisions`` sent through the crowd."""
+
+    table: pd.DataFrame
+    newly_blocked: set[str]
+    decisions: list[Review]
+
+
+def review_round(
     store: LabelStore,
     crowd: CrowdBackend,
     answers: pd.DataFrame,
@@ -200,11 +208,10 @@ def review_workers(
     gold: pd.Series,
     *,
     round_id: int,
-    round_number: int,
     block_spammers: bool,
     bonus_per_answer: float = 0.0,
     bonus_top_share: float = 0.1,
-) -> pd.DataFrame:
+) -> WorkerReview:
     """Score every worker on all answers so far, store the scores, and send the round's review decisions
     (approve / reject on failed gold / bonus / block) through the crowd."""
     warm = warm_start_from(store.workers(), label_names)
@@ -233,13 +240,4 @@ def review_workers(
             backend=crowd.name, status=status, accuracy=table["agreement"]
         )
     )
-    counts = pd.Series([d.action.value for d in decisions]).value_counts().to_dict()
-    get_run_logger().info(
-        "reviewed %d workers: %d newly blocked (%s), %d blocked in all; decisions %s",
-        len(table),
-        len(newly),
-        ", ".join(sorted(newly)) or "none",
-        int((status == "blocked").sum()),
-        counts,
-    )
-    return table.assign(status=status)
+    return WorkerReview(table.assign(status=status), newly, decisions)

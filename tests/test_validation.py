@@ -20,9 +20,9 @@ from labelflow.tasks.validation import (
     DataValidationError,
     ExpectationOutcome,
     ValidationReport,
+    run_suite,
     validate_answers,
     validate_batch,
-    validate_frame,
     validate_labels,
     validate_pool,
 )
@@ -450,7 +450,7 @@ def test_report_rows_and_summary() -> None:
 
 def test_unknown_suite_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown suite"):
-        validate_frame.fn(pool_frame(), "nope")
+        run_suite(pool_frame(), "nope")
 
 
 def test_one_gx_context_and_nothing_piles_up() -> None:

@@ -1,0 +1,64 @@
+"""The training steps: the model retrained on the round's labels and evaluated on the held-out items."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import pandas as pd
+from prefect import get_run_logger, task
+
+from labelflow.tasks.training import (
+    TrainedModel,
+    TrainingConfig,
+    evaluate_frame,
+    gold_items_to_certify,
+    train_on_labels,
+)
+
+
+@task(name="retrain-model", task_run_name="retrain-model-round-{round_id}")
+def retrain_model(
+    labeled: pd.DataFrame,
+    unlabeled: pd.DataFrame,
+    feature_columns: list[str],
+    label_names: list[str],
+    config: TrainingConfig,
+    round_id: int,
+    gold_ids: Collection[str] = (),
+) -> TrainedModel:
+    """Train (see :func:`labelflow.tasks.training.train_on_labels`) and log the threshold used, and whether the
+    gold items can certify the pseudo-labels' target precision."""
+    model = train_on_labels(labeled, unlabeled, feature_columns, label_names, config, gold_ids)
+    logger = get_run_logger()
+    logger.info(
+        "trained %s on %d crowd labels + %d pseudo-labels (threshold %s)",
+        config.model,
+        model.n_train,
+        len(model.pseudo_labels),
+        f"{model.self_training_threshold:.3f}" if model.self_training_threshold is not None else "-",
+    )
+    evidence = model.gold_evidence
+    if evidence is not None and config.pseudo_label_precision is not None:
+        bound = evidence.precision_bound()
+        if bound < config.pseudo_label_precision:
+            logger.info(
+                "the gold items cannot certify the %.2f pseudo-label precision: %d of %d right above the threshold "
+                "bound it at >= %.3f (95%%); %d gold items all right would (dataset.n_gold), or lower "
+                "training.pseudo_label_precision",
+                config.pseudo_label_precision,
+                evidence.right,
+                evidence.above,
+                bound,
+                gold_items_to_certify(config.pseudo_label_precision),
+            )
+    return model
+
+
+@task(name="evaluate-model", task_run_name="evaluate-model-round-{round_id}")
+def evaluate_model(
+    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str], round_id: int
+) -> dict[str, float]:
+    """Held-out metrics (:func:`labelflow.tasks.training.evaluate_frame`), logged."""
+    metrics = evaluate_frame(model, held_out, feature_columns)
+    get_run_logger().info("held-out accuracy %.3f (macro-F1 %.3f)", metrics["accuracy"], metrics["macro_f1"])
+    return metrics
