@@ -147,7 +147,9 @@ def read_answers(
     convention, item_column, worker_column, label_column = _answer_columns(path, table.columns)
     items, workers, labels = (table.values[c] for c in (item_column, worker_column, label_column))
     assignments = table.values[MTURK_ASSIGNMENT] if convention == MTURK else None
-    required = [item_column, worker_column, label_column] + ([MTURK_ASSIGNMENT] if assignments else [])
+    required = [item_column, worker_column, label_column] + (
+        [MTURK_ASSIGNMENT] if assignments is not None else []
+    )
     bad = _empty_cells(table, required)
     blank = {(row.line, row.field) for row in bad}
     labels_known = set(known_labels) if known_labels is not None else None

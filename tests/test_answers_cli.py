@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import Result
+from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
+from labelflow.contracts import ItemSet
 from labelflow.flows.cli import app
 from labelflow.flows.config import load_config
 from labelflow.flows.project import Project
@@ -147,3 +150,45 @@ def test_import_answers_waits_for_a_running_round(tmp_path: Path) -> None:
     answers.write_text("item_id,worker_id,label\nit020,w1,cat\n")
     result = runner.invoke(app, ["import-answers", str(answers), "--config", str(config)])
     assert result.exit_code == 1 and "import after it ends" in said(result)
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_next_round_aggregates_imported_answers_into_labels(tmp_path: Path) -> None:
+    from labelflow.flows.labeling_round import labeling_round
+
+    digits = load_digits()
+    n = 200
+    frame = pd.DataFrame(digits.data[:n], columns=[f"px{k}" for k in range(64)])
+    frame.insert(0, "item_id", [f"d{k:04d}" for k in range(n)])
+    frame["label"] = digits.target[:n].astype(str)
+    frame.to_csv(tmp_path / "digits.csv", index=False)
+    config = tmp_path / "labelflow.toml"
+    config.write_text(
+        'name = "imported"\nstore_url = "sqlite:///store.db"\nworkdir = "work"\n'
+        '[dataset]\nsource = "digits.csv"\nn_gold = 10\n'
+        "[selection]\nbatch_size = 10\nseed_size = 10\n"
+        "[crowd]\ngold_per_round = 2\n"
+        "[training]\nself_training_max_iter = 1\n"
+    )
+    project = Project(load_config(config), tmp_path)
+    try:
+        pool = project.dataset.frame(ItemSet.POOL)["item_id"].tolist()[:3]
+    finally:
+        project.close()
+    answers = tmp_path / "old.csv"
+    answers.write_text(
+        "item_id,worker_id,label\n" + "".join(f"{item},old-{w},7\n" for item in pool for w in range(3))
+    )
+    assert runner.invoke(app, ["import-answers", str(answers), "--config", str(config)]).exit_code == 0
+
+    report = labeling_round(load_config(config), str(tmp_path))
+    assert report is not None and report.number == 2
+    project = Project(load_config(config), tmp_path)
+    try:
+        labels = project.store.labels(report.round_id)
+    finally:
+        project.close()
+    crowd = labels[(labels["source"] == "crowd") & labels["item_id"].isin(pool)]
+    assert sorted(crowd["item_id"]) == sorted(pool)
+    assert (crowd["label"] == "7").all() and (crowd["n_answers"] == 3).all()
