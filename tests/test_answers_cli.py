@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import Result
 from sklearn.datasets import load_digits
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from labelflow.contracts import ItemSet
 from labelflow.flows.cli import app
