@@ -87,6 +87,8 @@ class ReplayCrowd:
         self._blocked: set[str] = set(blocked_workers)
         self._reviews: list[Review] = []
         self._closed: set[str] = set()
+        # Each request's answers, computed once: a wave polls the same handles again and again.
+        self._answers: dict[Handle, list[CrowdAnswer]] = {}
 
     @property
     def items(self) -> set[str]:
@@ -125,7 +127,10 @@ class ReplayCrowd:
 
     def review(self, decisions: Sequence[Review]) -> None:
         self._reviews.extend(decisions)
-        self._blocked.update(d.worker_id for d in decisions if d.action is ReviewAction.BLOCK)
+        newly_blocked = {d.worker_id for d in decisions if d.action is ReviewAction.BLOCK} - self._blocked
+        if newly_blocked:
+            self._blocked |= newly_blocked
+            self._answers.clear()
 
     def close(self, handles: Sequence[Handle]) -> None:
         self._closed.update(h.key for h in handles)
@@ -144,6 +149,11 @@ class ReplayCrowd:
         return available[handle.answers_before : handle.answers_before + handle.n_answers]
 
     def _answers_for(self, handle: Handle) -> list[CrowdAnswer]:
+        if handle not in self._answers:
+            self._answers[handle] = self._replay(handle)
+        return self._answers[handle]
+
+    def _replay(self, handle: Handle) -> list[CrowdAnswer]:
         answers = []
         for recorded_id, worker_id, label in self._slots(handle):
             # The delay hangs on the recorded answer alone, so the same answer arrives at the same time after
