@@ -12,6 +12,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from labelflow.flows.answers_cli import aggregate, import_answers
 from labelflow.flows.cli_common import console, load_or_exit
 from labelflow.flows.config import CONFIG_FILE, ProjectConfig, example_config
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
@@ -25,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(mturk_app, name="mturk")
 app.command("mturk-local")(mturk_local)
+app.command("import-answers")(import_answers)
+app.command("aggregate")(aggregate)
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The project's labelflow.toml (`labelflow init` writes one).")

@@ -1,0 +1,215 @@
+"""Answers you already have: ``labelflow import-answers`` stores them in a project, ``labelflow aggregate`` turns a
+file of them into one label per item without any project.
+
+Both read files through the one answers reader (``integrations/answers_file.py``), so they accept the same column
+conventions and report a bad file the same way: every bad row by line and field, and nothing imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Final
+
+import pandas as pd
+import typer
+from rich.markup import escape
+
+from labelflow.contracts import ITEM_ID, ItemSet
+from labelflow.flows.cli_common import console, load_or_exit
+from labelflow.flows.config import CONFIG_FILE, QualityConfig
+from labelflow.integrations.answers_file import AnswersFile, AnswersFileError, read_answers, read_gold
+from labelflow.integrations.crowd.base import CrowdAnswer
+from labelflow.integrations.store import LabelStore, RoundInProgressError
+
+DEFAULT_METHOD: Final[str] = QualityConfig.model_fields["method"].default
+AGGREGATE_COLUMNS: Final = (ITEM_ID, "label", "confidence", "n_answers")
+IMPORT_REQUEST_PREFIX: Final = "import"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    new: int  # answers stored by this import
+    known: int  # answers of the file the store already had
+    round_number: int | None  # the round the new answers were stored under (None when nothing was new)
+
+
+def store_imported_answers(
+    store: LabelStore, read: AnswersFile, *, gold_ids: set[str], holder: str, source: str
+) -> ImportResult:
+    """Store the file's answers the store does not have yet, all in one transaction, under a round of their
+    own, finished at once.
+
+    A round of their own keeps them out of any round's review and settlement: those decide on a round's answers
+    through its crowd backend, which never saw these. Every later round aggregates them with the rest, since
+    aggregation reads all the project's answers. :class:`RoundInProgressError` while a round is running.
+    """
+    stored = pd.concat([store.answers()["answer_id"], store.answers(parsed=False)["answer_id"]])
+    new = read.answers[~read.answers["answer_id"].isin(set(stored))]
+    known = len(read.answers) - len(new)
+    if new.empty:
+        return ImportResult(0, known, None)
+    from labelflow.flows.labeling_round import holder_is_gone
+
+    busy = store.acquire_round_lease(holder, is_stale=holder_is_gone)
+    if busy is not None:
+        raise RoundInProgressError(f"a round of {store.project!r} is running ({busy}); import after it ends")
+    try:
+        if (store.rounds()["status"] == "running").any():
+            raise RoundInProgressError(
+                f"a round of {store.project!r} is waiting for answers; import after it ends, so that its review "
+                "never decides on answers its crowd did not give"
+            )
+        round_ = store.open_round()
+        now = datetime.now(UTC)
+        answers = [
+            CrowdAnswer(
+                answer_id=str(row["answer_id"]),
+                request_key=f"{IMPORT_REQUEST_PREFIX}/r{round_.number}/{row[ITEM_ID]}",
+                item_id=str(row[ITEM_ID]),
+                worker_id=str(row["worker_id"]),
+                round_id=round_.id,
+                wave=0,
+                is_gold=str(row[ITEM_ID]) in gold_ids,
+                raw=str(row["label"]),
+                label=str(row["label"]),
+                parse_error=None,
+                submitted_at=now,
+                backend=str(row["backend"]),
+            )
+            for row in new.to_dict("records")
+        ]
+        try:
+            inserted = store.add_answers(answers)
+        except Exception as error:
+            store.finish_round(
+                round_.id, "failed", error=f"import of {source}: {type(error).__name__}: {error}"
+            )
+            raise
+        store.finish_round(
+            round_.id,
+            "completed",
+            summary={"imported_answers": inserted, "source": source, "answers_bought": 0},
+        )
+    finally:
+        store.release_round_lease(holder)
+    return ImportResult(inserted, known, round_.number)
+
+
+def import_answers(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Answers as .csv, .parquet or .jsonl: columns item_id,worker_id,label or question,worker,answer "
+            "or task,worker,label, or MTurk's batch-results CSV (WorkerId, AssignmentId, Input.*, Answer.*).",
+        ),
+    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The project's labelflow.toml.")] = Path(
+        CONFIG_FILE
+    ),
+) -> None:
+    """Store answers you already have in the project; every later round aggregates them with the crowd's.
+
+    Idempotent: answers already stored are skipped, so a second import adds nothing.
+
+    All or nothing: unknown items or labels, empty fields or repeated (item, worker) pairs refuse the file.
+
+    Example: labelflow import-answers old_answers.csv --config labelflow.toml
+    """
+    from labelflow.flows.labeling_round import lease_holder
+    from labelflow.flows.project import Project
+
+    project_config = load_or_exit(config)
+    project = Project(project_config, config.resolve().parent)
+    try:
+        dataset = project.dataset
+        read = read_answers(
+            file,
+            known_items=set(dataset.items[ITEM_ID].astype(str)),
+            known_labels=project.label_names,
+            namespace=project_config.name,
+        )
+        result = store_imported_answers(
+            project.store,
+            read,
+            gold_ids=set(dataset.frame(ItemSet.GOLD)[ITEM_ID].astype(str)),
+            holder=lease_holder(),
+            source=str(file),
+        )
+    except (AnswersFileError, RoundInProgressError) as error:
+        console.print(f"[red]{escape(str(error))}[/red]\nNothing was imported.", soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        project.close()
+    where = f" (stored as round {result.round_number})" if result.round_number is not None else ""
+    console.print(
+        f"{file}: [bold]{result.new}[/bold] new answers{where}, {result.known} already imported; "
+        "the next round aggregates them."
+    )
+
+
+def aggregate_file(answers: Path, gold: Path | None, method: str) -> pd.DataFrame:
+    """One label per answered item of ``answers`` (gold items, if ``gold`` is given, anchor the estimate and are
+    left out): ``item_id, label, confidence, n_answers``. The labels are every label in either file."""
+    from labelflow.tasks.aggregation import aggregate_answers_frame
+
+    frame = read_answers(answers).answers
+    truth = read_gold(gold) if gold is not None else None
+    names = set(frame["label"]) | (set(truth) if truth is not None else set())
+    labels = aggregate_answers_frame(frame, sorted(names), method=method, gold=truth)
+    return labels[list(AGGREGATE_COLUMNS)]
+
+
+def aggregate(
+    answers: Annotated[
+        Path,
+        typer.Argument(
+            help="Answers as .csv, .parquet or .jsonl: item_id,worker_id,label or question,worker,answer or "
+            "task,worker,label, or MTurk's batch-results CSV.",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the labels (.csv, .parquet or .jsonl).")
+    ],
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            help="Known labels of some items (item_id,label or question,truth): they anchor the estimate of "
+            "each worker's reliability and are left out of the output."
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(help="majority_vote, wawa, dawid_skene or one_coin_dawid_skene (a project's default)."),
+    ] = DEFAULT_METHOD,
+) -> None:
+    """Aggregate a file of crowd answers into one label per item, with its confidence: no project needed.
+
+    Writes item_id,label,confidence,n_answers. A bad row is reported by file, line and field.
+
+    Example: labelflow aggregate answers.csv --gold truth.csv --output labels.csv
+    """
+    from labelflow.tasks.aggregation import METHODS
+
+    if method not in METHODS:
+        console.print(f"[red]--method must be one of {', '.join(METHODS)}, not {method!r}[/red]")
+        raise typer.Exit(2)
+    writers = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
+    kind = writers.get(output.suffix.lower())
+    if kind is None:
+        console.print(f"[red]--output must end in {', '.join(writers)}, not {output.name!r}[/red]")
+        raise typer.Exit(2)
+    try:
+        labels = aggregate_file(answers, gold, method)
+    except ValueError as error:  # the reader's and the aggregator's errors both name what to fix
+        console.print(f"[red]{escape(str(error))}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "csv":
+        labels.to_csv(output, index=False)
+    elif kind == "parquet":
+        labels.to_parquet(output, index=False)
+    else:
+        labels.to_json(output, orient="records", lines=True)
+    console.print(f"Wrote {len(labels)} labels ({method}) to {output}")
