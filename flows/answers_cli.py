@@ -50,7 +50,7 @@ def store_imported_answers(
     known = len(read.answers) - len(new)
     if new.empty:
         return ImportResult(0, known, None)
-    from labelflow.flows.labeling_round import holder_is_gone
+    from labelflow.flows.leases import holder_is_gone
 
     busy = store.acquire_round_lease(holder, is_stale=holder_is_gone)
     if busy is not None:
@@ -117,7 +117,7 @@ def import_answers(
 
     Example: labelflow import-answers old_answers.csv --config labelflow.toml
     """
-    from labelflow.flows.labeling_round import lease_holder
+    from labelflow.flows.leases import lease_holder
     from labelflow.flows.project import Project
 
     project_config = load_or_exit(config)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from labelflow.integrations.crowd.mturk import MTurkConfig, check_redundancy
+from labelflow.integrations.crowd.replay import ReplayCrowdConfig
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.datasets import DIGITS, DatasetConfig
 from labelflow.integrations.inbox import InboxConfig
@@ -32,8 +33,10 @@ class ConfigError(ValueError):
 class CrowdConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backend: Literal["simulated", "mturk"] = Field(
-        "simulated", description="Which crowd answers: the simulated one or Mechanical Turk ([crowd.mturk])."
+    backend: Literal["simulated", "mturk", "replay"] = Field(
+        "simulated",
+        description="Which crowd answers: the simulated one, Mechanical Turk ([crowd.mturk]) or recorded answers "
+        "replayed ([crowd.replay]).",
     )
     # Adaptive redundancy (k0 = 2, k_max = 7, with quality.confidence_target tau = 0.875), chosen on the simulated
     # crowd by benchmarks/aggregation.py (section 4): the cheapest policy there that matches fixed k = 5's label
@@ -61,6 +64,9 @@ class CrowdConfig(BaseModel):
     )
     simulated: SimulatedCrowdConfig = Field(default_factory=SimulatedCrowdConfig)
     mturk: MTurkConfig = Field(default_factory=MTurkConfig)
+    replay: ReplayCrowdConfig | None = Field(
+        None, description='The recorded answers the replay crowd gives back (needed with backend = "replay").'
+    )
 
     @model_validator(mode="after")
     def _max_at_least_redundancy(self) -> CrowdConfig:
@@ -70,6 +76,8 @@ class CrowdConfig(BaseModel):
             )
         if self.backend == "mturk":
             check_redundancy(self.redundancy, self.max_answers)
+        if self.backend == "replay" and self.replay is None:
+            raise ValueError('backend = "replay" needs a [crowd.replay] section naming its answers file')
         return self
 
 

@@ -44,6 +44,7 @@ from labelflow.flows.steps.training import evaluate_model, retrain_model
 from labelflow.flows.steps.validation import validate_frame
 from labelflow.flows.steps.weak_supervision import label_with_functions
 from labelflow.flows.steps.workers import review_workers
+from labelflow.integrations.answers_file import AnswersFileError
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
@@ -55,7 +56,7 @@ from labelflow.tasks.validation import DataValidationError
 from labelflow.tasks.weak_supervision import load_labeling_functions
 from labelflow.tasks.workers import warm_start_from
 
-DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError)
+DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError, AnswersFileError)
 
 
 @flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)

@@ -72,6 +72,8 @@ class Project:
         crowd = self.config.crowd
         if crowd.backend == "mturk":
             return self._mturk_crowd()
+        if crowd.backend == "replay":
+            return self._replay_crowd()
         return SimulatedCrowd(
             crowd.simulated,
             self.label_names,
@@ -79,6 +81,21 @@ class Project:
             reward_per_answer=crowd.reward_per_answer,
             clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
             blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),
+        )
+
+    def _replay_crowd(self) -> CrowdBackend:
+        from labelflow.integrations.crowd.replay import ReplayCrowd
+
+        crowd = self.config.crowd
+        assert crowd.replay is not None  # CrowdConfig requires it with backend = "replay"
+        return ReplayCrowd(
+            crowd.replay,
+            self.label_names,
+            reward_per_answer=crowd.reward_per_answer,
+            base_dir=self.base_dir,
+            clock=VirtualClock(),
+            blocked_workers=self.store.blocked_workers(ReplayCrowd.name),
+            namespace=self.config.name,
         )
 
     def _mturk_crowd(self) -> CrowdBackend:

@@ -19,8 +19,8 @@ def gold_labels(dataset: Dataset) -> pd.Series:
 
 
 def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
-    """Pool items no earlier round has asked the crowd about."""
-    asked = store.requested_items(before_round=round_.id)
+    """Pool items no earlier round has asked the crowd about, and none with answers already (imported ones)."""
+    asked = store.requested_items(before_round=round_.id) | set(store.answers()[ITEM_ID])
     return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
 
 
