@@ -28,14 +28,15 @@ from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
 from labelflow.flows.project import Project
 from labelflow.flows.reporting import artifact_key, publish_monitoring_artifacts
+from labelflow.flows.steps.aggregation import aggregate_answers
+from labelflow.flows.steps.selection import select_batch
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
 from labelflow.integrations.datasets import Dataset, DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
-from labelflow.tasks.aggregation import aggregate_answers
 from labelflow.tasks.answers import collect_answers
 from labelflow.tasks.dispatch import choose_gold, dispatch_wave, items_needing_answers, plan_requests
 from labelflow.tasks.label_issues import report_label_issues
-from labelflow.tasks.selection import COMMITTEE_STRATEGIES, select_batch
+from labelflow.tasks.selection import COMMITTEE_STRATEGIES
 from labelflow.tasks.settlement import settle_round
 from labelflow.tasks.training import (
     TrainedModel,
