@@ -126,7 +126,14 @@ def answer_columns(answers: pd.DataFrame) -> pd.DataFrame:
 
 
 def gold_labels(gold: pd.Series) -> pd.Series:
-    """Gold as strings ``item_id -> label``, the first label of an item given twice kept."""
+    """Gold as strings ``item_id -> label``, the first label of an item given twice kept.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> gold_labels(pd.Series([1, 2], index=[10, 10])).to_dict()
+    {'10': '1'}
+    """
     labels = pd.Series(
         gold.astype(str).to_numpy(), index=pd.Index([str(i) for i in gold.index], name=ITEM_ID)
     )

@@ -39,6 +39,13 @@ def spammer_scores(errors: FloatArray) -> FloatArray:
     tasks. JMLR 13, 491-518 (Section 5, categorical annotations): ``S = 1/(K(K-1)) Σ_{c<c'} Σ_k (a_ck -
     a_c'k)²``. A spammer's answers do not depend on the truth (all rows equal) and score 0, whatever label they
     favour; a perfect worker scores 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> perfect, spammer = np.eye(2), np.array([[0.5, 0.5], [0.5, 0.5]])
+    >>> spammer_scores(np.stack([perfect, spammer]))
+    array([1., 0.])
     """
     k = errors.shape[1]
     if k < 2:
@@ -227,13 +234,10 @@ class DawidSkene(BaseAggregator):
     (3, 2, 2)
     """
 
-    labels_: pd.Series
-    probas_: pd.DataFrame
     priors_: pd.Series
     errors_: FloatArray
     shrinkage_: FloatArray
     workers_: pd.Index
-    n_answers_: pd.Series
     n_iter_: int
 
     def __init__(

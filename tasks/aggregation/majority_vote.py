@@ -47,10 +47,6 @@ class MajorityVote(BaseAggregator):
     {'i1': 'cat', 'i2': 'dog'}
     """
 
-    labels_: pd.Series
-    probas_: pd.DataFrame
-    n_answers_: pd.Series
-
     def __init__(self, label_names: Sequence[str] | None = None, *, random_state: int = 0) -> None:
         self.label_names = label_names
         self.random_state = random_state
@@ -112,9 +108,6 @@ class Wawa(BaseAggregator):
     {'a': 1.0, 'b': 1.0, 'c': 0.5}
     """
 
-    labels_: pd.Series
-    probas_: pd.DataFrame
-    n_answers_: pd.Series
     skills_: pd.Series
 
     def __init__(self, label_names: Sequence[str] | None = None, *, random_state: int = 0) -> None:
