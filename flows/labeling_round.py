@@ -36,9 +36,11 @@ from labelflow.flows.round_frames import (
     unlabeled_pool,
 )
 from labelflow.flows.round_report import RoundReport, round_markdown, summarize_round
+from labelflow.flows.steps.aggregation import aggregate_answers
 from labelflow.flows.steps.answers import collect_answers
 from labelflow.flows.steps.dispatch import dispatch_wave
 from labelflow.flows.steps.label_issues import report_label_issues
+from labelflow.flows.steps.selection import select_batch
 from labelflow.flows.steps.settlement import settle_round
 from labelflow.flows.steps.training import evaluate_model, retrain_model
 from labelflow.flows.steps.validation import validate_frame
@@ -48,9 +50,8 @@ from labelflow.integrations.answers_file import AnswersFileError
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
-from labelflow.tasks.aggregation import aggregate_answers
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
-from labelflow.tasks.selection import COMMITTEE_STRATEGIES, select_batch
+from labelflow.tasks.selection import COMMITTEE_STRATEGIES
 from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
 from labelflow.tasks.validation import DataValidationError
 from labelflow.tasks.weak_supervision import load_labeling_functions

@@ -30,7 +30,6 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import clone
 from sklearn.cluster import KMeans
@@ -44,7 +43,14 @@ COMMITTEE_STRATEGIES: tuple[str, ...] = ("vote_entropy", "consensus_kl")
 
 class StoppingRule(BaseModel):
     """When more labels have stopped changing the model, judged by successive models' predictions on one fixed
-    stop set (see :func:`stop_reason`)."""
+    stop set (see :func:`stop_reason`).
+
+    Examples
+    --------
+    >>> from labelflow import StoppingRule
+    >>> StoppingRule(window=2).min_kappa
+    0.99
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -75,6 +81,16 @@ class StoppingRule(BaseModel):
 
 
 class SelectionConfig(BaseModel):
+    """How a round picks its batch: the scoring strategy, the diversity of the batch, its size and seed.
+
+    Examples
+    --------
+    >>> from labelflow import SelectionConfig
+    >>> config = SelectionConfig(strategy="entropy", batch_size=10, diversity="none")
+    >>> config.strategy, config.batch_size, config.candidates
+    ('entropy', 10, 3)
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     strategy: Strategy = Field("margin", description="How pool items are scored once a model exists.")
@@ -114,12 +130,40 @@ class Committee(Protocol):
 
 
 def least_confidence_scores(probas: np.ndarray) -> np.ndarray:
-    """1 - p_top1: how far the model is from certain about its best guess."""
+    """1 - p_top1: how far the model is from certain about its best guess.
+
+    Parameters
+    ----------
+    probas : numpy.ndarray
+        Predicted probabilities, rows x classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        One score per row, higher = more informative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import least_confidence_scores
+    >>> least_confidence_scores(np.array([[0.9, 0.1], [0.5, 0.5]]))
+    array([0.1, 0.5])
+    """
     return np.asarray(1.0 - probas.max(axis=1))
 
 
 def margin_scores(probas: np.ndarray) -> np.ndarray:
-    """Uncertainty as 1 - (p_top1 - p_top2): 1 is a coin toss, 0 is certain."""
+    """Uncertainty as 1 - (p_top1 - p_top2): 1 is a coin toss, 0 is certain.
+
+    Parameters and return as :func:`least_confidence_scores`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import margin_scores
+    >>> margin_scores(np.array([[0.9, 0.1, 0.0], [0.4, 0.4, 0.2]]))
+    array([0.2, 1. ])
+    """
     if probas.shape[1] < 2:
         return np.zeros(len(probas))
     top2 = np.partition(probas, -2, axis=1)[:, -2:]
@@ -127,7 +171,17 @@ def margin_scores(probas: np.ndarray) -> np.ndarray:
 
 
 def entropy_scores(probas: np.ndarray) -> np.ndarray:
-    """Shannon entropy of the predicted distribution, in nats."""
+    """Shannon entropy of the predicted distribution, in nats.
+
+    Parameters and return as :func:`least_confidence_scores`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import entropy_scores
+    >>> entropy_scores(np.array([[1.0, 0.0], [0.5, 0.5]])).round(4)
+    array([0.    , 0.6931])
+    """
     p = np.clip(probas, 1e-12, 1.0)
     return np.asarray(-(p * np.log(p)).sum(axis=1))
 
@@ -135,7 +189,25 @@ def entropy_scores(probas: np.ndarray) -> np.ndarray:
 def vote_entropy_scores(member_probas: np.ndarray) -> np.ndarray:
     """Entropy (nats) of the committee's hard votes per item (Dagan & Engelson 1995): 0 when all members agree.
 
-    ``member_probas`` has shape (members, rows, classes)."""
+    Parameters
+    ----------
+    member_probas : numpy.ndarray
+        Each member's probabilities, shape (members, rows, classes).
+
+    Returns
+    -------
+    numpy.ndarray
+        One score per row, higher = more disagreement.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import vote_entropy_scores
+    >>> members = np.array([[[0.9, 0.1], [0.6, 0.4]],    # member 1 votes class 0 twice
+    ...                     [[0.8, 0.2], [0.3, 0.7]]])   # member 2: class 0, then class 1
+    >>> vote_entropy_scores(members).round(4)
+    array([0.    , 0.6931])
+    """
     members, rows, classes = member_probas.shape
     votes = member_probas.argmax(axis=2)  # members x rows
     shares = np.zeros((rows, classes))
@@ -146,7 +218,19 @@ def vote_entropy_scores(member_probas: np.ndarray) -> np.ndarray:
 
 def consensus_kl_scores(member_probas: np.ndarray) -> np.ndarray:
     """Mean KL divergence (nats) of each member's distribution from the committee's mean (McCallum & Nigam 1998):
-    0 when every member predicts the same distribution."""
+    0 when every member predicts the same distribution.
+
+    Parameters and return as :func:`vote_entropy_scores`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import consensus_kl_scores
+    >>> members = np.array([[[0.5, 0.5], [0.9, 0.1]],
+    ...                     [[0.5, 0.5], [0.1, 0.9]]])
+    >>> consensus_kl_scores(members).round(4)
+    array([0.    , 0.3681])
+    """
     p = np.clip(member_probas, 1e-12, 1.0)
     consensus = p.mean(axis=0, keepdims=True)
     return np.asarray((p * (np.log(p) - np.log(consensus))).sum(axis=2).mean(axis=0).clip(min=0.0))
@@ -167,7 +251,30 @@ class BootstrapCommittee:
     """Query-by-bagging (Abe & Mamitsuka 1998): clones of one estimator, each fitted on a stratified bootstrap
     of the labeled rows, so every member sees every class and all share one ``classes_`` order.
 
-    The estimator passed in is cloned, never fitted or changed."""
+    The estimator passed in is cloned, never fitted or changed.
+
+    Parameters
+    ----------
+    estimator : scikit-learn classifier
+        The model every member is a clone of.
+    n_members : int, default 5
+        Members of the committee (at least 2).
+    random_state : int, default 0
+        Seed of the bootstraps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from labelflow import BootstrapCommittee, vote_entropy_scores
+    >>> X = np.array([[0.0], [0.1], [0.2], [0.8], [0.9], [1.0]])
+    >>> y = np.array(["a", "a", "a", "b", "b", "b"])
+    >>> committee = BootstrapCommittee(LogisticRegression(), n_members=3).fit(X, y)
+    >>> committee.member_probas(np.array([[0.05], [0.5]])).shape  # members x rows x classes
+    (3, 2, 2)
+    >>> committee.classes_.tolist()
+    ['a', 'b']
+    """
 
     def __init__(self, estimator: Any, n_members: int = 5, *, random_state: int = 0) -> None:
         self.estimator = estimator
@@ -247,7 +354,15 @@ def score_pool(
 
 
 def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the k highest scores, best first; ties broken at random, not by pool order."""
+    """Indices of the k highest scores, best first; ties broken at random, not by pool order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import top_k
+    >>> top_k(np.array([0.1, 0.9, 0.5, 0.7]), 2, np.random.default_rng(0))
+    array([1, 3])
+    """
     k = min(k, len(scores))
     jitter = rng.random(len(scores))
     if k == 0:
@@ -396,6 +511,19 @@ def choose_batch(
     Without a model the batch is the cold start (``seed_size`` items); otherwise the ``batch_size`` (or the
     given, budget-capped ``batch_size``) highest-scoring items, spread out if ``config.diversity`` says so.
     Committee strategies need ``committee``. Neither the pool nor the model is changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from labelflow import SelectionConfig, choose_batch
+    >>> model = LogisticRegression().fit([[0.0], [1.0]], ["no", "yes"])
+    >>> pool = pd.DataFrame({"item_id": ["p1", "p2", "p3"], "x": [0.0, 0.5, 1.0]})
+    >>> config = SelectionConfig(batch_size=1, diversity="none")
+    >>> choose_batch(pool, ["x"], model, config, round_id=1)
+      item_id  score strategy  round_id
+    0      p2    1.0   margin         1
     """
     rng = np.random.default_rng([config.seed, round_id])
     features = pool_features(pool, feature_columns)
@@ -447,6 +575,16 @@ def stop_reason(predictions: Sequence[np.ndarray], rule: StoppingRule) -> str | 
     more than ``level_rise`` over the window before. ``level_rise`` is the plateau's own tolerance (0.5 points),
     ``level_kappa`` keeps the rule from firing on an early lull; both were chosen on the synthetic set alone
     (1.08x the plateau there), then measured on the others (benchmarks/active_learning.py).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import StoppingRule, stop_reason
+    >>> same = np.array(["a", "b", "a", "b"])
+    >>> stop_reason([same] * 3, StoppingRule(window=2))
+    'predictions stabilized: kappa >= 0.99 between each of the last 3 models (1.000, 1.000)'
+    >>> stop_reason([same, same[::-1]], StoppingRule(window=1)) is None
+    True
     """
     kappas = [cohen_kappa(a, b) for a, b in itertools.pairwise(predictions)]
     window = rule.window
@@ -481,25 +619,3 @@ def stop_set(pool_ids: Sequence[str], size: int, seed: int) -> list[str]:
     ids = sorted(pool_ids)
     picked = np.random.default_rng(seed).permutation(len(ids))[:size]
     return [ids[i] for i in sorted(picked)]
-
-
-@task(name="select-batch", task_run_name="select-batch-round-{round_id}")
-def select_batch(
-    pool: pd.DataFrame,
-    feature_columns: list[str],
-    model: ProbabilisticModel | None,
-    config: SelectionConfig,
-    round_id: int,
-    batch_size: int | None = None,
-    committee: Committee | None = None,
-) -> pd.DataFrame:
-    batch = choose_batch(
-        pool, feature_columns, model, config, round_id=round_id, batch_size=batch_size, committee=committee
-    )
-    get_run_logger().info(
-        "selected %d of %d unlabeled items (%s)",
-        len(batch),
-        len(pool),
-        batch["strategy"].iat[0] if len(batch) else "-",
-    )
-    return batch

@@ -33,7 +33,7 @@ from scipy.stats import beta
 from labelflow.contracts import ITEM_ID, require_columns
 from labelflow.integrations.crowd.base import CrowdBackend, Review, ReviewAction
 from labelflow.integrations.store import LabelStore
-from labelflow.tasks.aggregation import DawidSkene, spammer_scores, worker_quality
+from labelflow.tasks.aggregation import DawidSkene, gold_labels, spammer_scores, worker_quality
 
 
 def posterior_agreement(answers: pd.DataFrame, model: DawidSkene) -> pd.DataFrame:
@@ -142,8 +142,7 @@ def review_decisions(
     fails_gold = set(
         stats.index[(stats["n_gold"] >= MIN_GOLD_TO_REJECT) & (stats["gold_accuracy"].fillna(1.0) < bar)]
     )
-    known = pd.Series(gold.astype(str).to_numpy(), index=[str(i) for i in gold.index])
-    known = known[~known.index.duplicated()]
+    known = gold_labels(gold)
     expected = round_answers["item_id"].astype(str).map(known)
     wrong_gold = expected.notna() & (round_answers["label"].astype(str) != expected.fillna(""))
     n_gold = stats["n_gold"].astype(int).to_dict()

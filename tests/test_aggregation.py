@@ -86,12 +86,70 @@ def test_dawid_skene_on_tiny_crowd(tiny: pd.DataFrame) -> None:
     assert 1 <= ds.n_iter_ < ds.max_iter
 
 
-def test_fit_returns_self_and_predict_matches_fit(tiny: pd.DataFrame) -> None:
+def test_wawa_on_tiny_crowd_by_hand(tiny: pd.DataFrame) -> None:
+    # Agreement with the majority: w1 4/4, w2 2/4 (wrong on i3, i4), w3 3/4 (wrong on i1). Weighted shares:
+    #   i1: cat 1 + 0.5 = 1.5, dog 0.75 -> 2/3, 1/3    i3: bird 1 + 0.75 = 1.75, cat 0.5 -> 7/9, 2/9
+    wawa = Wawa(TINY_LABELS).fit(tiny)
+    assert wawa.skills_.to_dict() == pytest.approx({"w1": 1.0, "w2": 0.5, "w3": 0.75})
+    assert probas_row(wawa.probas_, "i1") == pytest.approx([2 / 3, 1 / 3, 0.0, 0.0])
+    assert probas_row(wawa.probas_, "i3") == pytest.approx([2 / 9, 0.0, 7 / 9, 0.0])
+    assert probas_row(wawa.probas_, "i4") == pytest.approx([0.0, 7 / 9, 2 / 9, 0.0])
+    assert wawa.labels_.to_dict() == TINY_MV
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
+class TestPythonAPI:
+    """What ``from labelflow import ...`` promises: crowd-kit's columns, inferred labels, fit_predict(_proba)."""
+
+    def test_fit_predict_is_the_fit_labels_by_hand(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        assert estimator(TINY_LABELS).fit_predict(tiny).to_dict() == TINY_MV
+
+    def test_fit_predict_proba_by_hand(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        probas = estimator(TINY_LABELS).fit_predict_proba(tiny)
+        assert list(probas.columns) == TINY_LABELS
+        assert list(probas.index) == ["i1", "i2", "i3", "i4"]
+        np.testing.assert_allclose(probas.sum(axis=1), 1.0)
+        # Three workers agreeing on i2: every aggregator puts (nearly) all mass on "dog".
+        assert probas.loc["i2", "dog"] > 0.9
+        # "fish" was never answered: only Dawid-Skene's prior keeps a sliver of mass on it.
+        assert probas["fish"].max() < 0.05
+
+    def test_crowd_kit_columns_give_the_same_result(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        ours = estimator(TINY_LABELS).fit(tiny)
+        theirs = estimator(TINY_LABELS).fit(tiny.rename(columns={"item_id": "task", "worker_id": "worker"}))
+        pd.testing.assert_series_equal(theirs.labels_, ours.labels_)
+        pd.testing.assert_frame_equal(theirs.probas_, ours.probas_)
+        assert theirs.labels_.index.name == "item_id"
+
+    def test_crowd_kit_columns_with_numbers_as_ids(self, estimator: Estimator) -> None:
+        answers = pd.DataFrame({"task": [1, 1, 1, 2], "worker": [7, 8, 9, 7], "label": [0, 0, 1, 1]})
+        assert estimator().fit_predict(answers).to_dict() == {"1": "0", "2": "1"}
+
+    def test_inferred_labels_are_the_answered_ones_sorted(
+        self, estimator: Estimator, tiny: pd.DataFrame
+    ) -> None:
+        inferred = estimator().fit(tiny)
+        explicit = estimator(["bird", "cat", "dog"]).fit(tiny)
+        assert list(inferred.probas_.columns) == ["bird", "cat", "dog"]
+        pd.testing.assert_frame_equal(inferred.probas_, explicit.probas_)
+        pd.testing.assert_series_equal(inferred.labels_, explicit.labels_)
+
+    def test_inferred_labels_include_gold_labels(self, estimator: Estimator, tiny: pd.DataFrame) -> None:
+        model = estimator().fit(tiny, gold=pd.Series({"i2": "fish"}))
+        assert list(model.probas_.columns) == ["bird", "cat", "dog", "fish"]
+        assert model.labels_["i2"] == "fish"
+
+    def test_no_predict_that_refits(self, estimator: Estimator) -> None:
+        # Removed on purpose: an aggregator has nothing to apply to new answers, and predict(answers) re-fitted.
+        assert not hasattr(estimator(), "predict") and not hasattr(estimator(), "predict_proba")
+
+
+def test_fit_predict_proba_rows_sum_to_one_on_a_synthetic_crowd() -> None:
+    crowd = make_synthetic_crowd(2_000, kind="class_confusion", seed=3)
     for estimator in ESTIMATORS:
-        model = estimator(TINY_LABELS)
-        assert model.fit(tiny) is model
-        pd.testing.assert_series_equal(model.predict(tiny), model.labels_)
-        pd.testing.assert_frame_equal(model.predict_proba(tiny), model.probas_)
+        probas = estimator().fit_predict_proba(crowd.answers)
+        assert list(probas.columns) == sorted(crowd.label_names)
+        np.testing.assert_allclose(probas.sum(axis=1), 1.0)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.__name__)
