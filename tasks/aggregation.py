@@ -1,7 +1,7 @@
 """Aggregation of crowd answers into one label per item: majority vote, Wawa and Dawid-Skene (full, one-coin,
 gold-anchored, warm-started).
 
-Answers follow one contract (DESIGN.md, ``labelflow.contracts``): a long frame with columns ``item_id``,
+Answers follow one contract (``labelflow.contracts``): a long frame with columns ``item_id``,
 ``worker_id`` and ``label``, all strings, one row per answer; an ``answer_id`` column, when present, must be
 unique; other columns are ignored. Labels are the user's names; the estimators turn them into integer codes
 internally and back again on the way out. The label set is passed in (``label_names``) so that a class nobody

@@ -1,5 +1,5 @@
-"""The label store: items, rounds, label requests, answers, labels, workers and model versions (DESIGN.md,
-"State and idempotency")."""
+"""The label store: items, rounds, label requests, answers, labels, workers and model versions (docs/architecture.md,
+"The label store")."""
 
 from labelflow.integrations.store.store import (
     ITEM_COLUMNS,

@@ -1,6 +1,6 @@
 """The label store: the one place a project's state lives, and where idempotency is enforced.
 
-A server, a collector and a CLI may open the same store at once (DESIGN.md, "State and idempotency"), so every
+A server, a collector and a CLI may open the same store at once (docs/architecture.md, "The label store"), so every
 write is a short transaction, inserts use ON CONFLICT DO NOTHING on natural keys, and a rerun of a round reads
 what is already stored instead of buying it again. One store (one database) can hold several projects; every
 query is filtered on ``project``.
