@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/active_learning.py                  # all four datasets, 5 seeds
     .venv/bin/python benchmarks/active_learning.py --seeds $(seq 10 49) --candidates 10   # development seeds
 
-Protocol (issue 6): per seed a stratified 25% test split, the rest is the pool; the seed set is 2 labeled items
+Protocol: per seed a stratified 25% test split, the rest is the pool; the seed set is 2 labeled items
 per class; each step labels a batch of 1% of the pool (at least 5) chosen by the strategy, refits, and measures
 test accuracy, until half the pool is labeled. The model is the project's default pipeline (StandardScaler +
 LogisticRegression, no self-training). "Full-data accuracy" is the same model fitted on the whole pool; the

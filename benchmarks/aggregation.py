@@ -1,11 +1,11 @@
-"""Quality-control figures of issue 3, printed side by side with crowd-kit and the issue's anchors.
+"""Quality-control figures, printed side by side with crowd-kit and reference figures measured with it.
 
     .venv/bin/pip install -e '.[bench]'          # crowd-kit, benchmark-only
     .venv/bin/python benchmarks/aggregation.py           # everything (crowd-kit DS on 6M answers takes minutes)
     .venv/bin/python benchmarks/aggregation.py --quick   # small sizes, no 6M run
 
 1. accuracy on the four real crowds of ../shared/data/crowd, ours against crowd-kit's MajorityVote,
-   DawidSkene and GLAD (crowd-kit measured by the issue: duck .889, product .940, dog .843, face .640);
+   DawidSkene and GLAD (crowd-kit as measured before: duck .889, product .940, dog .843, face .640);
 2. the two synthetic crowds (3 labels, 5 answers per item, one worker per 500 answers, 70% good workers at
    accuracy 0.6-0.9, 20% uniform spammers, 10% biased; seed 0; ids as strings): accuracy against the
    Bayes-optimal oracle that knows the true confusion matrices, and calibration (of items with posterior >= 0.99,
@@ -91,7 +91,7 @@ def real_crowds() -> None:
     if not ck:
         print("(crowd-kit not installed: pip install -e '.[bench]' to run it beside ours)")
     names = [*OURS, *ck]
-    print(f"{'crowd':<8}" + "".join(f"{n:>11}" for n in names) + f"{'ck (issue)':>11}")
+    print(f"{'crowd':<8}" + "".join(f"{n:>11}" for n in names) + f"{'ck (ref.)':>11}")
     table: dict[str, list[float]] = {n: [] for n in names}
     for crowd in CROWDS:
         answers = from_shared_csv(SHARED / crowd / "answers.csv")
@@ -186,7 +186,7 @@ def speed(sizes: list[int], crowd_kit_max: int) -> None:
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 print(f"{n:>10,}{method:>12}{result['seconds']:>10.2f}{result['peak_gb']:>10.2f}")
     print(
-        "targets: ours 6M <= 10 s and <= 1.2 GB, 1M <= 1.5 s; crowd-kit DS 6M measured by the issue ~196 s, 1.8 GB"
+        "targets: ours 6M <= 10 s and <= 1.2 GB, 1M <= 1.5 s; crowd-kit DS 6M as measured before ~196 s, 1.8 GB"
     )
 
 

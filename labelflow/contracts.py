@@ -31,7 +31,7 @@ LABEL_COLUMNS: Final = ("item_id", "label", "confidence", "method", "n_answers",
 
 
 class ItemSet(StrEnum):
-    """The three disjoint sets of items (DESIGN.md)."""
+    """The three disjoint sets of items."""
 
     POOL = "pool"  # unlabeled; selection chooses from these
     GOLD = "gold"  # known answers, mixed into dispatches to measure workers

@@ -101,7 +101,7 @@ class SelectionConfig(BaseModel):
     # kmeans among 3 x batch_size candidates by default, chosen on development seeds 10-49 of
     # benchmarks/active_learning.py (clean labels), never on its reporting seeds 0-4: of the configurations whose
     # mean learning-curve area beats plain margin (= scikit-activeml's margin, its best) on all four datasets,
-    # it is the likeliest to meet issue 6's labels-to-99% targets on a 5-seed run (0.39x random's labels on
+    # it is the likeliest to meet the labels-to-99% targets on a 5-seed run (0.39x random's labels on
     # digits, 0.48x on the synthetic set). With 10 candidates the area only tied margin's on wine.
     diversity: Diversity = Field(
         "kmeans",

@@ -1,6 +1,6 @@
 """Synthetic crowds with known truth and known worker confusion matrices, for tests and benchmarks.
 
-Two crowds, as issue 3 describes them, share one shape: ``n_labels`` labels, ``answers_per_item`` answers per
+Two crowds share one shape: ``n_labels`` labels, ``answers_per_item`` answers per
 item from distinct workers, about ``answers_per_worker`` answers per worker, and a worker mix of 70% good
 workers, 20% uniform spammers and 10% workers biased toward one label. They differ in how good workers err:
 
