@@ -121,11 +121,9 @@ def test_the_command_runs_from_the_wheel(installed: Installed) -> None:
 
 
 def test_the_api_imports_from_the_wheel_beside_the_users_flows_and_tasks(installed: Installed) -> None:
-    # TODO(lead): once `DawidSkene` is exported from labelflow itself, import it as `from labelflow import
-    # DawidSkene` here (the exact line).
     script = (
         "import flows, tasks, labelflow\n"
-        "from labelflow.tasks.aggregation import DawidSkene\n"
+        "from labelflow import DawidSkene\n"
         "print(labelflow.__file__, labelflow.tasks.__file__, flows.OWNER, tasks.BROKER_URL, sep='\\n')\n"
     )
     output = check(installed.run(installed.python, "-c", script))
