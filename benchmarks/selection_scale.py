@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import labelflow.tasks.selection
+import labelflow.tasks.selection.batch
 from labelflow.integrations.datasets import read_features
 from labelflow.tasks.selection import BootstrapCommittee, SelectionConfig, choose_indices
 from labelflow.tasks.training import TrainingConfig, build_pipeline
@@ -56,8 +56,9 @@ def write_pool(path: Path, rows: int, columns: int, seed: int) -> None:
 
 
 def timed(name: str, seconds: dict[str, float]) -> None:
-    """Wrap ``labelflow.tasks.selection.<name>`` so the real ``choose_indices`` reports the time spent in it."""
-    real: Callable[..., Any] = getattr(labelflow.tasks.selection, name)
+    """Wrap ``<name>`` in ``labelflow.tasks.selection.batch``, the module ``choose_indices`` looks it up in, so the
+    real ``choose_indices`` reports the time spent in it."""
+    real: Callable[..., Any] = getattr(labelflow.tasks.selection.batch, name)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -66,7 +67,7 @@ def timed(name: str, seconds: dict[str, float]) -> None:
         finally:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
 
-    setattr(labelflow.tasks.selection, name, wrapper)
+    setattr(labelflow.tasks.selection.batch, name, wrapper)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

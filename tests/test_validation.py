@@ -1,4 +1,4 @@
-"""GX suites at the stage boundaries (tasks/validation.py).
+"""GX suites at the stage boundaries (tasks/validation/).
 
 Only the pure suite functions are exercised (no Prefect run): for each suite a good frame passes, and for
 each expectation a frame that breaks just that one is caught and the report names it. One GX context serves
@@ -454,16 +454,16 @@ def test_unknown_suite_is_rejected() -> None:
 
 
 def test_one_gx_context_and_nothing_piles_up() -> None:
-    from labelflow.tasks import validation
+    from labelflow.tasks.validation import runtime, suites
 
-    state = validation._gx()
+    state = runtime.gx_runtime()
     for _ in range(3):
         validate_pool(pool_frame(), FEATURES)
         validate_labels(labels_frame(), LABELS)
-    assert validation._gx() is state
+    assert runtime.gx_runtime() is state
     context = state.batch_definition.data_asset.datasource.data_context
     assert context.suites.all() == []
     assert context.validation_definitions.all() == []
     assert context.validation_results_store.list_keys() == []
-    info = validation._pool_suite.cache_info()
+    info = suites._pool_suite.cache_info()
     assert info.maxsize is not None and info.currsize <= info.maxsize and info.hits > 0
