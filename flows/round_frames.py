@@ -19,8 +19,10 @@ def gold_labels(dataset: Dataset) -> pd.Series:
 
 
 def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
-    """Pool items no earlier round has asked the crowd about, and none with answers already (imported ones)."""
-    asked = store.requested_items(before_round=round_.id) | set(store.answers()[ITEM_ID])
+    """Pool items no earlier round has asked the crowd about or holds answers for (imported ones)."""
+    answers = store.answers()
+    answered = set(answers.loc[answers["round_id"] < round_.id, ITEM_ID])
+    asked = store.requested_items(before_round=round_.id) | answered
     return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
 
 
