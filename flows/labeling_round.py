@@ -173,9 +173,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         store.save_labels(pseudo_label_frame(model, round_.id))
         metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.id)
-        version = register_model(
-            store, model, metrics, round_, champion_record=store.champion(), workdir=project.workdir
-        )
+        version = register_model(store, model, metrics, round_, workdir=project.workdir)
         issues = report_label_issues(
             crowd_labeled_frame(store, dataset),
             dataset.feature_columns,
@@ -314,19 +312,26 @@ def label_batch(
 
 @task(name="register-model", cache_policy=NO_CACHE)
 def register_model(
-    store: LabelStore,
-    model: TrainedModel,
-    metrics: dict[str, float],
-    round_: RoundRecord,
-    *,
-    champion_record: ModelVersionRecord | None,
-    workdir: Path,
+    store: LabelStore, model: TrainedModel, metrics: dict[str, float], round_: RoundRecord, *, workdir: Path
 ) -> ModelVersionRecord:
-    """Save the challenger and promote it only if it is at least as accurate as the champion on held-out data."""
+    """Save the challenger and promote it only if it is at least as accurate as the champion on held-out data.
+
+    Once per round: a rerun after a kill finds the model the round already registered and keeps it (its file
+    included), and the champion compared with is always an earlier round's."""
+    logger = get_run_logger()
+    registered = store.model_version_of_round(round_.id)
+    if registered is not None:
+        logger.info(
+            "model of round %d was already registered (accuracy %.3f); kept",
+            round_.number,
+            registered.accuracy,
+        )
+        return registered
+    champion_record = store.champion(excluding_round=round_.id)
     path = save_model(model, workdir / "models" / f"round-{round_.number:03d}.joblib")
     promoted = champion_record is None or metrics["accuracy"] >= champion_record.accuracy
     version = store.add_model_version(round_.id, str(path), metrics["accuracy"], metrics, promoted)
-    get_run_logger().info(
+    logger.info(
         "model of round %d: accuracy %.3f, %s",
         round_.number,
         metrics["accuracy"],
