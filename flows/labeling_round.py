@@ -12,6 +12,7 @@ markdown are worked out in ``round_report``, and who holds the round lease is na
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -27,12 +28,14 @@ from labelflow.flows.leases import holder_is_gone, lease_holder
 from labelflow.flows.project import Project
 from labelflow.flows.reporting import artifact_key, publish_monitoring_artifacts
 from labelflow.flows.round_frames import (
+    UnanswerableItemsError,
     crowd_labeled_frame,
     gold_labels,
     held_out_frame,
     restore_batch,
     selectable,
     training_frame,
+    unanswerable_items,
     unlabeled_pool,
 )
 from labelflow.flows.round_report import RoundReport, round_markdown, summarize_round
@@ -47,7 +50,7 @@ from labelflow.flows.steps.validation import validate_frame
 from labelflow.flows.steps.weak_supervision import label_with_functions
 from labelflow.flows.steps.workers import review_workers
 from labelflow.integrations.answers_file import AnswersFileError
-from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
+from labelflow.integrations.crowd.base import BudgetExceededError, CrowdAnswer, CrowdBackend, Handle
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
@@ -57,7 +60,14 @@ from labelflow.tasks.validation import DataValidationError
 from labelflow.tasks.weak_supervision import load_labeling_functions
 from labelflow.tasks.workers import warm_start_from
 
-DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError, AnswersFileError)
+DATA_ERRORS = (
+    DataValidationError,
+    DatasetError,
+    ContractError,
+    BudgetExceededError,
+    AnswersFileError,
+    UnanswerableItemsError,
+)
 
 
 @flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
@@ -116,9 +126,13 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         weak = weak_labels(project, round_)
         store.save_labels(weak)
         unlabeled = unlabeled_pool(pool, store, round_)
+        never_answered = unanswerable_items(crowd, dataset.items[ITEM_ID], project.label_names)
         champion = current_model(store)
         batch = restore_batch(store, round_) if round_.resumed else None
-        if batch is None:
+        if batch is not None:
+            refuse_unanswerable(batch, never_answered, round_)
+        else:
+            unlabeled = leave_out_unanswerable(unlabeled, never_answered)
             committee = (
                 fit_committee(
                     training_frame(project),
@@ -142,7 +156,9 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         validate_frame(
             batch, "batch", unlabeled_pool_ids=set(unlabeled[ITEM_ID]), max_size=max(len(batch), 1)
         )
-        labeled = label_batch(project, crowd, round_, batch, wait=wait_for_answers)
+        labeled = label_batch(
+            project, crowd, round_, batch, wait=wait_for_answers, leave_out=set(never_answered.index)
+        )
         if labeled is None:
             return None  # waiting for answers; the collector resumes this round
         labels, waves = labeled
@@ -188,8 +204,70 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         return report
     except DATA_ERRORS as error:
-        store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
+        fail_round(project, round_, error)
         raise
+
+
+def fail_round(project: Project, round_: RoundRecord, error: Exception) -> None:
+    """End a round that cannot go on: keep the answers already given, close what was published, cancel what
+    was not, and mark it ``failed`` with the reason, so that the next run starts a new round."""
+    store, logger = project.store, get_run_logger()
+    published = store.handles(round_.id)
+    collected = 0
+    if published:
+        crowd = project.crowd()
+        collected = store.add_answers(answers_given(crowd, published))
+        crowd.close(published)
+    cancelled = store.cancel_unpublished_requests(round_.id)
+    store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
+    logger.error(
+        "round %d failed and is closed: %d answer(s) already given stored, %d published request(s) closed, %d "
+        "unpublished cancelled. Fix the cause above; the next run starts round %d",
+        round_.number,
+        collected,
+        len(published),
+        cancelled,
+        round_.number + 1,
+    )
+
+
+def answers_given(crowd: CrowdBackend, handles: list[Handle]) -> list[CrowdAnswer]:
+    """The answers already given to ``handles``; a handle the crowd cannot poll (the reason its round failed)
+    is logged and skipped instead of keeping the others' answers from being stored."""
+    try:
+        return crowd.poll(handles)
+    except Exception:  # the round is failing already: poll one by one to keep what can be kept
+        given: list[CrowdAnswer] = []
+        for handle in handles:
+            try:
+                given.extend(crowd.poll([handle]))
+            except Exception as error:
+                get_run_logger().warning("cannot poll item %s of the failed round: %s", handle.item_id, error)
+        return given
+
+
+def leave_out_unanswerable(unlabeled: pd.DataFrame, never_answered: pd.Series) -> pd.DataFrame:
+    """The unlabeled pool less the items the crowd can never answer, with the reason logged."""
+    left_out = unlabeled[ITEM_ID].isin(never_answered.index)
+    if left_out.any():
+        examples = never_answered[unlabeled.loc[left_out, ITEM_ID]].head(3)
+        get_run_logger().warning(
+            "%d pool item(s) left out of selection, the crowd can never answer them: %s",
+            int(left_out.sum()),
+            "; ".join(f"{item}: {reason}" for item, reason in examples.items()),
+        )
+    return unlabeled[~left_out].reset_index(drop=True)
+
+
+def refuse_unanswerable(batch: pd.DataFrame, never_answered: pd.Series, round_: RoundRecord) -> None:
+    """A resumed batch (sent out before such items were left out) with items the crowd can never answer."""
+    stuck = never_answered[never_answered.index.isin(batch[ITEM_ID])]
+    if not stuck.empty:
+        raise UnanswerableItemsError(
+            f"round {round_.number} asked about {len(stuck)} item(s) the crowd can never answer ("
+            + "; ".join(f"{item}: {reason}" for item, reason in stuck.head(3).items())
+            + "); the round is closed and the next run starts a new one without them"
+        )
 
 
 @task(name="register-items", cache_policy=NO_CACHE)
@@ -246,13 +324,20 @@ def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: b
 
 
 def label_batch(
-    project: Project, crowd: CrowdBackend, round_: RoundRecord, batch: pd.DataFrame, *, wait: bool = True
+    project: Project,
+    crowd: CrowdBackend,
+    round_: RoundRecord,
+    batch: pd.DataFrame,
+    *,
+    wait: bool = True,
+    leave_out: Collection[str] = (),
 ) -> tuple[pd.DataFrame, int] | None:
     """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain.
-    None if a wave's answers are not in yet and ``wait`` is off."""
+    None if a wave's answers are not in yet and ``wait`` is off. Gold items in ``leave_out`` are never asked."""
     config, store = project.config, project.store
+    gold = project.dataset.frame(ItemSet.GOLD)[ITEM_ID]
     gold_ids = choose_gold(
-        project.dataset.frame(ItemSet.GOLD)[ITEM_ID].tolist(),
+        gold[~gold.isin(leave_out)].tolist(),
         config.crowd.gold_per_round,
         seed=config.selection.seed,
         round_number=round_.number,

@@ -169,6 +169,11 @@ class LabelStore:
         process."""
         return self._requests.handles(round_id, wave)
 
+    def cancel_unpublished_requests(self, round_id: int) -> int:
+        """Drop the round's requests that were never published (nothing was asked or paid for them), as a
+        failed round does; returns how many. Published requests are kept: their answers may still arrive."""
+        return self._requests.cancel_unpublished(round_id)
+
     def requested_answers(self) -> int:
         """Answers asked for by every published request of the project, gold included: what has been spent."""
         return self._requests.requested_answers()
