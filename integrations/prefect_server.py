@@ -109,12 +109,12 @@ def prefect_api(home: Path | None = None) -> Iterator[str]:
 
     Prefect's own temporary server (its ephemeral mode) is a child that outlives a SIGKILL or SIGTERM of this
     process, ~230 MB each time, hence a server of ours."""
-    configured = os.environ.get("PREFECT_API_URL")
-    if configured:
-        yield configured
-        return
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
+    configured = PREFECT_API_URL.value()  # from the environment, the Prefect profile or temporary settings
+    if configured:
+        yield str(configured)
+        return
     with local_prefect_server(home or PREFECT_HOME.value(), die_with_parent=True) as env:
         url = env["PREFECT_API_URL"]
         os.environ["PREFECT_API_URL"] = url  # for processes this one starts
