@@ -264,9 +264,10 @@ def refuse_unanswerable(batch: pd.DataFrame, never_answered: pd.Series, round_: 
     stuck = never_answered[never_answered.index.isin(batch[ITEM_ID])]
     if not stuck.empty:
         raise UnanswerableItemsError(
-            f"round {round_.number} asked about {len(stuck)} item(s) the crowd can never answer ("
+            f"the crowd can never answer {len(stuck)} item(s) of round {round_.number}; run again: the next "
+            "run starts a new round without them ("
             + "; ".join(f"{item}: {reason}" for item, reason in stuck.head(3).items())
-            + "); the round is closed and the next run starts a new one without them"
+            + ")"
         )
 
 
