@@ -55,6 +55,7 @@ from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES
+from labelflow.tasks.settlement import settlement_reviews
 from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
 from labelflow.tasks.validation import DataValidationError
 from labelflow.tasks.weak_supervision import load_labeling_functions
@@ -117,6 +118,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
     config, store = project.config, project.store
     round_ = store.open_round()
     _name_flow_run(f"{config.name}-round-{round_.number}")
+    settled = False
     try:
         dataset = project.dataset
         validate_frame(dataset.items, "pool", feature_columns=dataset.feature_columns)
@@ -177,6 +179,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             bonus_top_share=config.quality.bonus_top_share,
         )
         settle_round(store, crowd, round_.id, round_number=round_.number)
+        settled = True
         training = training_frame(project)
         model = retrain_model(
             training,
@@ -204,27 +207,37 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         return report
     except DATA_ERRORS as error:
-        fail_round(project, round_, error)
+        fail_round(project, round_, error, settled=settled)
         raise
 
 
-def fail_round(project: Project, round_: RoundRecord, error: Exception) -> None:
-    """End a round that cannot go on: keep the answers already given, close what was published, cancel what
-    was not, and mark it ``failed`` with the reason, so that the next run starts a new round."""
+def fail_round(project: Project, round_: RoundRecord, error: Exception, *, settled: bool) -> None:
+    """End a round that cannot go on: store and pay the answers already given, close what was published, cancel
+    what was not, and mark it ``failed`` with the reason, so that the next run starts a new round. A round that
+    was ``settled`` already did the first two."""
     store, logger = project.store, get_run_logger()
     published = store.handles(round_.id)
-    collected = 0
-    if published:
+    collected = approved = 0
+    if published and not settled:
         crowd = project.crowd()
         collected = store.add_answers(answers_given(crowd, published))
+        # Nothing of a failing round was reviewed yet: every answer given is approved (the workers did the work).
+        columns = ["answer_id", "worker_id"]
+        given = pd.concat(
+            [store.answers(round_.id)[columns], store.answers(round_.id, parsed=False)[columns]],
+            ignore_index=True,
+        )
+        crowd.review(settlement_reviews(given))
+        approved = len(given)
         crowd.close(published)
     cancelled = store.cancel_unpublished_requests(round_.id)
     store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
     logger.error(
-        "round %d failed and is closed: %d answer(s) already given stored, %d published request(s) closed, %d "
+        "round %d failed and is closed: %d late answer(s) stored, %d approved, %d published request(s) closed, %d "
         "unpublished cancelled. Fix the cause above; the next run starts round %d",
         round_.number,
         collected,
+        approved,
         len(published),
         cancelled,
         round_.number + 1,
