@@ -21,8 +21,11 @@ def gold_labels(dataset: Dataset) -> pd.Series:
 
 
 def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
-    """Pool items no earlier round has asked the crowd about, and none with answers already (imported ones)."""
-    asked = store.requested_items(before_round=round_.id) | set(store.answers()[ITEM_ID])
+    """Pool items no earlier round has asked the crowd about, and none with answers from another round (imported
+    ones); the round's own answers do not count, or a round resumed after a kill would refuse its own batch."""
+    answers = store.answers()
+    earlier = answers.loc[answers["round_id"] != round_.id, ITEM_ID]
+    asked = store.requested_items(before_round=round_.id) | set(earlier)
     return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
 
 
