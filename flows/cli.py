@@ -44,13 +44,15 @@ def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> 
     from labelflow.flows.campaign import labeling_campaign
     from labelflow.flows.project import Project
     from labelflow.flows.reporting import export_labels, learning_curve, plot_learning_curve
+    from labelflow.integrations.prefect_server import prefect_api
 
     where = (
         os.environ.get("PREFECT_API_URL")
         or "a temporary local Prefect server (set PREFECT_API_URL to keep runs)"
     )
     console.print(f"[bold]labelflow[/bold]: campaign [cyan]{config.name}[/cyan] on {where}")
-    result = labeling_campaign(config, str(base_dir), live)
+    with prefect_api():
+        result = labeling_campaign(config, str(base_dir), live)
     project = Project(config, base_dir)
     try:
         curve = learning_curve(project.store)

@@ -12,6 +12,7 @@ markdown are worked out in ``round_report``, and who holds the round lease is na
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -27,12 +28,14 @@ from labelflow.flows.leases import holder_is_gone, lease_holder
 from labelflow.flows.project import Project
 from labelflow.flows.reporting import artifact_key, publish_monitoring_artifacts
 from labelflow.flows.round_frames import (
+    UnanswerableItemsError,
     crowd_labeled_frame,
     gold_labels,
     held_out_frame,
     restore_batch,
     selectable,
     training_frame,
+    unanswerable_items,
     unlabeled_pool,
 )
 from labelflow.flows.round_report import RoundReport, round_markdown, summarize_round
@@ -47,17 +50,25 @@ from labelflow.flows.steps.validation import validate_frame
 from labelflow.flows.steps.weak_supervision import label_with_functions
 from labelflow.flows.steps.workers import review_workers
 from labelflow.integrations.answers_file import AnswersFileError
-from labelflow.integrations.crowd.base import BudgetExceededError, CrowdBackend
+from labelflow.integrations.crowd.base import BudgetExceededError, CrowdAnswer, CrowdBackend, Handle
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES
+from labelflow.tasks.settlement import settlement_reviews
 from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
 from labelflow.tasks.validation import DataValidationError
 from labelflow.tasks.weak_supervision import load_labeling_functions
 from labelflow.tasks.workers import warm_start_from
 
-DATA_ERRORS = (DataValidationError, DatasetError, ContractError, BudgetExceededError, AnswersFileError)
+DATA_ERRORS = (
+    DataValidationError,
+    DatasetError,
+    ContractError,
+    BudgetExceededError,
+    AnswersFileError,
+    UnanswerableItemsError,
+)
 
 
 @flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
@@ -107,6 +118,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
     config, store = project.config, project.store
     round_ = store.open_round()
     _name_flow_run(f"{config.name}-round-{round_.number}")
+    settled = False
     try:
         dataset = project.dataset
         validate_frame(dataset.items, "pool", feature_columns=dataset.feature_columns)
@@ -116,9 +128,13 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         weak = weak_labels(project, round_)
         store.save_labels(weak)
         unlabeled = unlabeled_pool(pool, store, round_)
+        never_answered = unanswerable_items(crowd, dataset.items[ITEM_ID], project.label_names)
         champion = current_model(store)
         batch = restore_batch(store, round_) if round_.resumed else None
-        if batch is None:
+        if batch is not None:
+            refuse_unanswerable(batch, never_answered, round_)
+        else:
+            unlabeled = leave_out_unanswerable(unlabeled, never_answered)
             committee = (
                 fit_committee(
                     training_frame(project),
@@ -142,7 +158,9 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         validate_frame(
             batch, "batch", unlabeled_pool_ids=set(unlabeled[ITEM_ID]), max_size=max(len(batch), 1)
         )
-        labeled = label_batch(project, crowd, round_, batch, wait=wait_for_answers)
+        labeled = label_batch(
+            project, crowd, round_, batch, wait=wait_for_answers, leave_out=set(never_answered.index)
+        )
         if labeled is None:
             return None  # waiting for answers; the collector resumes this round
         labels, waves = labeled
@@ -161,6 +179,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             bonus_top_share=config.quality.bonus_top_share,
         )
         settle_round(store, crowd, round_.id, round_number=round_.number)
+        settled = True
         training = training_frame(project)
         model = retrain_model(
             training,
@@ -173,9 +192,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         store.save_labels(pseudo_label_frame(model, round_.id))
         metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.id)
-        version = register_model(
-            store, model, metrics, round_, champion_record=store.champion(), workdir=project.workdir
-        )
+        version = register_model(store, model, metrics, round_, workdir=project.workdir)
         issues = report_label_issues(
             crowd_labeled_frame(store, dataset),
             dataset.feature_columns,
@@ -190,8 +207,81 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         return report
     except DATA_ERRORS as error:
-        store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
+        fail_round(project, round_, error, settled=settled)
         raise
+
+
+def fail_round(project: Project, round_: RoundRecord, error: Exception, *, settled: bool) -> None:
+    """End a round that cannot go on: store and pay the answers already given, close what was published, cancel
+    what was not, and mark it ``failed`` with the reason, so that the next run starts a new round. A round that
+    was ``settled`` already did the first two."""
+    store, logger = project.store, get_run_logger()
+    published = store.handles(round_.id)
+    collected = approved = 0
+    if published and not settled:
+        crowd = project.crowd()
+        collected = store.add_answers(answers_given(crowd, published))
+        # Nothing of a failing round was reviewed yet: every answer given is approved (the workers did the work).
+        columns = ["answer_id", "worker_id"]
+        given = pd.concat(
+            [store.answers(round_.id)[columns], store.answers(round_.id, parsed=False)[columns]],
+            ignore_index=True,
+        )
+        crowd.review(settlement_reviews(given))
+        approved = len(given)
+        crowd.close(published)
+    cancelled = store.cancel_unpublished_requests(round_.id)
+    store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
+    logger.error(
+        "round %d failed and is closed: %d late answer(s) stored, %d approved, %d published request(s) closed, %d "
+        "unpublished cancelled. Fix the cause above; the next run starts round %d",
+        round_.number,
+        collected,
+        approved,
+        len(published),
+        cancelled,
+        round_.number + 1,
+    )
+
+
+def answers_given(crowd: CrowdBackend, handles: list[Handle]) -> list[CrowdAnswer]:
+    """The answers already given to ``handles``; a handle the crowd cannot poll (the reason its round failed)
+    is logged and skipped instead of keeping the others' answers from being stored."""
+    try:
+        return crowd.poll(handles)
+    except Exception:  # the round is failing already: poll one by one to keep what can be kept
+        given: list[CrowdAnswer] = []
+        for handle in handles:
+            try:
+                given.extend(crowd.poll([handle]))
+            except Exception as error:
+                get_run_logger().warning("cannot poll item %s of the failed round: %s", handle.item_id, error)
+        return given
+
+
+def leave_out_unanswerable(unlabeled: pd.DataFrame, never_answered: pd.Series) -> pd.DataFrame:
+    """The unlabeled pool less the items the crowd can never answer, with the reason logged."""
+    left_out = unlabeled[ITEM_ID].isin(never_answered.index)
+    if left_out.any():
+        examples = never_answered[unlabeled.loc[left_out, ITEM_ID]].head(3)
+        get_run_logger().warning(
+            "%d pool item(s) left out of selection, the crowd can never answer them: %s",
+            int(left_out.sum()),
+            "; ".join(f"{item}: {reason}" for item, reason in examples.items()),
+        )
+    return unlabeled[~left_out].reset_index(drop=True)
+
+
+def refuse_unanswerable(batch: pd.DataFrame, never_answered: pd.Series, round_: RoundRecord) -> None:
+    """A resumed batch (sent out before such items were left out) with items the crowd can never answer."""
+    stuck = never_answered[never_answered.index.isin(batch[ITEM_ID])]
+    if not stuck.empty:
+        raise UnanswerableItemsError(
+            f"the crowd can never answer {len(stuck)} item(s) of round {round_.number}; run again: the next "
+            "run starts a new round without them ("
+            + "; ".join(f"{item}: {reason}" for item, reason in stuck.head(3).items())
+            + ")"
+        )
 
 
 @task(name="register-items", cache_policy=NO_CACHE)
@@ -248,13 +338,20 @@ def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: b
 
 
 def label_batch(
-    project: Project, crowd: CrowdBackend, round_: RoundRecord, batch: pd.DataFrame, *, wait: bool = True
+    project: Project,
+    crowd: CrowdBackend,
+    round_: RoundRecord,
+    batch: pd.DataFrame,
+    *,
+    wait: bool = True,
+    leave_out: Collection[str] = (),
 ) -> tuple[pd.DataFrame, int] | None:
     """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain.
-    None if a wave's answers are not in yet and ``wait`` is off."""
+    None if a wave's answers are not in yet and ``wait`` is off. Gold items in ``leave_out`` are never asked."""
     config, store = project.config, project.store
+    gold = project.dataset.frame(ItemSet.GOLD)[ITEM_ID]
     gold_ids = choose_gold(
-        project.dataset.frame(ItemSet.GOLD)[ITEM_ID].tolist(),
+        gold[~gold.isin(leave_out)].tolist(),
         config.crowd.gold_per_round,
         seed=config.selection.seed,
         round_number=round_.number,
@@ -314,19 +411,26 @@ def label_batch(
 
 @task(name="register-model", cache_policy=NO_CACHE)
 def register_model(
-    store: LabelStore,
-    model: TrainedModel,
-    metrics: dict[str, float],
-    round_: RoundRecord,
-    *,
-    champion_record: ModelVersionRecord | None,
-    workdir: Path,
+    store: LabelStore, model: TrainedModel, metrics: dict[str, float], round_: RoundRecord, *, workdir: Path
 ) -> ModelVersionRecord:
-    """Save the challenger and promote it only if it is at least as accurate as the champion on held-out data."""
+    """Save the challenger and promote it only if it is at least as accurate as the champion on held-out data.
+
+    Once per round: a rerun after a kill finds the model the round already registered and keeps it (its file
+    included), and the champion compared with is always an earlier round's."""
+    logger = get_run_logger()
+    registered = store.model_version_of_round(round_.id)
+    if registered is not None:
+        logger.info(
+            "model of round %d was already registered (accuracy %.3f); kept",
+            round_.number,
+            registered.accuracy,
+        )
+        return registered
+    champion_record = store.champion(excluding_round=round_.id)
     path = save_model(model, workdir / "models" / f"round-{round_.number:03d}.joblib")
     promoted = champion_record is None or metrics["accuracy"] >= champion_record.accuracy
     version = store.add_model_version(round_.id, str(path), metrics["accuracy"], metrics, promoted)
-    get_run_logger().info(
+    logger.info(
         "model of round %d: accuracy %.3f, %s",
         round_.number,
         metrics["accuracy"],

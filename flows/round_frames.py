@@ -9,6 +9,8 @@ import pandas as pd
 from labelflow.contracts import ITEM_ID, ItemSet, LabelSource
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.project import Project
+from labelflow.integrations.crowd.base import CrowdBackend
+from labelflow.integrations.crowd.simulated import SimulatedCrowd
 from labelflow.integrations.datasets import Dataset
 from labelflow.integrations.store import LabelStore, RoundRecord
 
@@ -19,10 +21,11 @@ def gold_labels(dataset: Dataset) -> pd.Series:
 
 
 def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
-    """Pool items no earlier round has asked the crowd about or holds answers for (imported ones)."""
+    """Pool items no earlier round has asked the crowd about, and none with answers from another round (imported
+    ones); the round's own answers do not count, or a round resumed after a kill would refuse its own batch."""
     answers = store.answers()
-    answered = set(answers.loc[answers["round_id"] < round_.id, ITEM_ID])
-    asked = store.requested_items(before_round=round_.id) | answered
+    earlier = answers.loc[answers["round_id"] != round_.id, ITEM_ID]
+    asked = store.requested_items(before_round=round_.id) | set(earlier)
     return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
 
 
@@ -32,6 +35,31 @@ def selectable(unlabeled: pd.DataFrame, weak: pd.DataFrame, config: ProjectConfi
         return unlabeled
     confident = weak.loc[weak["confidence"] >= config.quality.confidence_target, ITEM_ID]
     return unlabeled[~unlabeled[ITEM_ID].isin(confident)].reset_index(drop=True)
+
+
+class UnanswerableItemsError(Exception):
+    """A round's batch holds items its crowd can never answer: rerunning cannot cure it."""
+
+
+def unanswerable_items(crowd: CrowdBackend, item_ids: pd.Series, label_names: list[str]) -> pd.Series:
+    """Why the crowd can never answer each of ``item_ids`` it cannot, by item id (empty when it can answer all).
+
+    Only the simulated crowd has such items: it answers from the hidden truth, so an item without one, or whose
+    truth is not one of the project's labels (a file ingested with other labels), would stop every round that
+    asked about it."""
+    if not isinstance(crowd, SimulatedCrowd):
+        return pd.Series(dtype=object)
+    truth = item_ids.map(crowd.truth)
+    reasons = pd.Series(
+        np.where(
+            truth.isna(),
+            "the simulated crowd has no hidden truth for it",
+            "its label " + truth.astype(str).map(repr) + " is not one of the project's labels",
+        ),
+        index=item_ids.to_numpy(),
+        dtype=object,
+    )
+    return reasons[(truth.isna() | ~truth.isin(label_names)).to_numpy()]
 
 
 def restore_batch(store: LabelStore, round_: RoundRecord) -> pd.DataFrame | None:

@@ -1,5 +1,6 @@
 """A real Prefect server in a child process, on a free loopback port with its own PREFECT_HOME, and
-``labelflow serve`` in another one pointed at it.
+``labelflow serve`` in another one pointed at it; and the temporary server ``labelflow run`` and ``demo`` start
+when PREFECT_API_URL is not set, which dies with them whatever kills them.
 
 The server tests and the serving benchmark need one that behaves as a user's ``prefect server start`` does, not
 the in-process test harness; this starts exactly that command. The port goes in through the environment (with
@@ -9,6 +10,7 @@ that a scheduled or triggered run starts within a second or two of being created
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -37,9 +39,14 @@ def is_healthy(api_url: str) -> bool:
 
 
 @contextmanager
-def local_prefect_server(home: Path, *, timeout: float = 90.0) -> Iterator[dict[str, str]]:
+def local_prefect_server(
+    home: Path, *, timeout: float = 90.0, die_with_parent: bool = False
+) -> Iterator[dict[str, str]]:
     """Start ``prefect server start`` with ``home`` as its PREFECT_HOME (its SQLite database and log
-    ``server.log`` go there); yield the environment that points a process at it; stop it on exit."""
+    ``server.log`` go there); yield the environment that points a process at it; stop it on exit.
+
+    ``die_with_parent``: the kernel sends the server SIGTERM when the thread that started it ends, even by
+    SIGKILL, when no ``finally`` runs (Linux's parent-death signal; start it from the main thread then)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -60,6 +67,7 @@ def local_prefect_server(home: Path, *, timeout: float = 90.0) -> Iterator[dict[
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_terminate_with(os.getpid()) if die_with_parent else None,
         )
         try:
             deadline = time.monotonic() + timeout
@@ -73,6 +81,48 @@ def local_prefect_server(home: Path, *, timeout: float = 90.0) -> Iterator[dict[
             yield env
         finally:
             stop_process_group(server)
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _terminate_with(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGTERM when its parent dies, including by SIGKILL (a process group
+    cannot do that: nothing signals the group when its leader is killed)."""
+
+    def set_parent_death_signal() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_parent_death_signal
+
+
+@contextmanager
+def prefect_api(home: Path | None = None) -> Iterator[str]:
+    """The Prefect API this process's flow runs report to, for as long as the block runs: PREFECT_API_URL if
+    set; otherwise a temporary ``prefect server start`` keeping its database in ``home`` (by default the
+    user's PREFECT_HOME, as Prefect's own temporary server does), which dies with this process whatever kills
+    it.
+
+    Prefect's own temporary server (its ephemeral mode) is a child that outlives a SIGKILL or SIGTERM of this
+    process, ~230 MB each time, hence a server of ours."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    configured = PREFECT_API_URL.value()  # from the environment, the Prefect profile or temporary settings
+    if configured:
+        yield str(configured)
+        return
+    with local_prefect_server(home or PREFECT_HOME.value(), die_with_parent=True) as env:
+        url = env["PREFECT_API_URL"]
+        os.environ["PREFECT_API_URL"] = url  # for processes this one starts
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
+        finally:
+            del os.environ["PREFECT_API_URL"]
 
 
 def start_labelflow_serve(config_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

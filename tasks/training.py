@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import beta
 from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
@@ -145,6 +146,23 @@ def build_pipeline(config: TrainingConfig) -> Pipeline:
             LogisticRegression(C=10.0, max_iter=3000, random_state=config.seed),
         )
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=config.seed))
+
+
+def fit_classifier(
+    config: TrainingConfig, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> Pipeline | DummyClassifier:
+    """The configured classifier (:func:`build_pipeline`) fitted on ``X``, ``y``; on labels of a single class,
+    the prior model, which gives that class probability 1.
+
+    A crowd can label a whole seed set alike (all four seed items of a binary dataset, say): the labels then
+    say nothing about how the classes differ, every classifier refuses to fit, and the prior is all they
+    support. The next labels bought bring the other class back, and the real classifier with it."""
+    if len(np.unique(y)) < 2:
+        return DummyClassifier(strategy="prior").fit(X, y, sample_weight=sample_weight)
+    pipeline = clone(build_pipeline(config))
+    if sample_weight is None:
+        return pipeline.fit(X, y)
+    return pipeline.fit(X, y, **{f"{pipeline.steps[-1][0]}__sample_weight": sample_weight})
 
 
 def precision_threshold(

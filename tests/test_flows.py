@@ -114,6 +114,37 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
         assert str(by_key["flow-test-learning-curve"].data).startswith("data:image/png;base64,")
 
 
+def test_a_round_rerun_after_registering_its_model_reuses_that_model(tmp_path: Path) -> None:
+    """As after a kill between register-model and the round's end: the rerun registers the round's model again."""
+    from prefect import flow
+
+    from labelflow.flows.labeling_round import labeling_round, register_model
+    from labelflow.integrations.store import RoundRecord
+    from labelflow.tasks.training import load_model
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path)
+    labeling_round(config, str(tmp_path))
+    with Project(config, tmp_path) as project:
+        store = project.store
+        first = store.model_versions()
+        path = Path(first["path"].iloc[0])
+        written = path.stat().st_mtime_ns
+        round_ = store.rounds().iloc[0]
+        record = RoundRecord(int(round_["id"]), int(round_["number"]), "running", round_["started_at"], True)
+
+        @flow
+        def rerun_registration() -> object:
+            worse = {"accuracy": 0.0, "macro_f1": 0.0}
+            return register_model(store, load_model(path), worse, record, workdir=project.workdir)
+
+        version = rerun_registration()
+        again = store.model_versions()
+        assert len(again) == 1 and again["id"].tolist() == first["id"].tolist()
+        assert version == store.champion() and version.accuracy == first["accuracy"].iloc[0]
+        assert path.stat().st_mtime_ns == written
+
+
 def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_path: Path) -> None:
     from labelflow.flows.campaign import labeling_campaign
 

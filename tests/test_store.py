@@ -129,6 +129,41 @@ def test_reopening_does_not_migrate_again(db_url: str) -> None:
     again.close()
 
 
+def test_a_store_with_two_model_rows_for_a_round_keeps_the_latest_when_migrated(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(
+            text(
+                "INSERT INTO rounds (project, number, status, started_at) VALUES ('cats', 1, 'running', :t)"
+            ),
+            {"t": NOW},
+        )
+        for path in ("killed.joblib", "rerun.joblib"):
+            conn.execute(
+                text(
+                    "INSERT INTO model_versions (project, round_id, path, accuracy, metrics, promoted, created_at)"
+                    " VALUES ('cats', 1, :path, 0.8, '{}', 1, :t)"
+                ),
+                {"path": path, "t": NOW},
+            )
+    engine.dispose()
+
+    migrated = LabelStore(db_url, "cats")
+    try:
+        assert migrated.model_versions()["path"].tolist() == ["rerun.joblib"]
+    finally:
+        migrated.close()
+
+
 def test_sqlite_file_in_wal_mode_with_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
     path = tmp_path / "not" / "yet" / "there.db"
     s = LabelStore(_url(path), "cats")
@@ -393,7 +428,9 @@ def test_champion_is_the_latest_promoted_version(store: LabelStore) -> None:
     store.finish_round(r1, "completed")
     r2 = store.open_round().id
     v2 = store.add_model_version(r2, "models/v2.joblib", 0.85, {"f1": 0.83}, promoted=True)
-    store.add_model_version(r2, "models/v3.joblib", 0.70, {}, promoted=False)
+    store.finish_round(r2, "completed")
+    r3 = store.open_round().id
+    store.add_model_version(r3, "models/v3.joblib", 0.70, {}, promoted=False)
 
     champion = store.champion()
     assert champion == v2
@@ -401,8 +438,42 @@ def test_champion_is_the_latest_promoted_version(store: LabelStore) -> None:
     versions = store.model_versions()
     assert list(versions.columns) == list(MODEL_VERSION_COLUMNS)
     assert versions["id"].tolist()[0] == v1.id
-    assert versions["round_number"].tolist() == [1, 2, 2]
+    assert versions["round_number"].tolist() == [1, 2, 3]
     assert versions["metrics"].iloc[0] == {"f1": 0.78}
+
+
+def test_a_rerun_round_gets_its_registered_model_back_not_a_second_one(store: LabelStore) -> None:
+    r1 = store.open_round().id
+    store.add_model_version(r1, "models/round-001.joblib", 0.80, {}, promoted=True)
+    store.finish_round(r1, "completed")
+    r2 = store.open_round().id
+    first = store.add_model_version(r2, "models/round-002.joblib", 0.85, {"f1": 0.8}, promoted=True)
+
+    # the run was killed after registering; its rerun retrains and registers again
+    again = store.add_model_version(r2, "models/round-002.joblib", 0.83, {"f1": 0.7}, promoted=True)
+
+    assert again == first
+    assert store.model_versions()["round_number"].tolist() == [1, 2]
+    assert store.model_version_of_round(r2) == first
+    previous = store.champion(excluding_round=r2)
+    assert previous is not None and previous.round_id == r1
+
+
+def test_the_database_refuses_a_second_model_row_for_a_round(store: LabelStore, db_url: str) -> None:
+    round_id = store.open_round().id
+    store.add_model_version(round_id, "m.joblib", 0.8, {}, promoted=True)
+    db = Database(db_url)
+    try:
+        with pytest.raises(IntegrityError), db.write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO model_versions (project, round_id, path, accuracy, metrics, promoted, created_at)"
+                    " VALUES ('cats', :round_id, 'm2.joblib', 0.9, '{}', 1, '2026-05-01 12:00:00')"
+                ),
+                {"round_id": round_id},
+            )
+    finally:
+        db.close()
 
 
 # ---------------------------------------------------------------------- sharing a store

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from labelflow.tasks.training import TrainingConfig, evaluate, fit_model, pseudo_label_frame
+from labelflow.tasks.training import (
+    TrainingConfig,
+    evaluate,
+    fit_classifier,
+    fit_model,
+    pseudo_label_frame,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +119,25 @@ def test_the_kernel_model_beats_the_linear_one_on_pixels_and_copes_with_two_labe
     tiny = fit_model(X[two_each], y[two_each], np.ones(20), X[:0], ids[:0], names, config)
     probas = tiny.predict_proba(X[test])
     assert probas.shape == (len(test), 10) and np.allclose(probas.sum(axis=1), 1.0)
+
+
+def test_a_seed_set_the_crowd_labeled_all_alike_gives_the_prior_model(
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, _ = digits
+    alike = np.array(["1", "1", "1", "1"])
+
+    model = fit_classifier(TrainingConfig(self_training=False), X[:4], alike)
+
+    assert model.predict(X[4:10]).tolist() == ["1"] * 6
+    assert model.predict_proba(X[4:6]).tolist() == [[1.0], [1.0]]
+
+
+def test_two_classes_give_the_configured_classifier(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = digits
+    binary = (y[:200] == y[0]).astype(str)
+
+    model = fit_classifier(TrainingConfig(self_training=False), X[:200], binary, np.ones(200))
+
+    assert model.predict_proba(X[200:210]).shape == (10, 2)
+    assert (model.predict(X[200:400]) == (y[200:400] == y[0]).astype(str)).mean() > 0.9

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import pandas as pd
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from labelflow.contracts import empty_frame
 from labelflow.integrations.crowd.base import Handle, LabelRequest
@@ -163,6 +163,16 @@ class RequestTable(Repository):
             )
             for row in rows
         ]
+
+    def cancel_unpublished(self, round_id: int) -> int:
+        with self.db.write() as conn:
+            self.require_rounds(conn, [int(round_id)])
+            result = conn.execute(
+                delete(LabelRequestRow).where(
+                    LabelRequestRow.round_id == int(round_id), LabelRequestRow.external_id.is_(None)
+                )
+            )
+        return int(result.rowcount)
 
     def requested_answers(self) -> int:
         query = self._query(func.coalesce(func.sum(LabelRequestRow.n_answers), 0)).where(

@@ -203,7 +203,11 @@ class Worker(Base):
 
 class ModelVersion(Base):
     __tablename__ = "model_versions"
-    __table_args__ = (Index("ix_model_versions_project", "project"),)
+    __table_args__ = (
+        Index("ix_model_versions_project", "project"),
+        # One model per round: a rerun after a kill finds the round's model instead of adding a second one.
+        UniqueConstraint("project", "round_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project: Mapped[str] = mapped_column(String(NAME_LEN))

@@ -169,6 +169,11 @@ class LabelStore:
         process."""
         return self._requests.handles(round_id, wave)
 
+    def cancel_unpublished_requests(self, round_id: int) -> int:
+        """Drop the round's requests that were never published (nothing was asked or paid for them), as a
+        failed round does; returns how many. Published requests are kept: their answers may still arrive."""
+        return self._requests.cancel_unpublished(round_id)
+
     def requested_answers(self) -> int:
         """Answers asked for by every published request of the project, gold included: what has been spent."""
         return self._requests.requested_answers()
@@ -235,12 +240,21 @@ class LabelStore:
     def add_model_version(
         self, round_id: int, path: str, accuracy: float, metrics: dict[str, float], promoted: bool
     ) -> ModelVersionRecord:
-        """Record a trained model (its file ``path``, held-out ``accuracy`` and ``metrics``) for a round."""
+        """Record a trained model (its file ``path``, held-out ``accuracy`` and ``metrics``) for a round.
+
+        Idempotent per round: a round that already has a model version (a rerun after a kill) gets that
+        version back unchanged, so a round never has two."""
         return self._models.add(round_id, path, accuracy, metrics, promoted)
 
-    def champion(self) -> ModelVersionRecord | None:
-        """The most recently recorded promoted model version, or None if none was ever promoted."""
-        return self._models.champion()
+    def model_version_of_round(self, round_id: int) -> ModelVersionRecord | None:
+        """The model version recorded for the round, or None if it has none yet."""
+        return self._models.of_round(round_id)
+
+    def champion(self, excluding_round: int | None = None) -> ModelVersionRecord | None:
+        """The most recently recorded promoted model version, or None if none was ever promoted.
+
+        ``excluding_round`` leaves that round's own model out: the champion a round's model is compared with."""
+        return self._models.champion(excluding_round)
 
     def model_versions(self) -> pd.DataFrame:
         """All the project's model versions in the order recorded (MODEL_VERSION_COLUMNS; metrics as

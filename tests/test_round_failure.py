@@ -1,0 +1,108 @@
+"""A round that cannot go on fails cleanly, and items the crowd can never answer are never asked (issue 15, item 1).
+
+The repro of the issue: a file whose labels are not the project's (``cat`` in a digits project) arrives through
+the inbox, and the simulated crowd, which answers from the hidden truth, can never answer its items.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from labelflow.contracts import ItemSet
+from labelflow.flows.config import ProjectConfig, parse_config
+from labelflow.flows.ingest import ingest_file
+from labelflow.flows.project import Project
+from labelflow.flows.round_frames import UnanswerableItemsError
+from labelflow.integrations.crowd.base import LabelRequest
+from labelflow.integrations.datasets import digits_table
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
+
+CATS = [f"d{k:04d}" for k in range(200, 260)]
+
+
+def project_with_cats(folder: Path) -> ProjectConfig:
+    """A digits project whose inbox brought 60 items labeled ``cat``."""
+    digits_table(0, 200).to_csv(folder / "base.csv", index=False)
+    config = parse_config(
+        {
+            "name": "failure-test",
+            "store_url": f"sqlite:///{folder / 'store.db'}",
+            "workdir": str(folder / "work"),
+            "dataset": {"source": "base.csv", "id_column": "id", "n_gold": 10},
+            "inbox": {"url": "inbox", "round_after_items": 50},
+            "selection": {"batch_size": 20, "seed_size": 20},
+            "crowd": {"gold_per_round": 5},
+            "training": {"self_training_max_iter": 2},
+            "budget": {"max_rounds": 3, "max_spend": 100.0, "target_accuracy": 1.0},
+        }
+    )
+    (folder / "inbox").mkdir()
+    digits_table(200, 260).assign(label="cat").to_csv(folder / "inbox" / "cats.csv", index=False)
+    ingest_file(config, "cats.csv", str(folder))
+    with Project(config, folder) as project:
+        assert set(CATS) <= set(project.dataset.frame(ItemSet.POOL)["item_id"])
+    return config
+
+
+def test_items_labeled_outside_the_labels_are_left_out_of_selection(tmp_path: Path) -> None:
+    from labelflow.flows.labeling_round import labeling_round
+
+    config = project_with_cats(tmp_path)
+
+    report = labeling_round(config, str(tmp_path))
+
+    assert report is not None and report.number == 1
+    with Project(config, tmp_path) as project:
+        store = project.store
+        assert store.rounds()["status"].tolist() == ["completed"]
+        asked = set(store.requests(int(store.rounds()["id"].iloc[0]))["item_id"])
+        assert len(asked) > 5 and not asked & set(CATS)
+
+
+def test_a_poisoned_round_fails_cleanly_and_the_next_run_starts_a_new_one(tmp_path: Path) -> None:
+    """A round sent out before the fix asked about a ``cat`` item: its rerun closes it instead of crashing."""
+    from labelflow.flows.labeling_round import labeling_round
+
+    config = project_with_cats(tmp_path)
+    with Project(config, tmp_path) as project:
+        store, crowd = project.store, project.crowd()
+        store.add_items(
+            project.dataset.items[["item_id", "item_set"]].assign(
+                known_label=project.dataset.items["item_id"].map(project.dataset.known_labels)
+            )
+        )
+        round_ = store.open_round()
+        pool = project.dataset.frame(ItemSet.POOL)["item_id"]
+        fine = [item for item in pool if item not in CATS][:3]
+        requests = [
+            LabelRequest(key=f"old-{item}", item_id=item, round_id=round_.id, wave=1, n_answers=3)
+            for item in [*fine, CATS[0], CATS[1]]
+        ]
+        store.add_requests(requests)
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)  # their answers are in by now
+        handles = [dataclasses.replace(h, published_at=an_hour_ago) for h in crowd.publish(requests[:4])]
+        store.mark_published(handles)
+
+        with pytest.raises(UnanswerableItemsError, match=CATS[0]):
+            labeling_round(config, str(tmp_path))
+
+        rounds = store.rounds()
+        assert rounds["status"].tolist() == ["failed"]
+        assert CATS[0] in rounds["error"].iloc[0] and "'cat'" in rounds["error"].iloc[0]
+        left = store.requests(round_.id)
+        assert left["request_key"].tolist() == [
+            f"old-{item}" for item in [*fine, CATS[0]]
+        ]  # unpublished: gone
+        answers = store.answers(round_.id)
+        assert set(answers["item_id"]) == set(fine)  # what was given is kept (some workers abandon)
+
+        report = labeling_round(config, str(tmp_path))
+
+        assert report is not None and report.number == 2
+        assert store.rounds()["status"].tolist() == ["failed", "completed"]
+        assert not set(store.requests(int(store.rounds()["id"].iloc[1]))["item_id"]) & set(CATS)
