@@ -267,9 +267,8 @@ def ingest(
     project = Project(project_config, config.resolve().parent)
     try:
         inbox = project.inbox
-        name = file.name
         if isinstance(inbox, LocalInbox):
-            shutil.copy(file, inbox.folder / name)
+            name = inbox.receive(file)
         else:
             console.print(
                 "[red]`labelflow ingest` copies into a local inbox; upload to the S3 prefix instead[/red]"
