@@ -63,6 +63,23 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
+# A spreadsheet takes a cell starting with one of these for a formula (OWASP, "CSV Injection")
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would run as a formula prefixed by a single quote, as
+    OWASP recommends: an id or label such as ``=HYPERLINK(...)`` arrives from the data or the crowd unchecked."""
+    safe = frame.copy()
+    for column in [c for c in safe.columns if not pd.api.types.is_numeric_dtype(safe[c])]:
+        safe[column] = safe[column].map(
+            lambda value: (
+                f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) else value
+            )
+        )
+    return safe
+
+
 def export_labels(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
     """The latest label per item — crowd before weak supervision before the model's pseudo-labels — with its
     confidence, source and provenance (round, method, answers behind it)."""
@@ -80,7 +97,7 @@ def export_labels(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        best.to_csv(path, index=False)
+        spreadsheet_safe(best).to_csv(path, index=False)
     elif fmt == "parquet":
         best.to_parquet(path, index=False)
     else:
