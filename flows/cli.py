@@ -13,7 +13,14 @@ import typer
 from rich.table import Table
 
 from labelflow.flows.answers_cli import aggregate, import_answers
-from labelflow.flows.cli_common import console, load_or_exit
+from labelflow.flows.cli_common import (
+    DEBUG_OPTION,
+    CliGroup,
+    console,
+    console_logs_without_tracebacks,
+    global_options,
+    load_or_exit,
+)
 from labelflow.flows.config import CONFIG_FILE, ProjectConfig, example_config
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
 from labelflow.integrations.inbox import LocalInbox
@@ -23,6 +30,7 @@ app = typer.Typer(
     "quality control aggregates, a model retrains, round after round.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CliGroup,
 )
 app.add_typer(mturk_app, name="mturk")
 app.command("mturk-local")(mturk_local)
@@ -34,9 +42,21 @@ ConfigOption = Annotated[
 ]
 
 
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option(DEBUG_OPTION, help="Show an error's full traceback instead of one or two lines.")
+    ] = False,
+) -> None:
+    global_options.debug = debug
+
+
 def _quiet_libraries() -> None:
+    """Before a command runs flows: no analytics, and (without --debug) no tracebacks in the console's log lines."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not global_options.debug:
+        console_logs_without_tracebacks()
 
 
 def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> None:
@@ -62,7 +82,7 @@ def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> 
     final = result.final
     if final is None:
         console.print(
-            f"\nNo round started: {result.stopped_because}. Change the budget in the config to go on."
+            f"\nNo round started: {result.stopped_because}. {_how_to_go_on(result.stopped_because)}"
         )
     else:
         paid = int(curve["answers_total_bought"].iloc[-1])
@@ -72,6 +92,21 @@ def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> 
             f"(gold included, ${final.spent_total:.2f}); crowd label accuracy {_fmt(final.label_accuracy) or 'n/a'}."
         )
     console.print(f"Learning curve plot: {png}\nLabels ({n_labels} items): {export}")
+
+
+# What to do about each reason labeling_campaign gives for stopping, by how the reason begins
+HOW_TO_GO_ON = {
+    "budget spent": "Raise budget.max_spend in the config to go on.",
+    "max rounds": "Raise budget.max_rounds in the config to go on.",
+    "target accuracy": "Raise budget.target_accuracy in the config to go on.",
+    "predictions stabilized": "More labels would not change the model; set selection.stopping.enabled = false "
+    "to go on anyway.",
+    "another round": "Wait for that run to end (`labelflow status` shows its round), then run again.",
+}
+
+
+def _how_to_go_on(stopped_because: str) -> str:
+    return next((hint for start, hint in HOW_TO_GO_ON.items() if stopped_because.startswith(start)), "")
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
