@@ -16,6 +16,7 @@ from labelflow.flows.cli import app
 from labelflow.flows.config import load_config
 from labelflow.flows.leases import lease_holder
 from labelflow.flows.project import Project
+from labelflow.integrations.datasets import DatasetConfig, DatasetError, digits_table, load_dataset
 
 runner = CliRunner()
 
@@ -65,3 +66,28 @@ def test_a_second_run_while_a_round_runs_is_told_to_wait_not_to_raise_the_budget
     assert result.exit_code == 0, result.output
     assert "No round started: another round" in result.output
     assert "labelflow status" in result.output and "budget" not in result.output
+
+
+def test_a_source_whose_label_column_has_another_name_says_so(tmp_path: Path) -> None:
+    digits_table(0, 100).rename(columns={"label": "class"}).to_csv(tmp_path / "items.csv", index=False)
+    config = DatasetConfig(source="items.csv", id_column="id", n_gold=5)
+    with pytest.raises(DatasetError) as error:
+        load_dataset(config, [], tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"no column 'label' in {tmp_path / 'items.csv'} (columns: id, px0,")
+    assert "class" in message
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_harness")
+def test_ingesting_a_semicolon_delimited_file_names_the_delimiter(tmp_path: Path) -> None:
+    digits_table(0, 200).to_csv(tmp_path / "base.csv", index=False)
+    path = tmp_path / "labelflow.toml"
+    path.write_text(
+        f'name = "semi"\nstore_url = "sqlite:///{tmp_path}/store.db"\nworkdir = "{tmp_path}/work"\n'
+        '[dataset]\nsource = "base.csv"\nid_column = "id"\nn_gold = 10\n'
+    )
+    digits_table(200, 220).to_csv(tmp_path / "new.csv", index=False, sep=";")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "new.csv"), "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "delimited by ';'" in result.output, result.output
