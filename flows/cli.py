@@ -12,6 +12,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from labelflow.contracts import ITEM_ID, PAYLOAD
 from labelflow.flows.answers_cli import aggregate, import_answers
 from labelflow.flows.cli_common import (
     DEBUG_OPTION,
@@ -243,10 +244,24 @@ def export(
     config: ConfigOption = Path(CONFIG_FILE),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, parquet or jsonl.")] = "csv",
+    with_content: Annotated[
+        bool, typer.Option("--with-content", help="Add each item's payload and feature columns.")
+    ] = False,
+    all_sets: Annotated[
+        bool,
+        typer.Option(
+            "--all-sets", help="Add the gold and held-out items with their known labels, and a set column."
+        ),
+    ] = False,
+    answers: Annotated[
+        bool,
+        typer.Option("--answers", help="Export the raw answers instead (worker, label, time, round, wave)."),
+    ] = False,
 ) -> None:
-    """Export the latest label of every item, with confidence, source (crowd/model) and provenance."""
+    """Export the latest label of every item, with confidence, source (crowd/model), provenance and whether a
+    model label is stale; or, with --answers, every answer."""
     from labelflow.flows.project import Project
-    from labelflow.flows.reporting import EXPORT_FORMATS, export_labels
+    from labelflow.flows.reporting import EXPORT_FORMATS, export_answers, export_labels
 
     if fmt not in EXPORT_FORMATS:
         console.print(f"[red]--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}[/red]")
@@ -254,10 +269,24 @@ def export(
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
-        path, n = export_labels(project.store, output or project.workdir / f"labels.{fmt}", fmt)
+        if answers:
+            path, n = export_answers(project.store, output or project.workdir / f"answers.{fmt}", fmt)
+        else:
+            dataset = project.dataset if with_content or all_sets else None
+            path, n = export_labels(
+                project.store,
+                output or project.workdir / f"labels.{fmt}",
+                fmt,
+                known_labels=dataset.known_labels if dataset is not None and all_sets else None,
+                content=(
+                    dataset.items[[ITEM_ID, PAYLOAD, *dataset.feature_columns]]
+                    if dataset is not None and with_content
+                    else None
+                ),
+            )
     finally:
         project.close()
-    console.print(f"Wrote {n} labels to {path}")
+    console.print(f"Wrote {n} {'answers' if answers else 'labels'} to {path}")
 
 
 @app.command()
