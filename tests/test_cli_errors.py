@@ -91,3 +91,17 @@ def test_ingesting_a_semicolon_delimited_file_names_the_delimiter(tmp_path: Path
     result = runner.invoke(app, ["ingest", str(tmp_path / "new.csv"), "--config", str(path)])
     assert result.exit_code == 1, result.output
     assert "delimited by ';'" in result.output, result.output
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_harness")
+def test_refusing_live_mturk_is_two_lines(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_text(
+        f'store_url = "sqlite:///{tmp_path}/store.db"\nworkdir = "{tmp_path}/work"\n[crowd]\nbackend = "mturk"\n'
+    )
+    result = runner.invoke(app, ["run", "--live", "--config", str(path)])
+    assert result.exit_code == 1
+    printed = result.output.splitlines()
+    assert "mturk.live = true" in printed[-2] and "--debug" in printed[-1], result.output
+    assert "Traceback" not in result.output
