@@ -12,8 +12,16 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from labelflow.contracts import ITEM_ID, PAYLOAD
 from labelflow.flows.answers_cli import aggregate, import_answers
-from labelflow.flows.cli_common import console, load_or_exit
+from labelflow.flows.cli_common import (
+    DEBUG_OPTION,
+    CliGroup,
+    console,
+    console_logs_without_tracebacks,
+    global_options,
+    load_or_exit,
+)
 from labelflow.flows.config import CONFIG_FILE, ProjectConfig, example_config
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
 from labelflow.integrations.inbox import LocalInbox
@@ -23,6 +31,7 @@ app = typer.Typer(
     "quality control aggregates, a model retrains, round after round.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CliGroup,
 )
 app.add_typer(mturk_app, name="mturk")
 app.command("mturk-local")(mturk_local)
@@ -34,9 +43,21 @@ ConfigOption = Annotated[
 ]
 
 
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option(DEBUG_OPTION, help="Show an error's full traceback instead of one or two lines.")
+    ] = False,
+) -> None:
+    global_options.debug = debug
+
+
 def _quiet_libraries() -> None:
+    """Before a command runs flows: no analytics, and (without --debug) no tracebacks in the console's log lines."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not global_options.debug:
+        console_logs_without_tracebacks()
 
 
 def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> None:
@@ -64,7 +85,7 @@ def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> 
     final = result.final
     if final is None:
         console.print(
-            f"\nNo round started: {result.stopped_because}. Change the budget in the config to go on."
+            f"\nNo round started: {result.stopped_because}. {_how_to_go_on(result.stopped_because)}"
         )
     else:
         paid = int(curve["answers_total_bought"].iloc[-1])
@@ -74,6 +95,21 @@ def _run_campaign(config: ProjectConfig, base_dir: Path, live: bool = False) -> 
             f"(gold included, ${final.spent_total:.2f}); crowd label accuracy {_fmt(final.label_accuracy) or 'n/a'}."
         )
     console.print(f"Learning curve plot: {png}\nLabels ({n_labels} items): {export}")
+
+
+# What to do about each reason labeling_campaign gives for stopping, by how the reason begins
+HOW_TO_GO_ON = {
+    "budget spent": "Raise budget.max_spend in the config to go on.",
+    "max rounds": "Raise budget.max_rounds in the config to go on.",
+    "target accuracy": "Raise budget.target_accuracy in the config to go on.",
+    "predictions stabilized": "More labels would not change the model; set selection.stopping.enabled = false "
+    "to go on anyway.",
+    "another round": "Wait for that run to end (`labelflow status` shows its round), then run again.",
+}
+
+
+def _how_to_go_on(stopped_because: str) -> str:
+    return next((hint for start, hint in HOW_TO_GO_ON.items() if stopped_because.startswith(start)), "")
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
@@ -210,10 +246,24 @@ def export(
     config: ConfigOption = Path(CONFIG_FILE),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, parquet or jsonl.")] = "csv",
+    with_content: Annotated[
+        bool, typer.Option("--with-content", help="Add each item's payload and feature columns.")
+    ] = False,
+    all_sets: Annotated[
+        bool,
+        typer.Option(
+            "--all-sets", help="Add the gold and held-out items with their known labels, and a set column."
+        ),
+    ] = False,
+    answers: Annotated[
+        bool,
+        typer.Option("--answers", help="Export the raw answers instead (worker, label, time, round, wave)."),
+    ] = False,
 ) -> None:
-    """Export the latest label of every item, with confidence, source (crowd/model) and provenance."""
+    """Export the latest label of every item, with confidence, source (crowd/model), provenance and whether a
+    model label is stale; or, with --answers, every answer."""
     from labelflow.flows.project import Project
-    from labelflow.flows.reporting import EXPORT_FORMATS, export_labels
+    from labelflow.flows.reporting import EXPORT_FORMATS, export_answers, export_labels
 
     if fmt not in EXPORT_FORMATS:
         console.print(f"[red]--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}[/red]")
@@ -221,10 +271,24 @@ def export(
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
-        path, n = export_labels(project.store, output or project.workdir / f"labels.{fmt}", fmt)
+        if answers:
+            path, n = export_answers(project.store, output or project.workdir / f"answers.{fmt}", fmt)
+        else:
+            dataset = project.dataset if with_content or all_sets else None
+            path, n = export_labels(
+                project.store,
+                output or project.workdir / f"labels.{fmt}",
+                fmt,
+                known_labels=dataset.known_labels if dataset is not None and all_sets else None,
+                content=(
+                    dataset.items[[ITEM_ID, PAYLOAD, *dataset.feature_columns]]
+                    if dataset is not None and with_content
+                    else None
+                ),
+            )
     finally:
         project.close()
-    console.print(f"Wrote {n} labels to {path}")
+    console.print(f"Wrote {n} {'answers' if answers else 'labels'} to {path}")
 
 
 @app.command()
@@ -269,9 +333,8 @@ def ingest(
     project = Project(project_config, config.resolve().parent)
     try:
         inbox = project.inbox
-        name = file.name
         if isinstance(inbox, LocalInbox):
-            shutil.copy(file, inbox.folder / name)
+            name = inbox.receive(file)
         else:
             console.print(
                 "[red]`labelflow ingest` copies into a local inbox; upload to the S3 prefix instead[/red]"

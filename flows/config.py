@@ -8,11 +8,12 @@ them, loads the file, and turns a wrong value into an error that names the field
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labelflow.integrations.crowd.mturk import MTurkConfig, check_redundancy
 from labelflow.integrations.crowd.replay import ReplayCrowdConfig
@@ -126,6 +127,19 @@ class ScheduleConfig(BaseModel):
         "0 2 * * *", description="When `labelflow serve` runs a labeling round (cron, UTC); None for never."
     )
 
+    @field_validator("round_cron")
+    @classmethod
+    def _a_cron_prefect_accepts(cls, value: str | None) -> str | None:
+        """Parsed by the schedule `labelflow serve` builds from it, so a bad string fails at load, not at serve."""
+        if value is not None:
+            from prefect.client.schemas.schedules import CronSchedule
+
+            try:
+                CronSchedule(cron=value, timezone="UTC")
+            except ValidationError as error:
+                raise ValueError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return value
+
 
 class ProjectConfig(BaseModel):
     """Everything a labeling campaign needs to know; ``labelflow init`` writes a commented example."""
@@ -154,6 +168,21 @@ class ProjectConfig(BaseModel):
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
+    @field_validator("store_url")
+    @classmethod
+    def _an_sqlalchemy_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(value).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError):
+            raise ValueError(
+                'not an SQLAlchemy database URL; e.g. "sqlite:///.labelflow/labelflow.db" or '
+                '"postgresql+psycopg://user@host/db"'
+            ) from None
+        return value
+
     @model_validator(mode="after")
     def _labels_fit_the_source(self) -> ProjectConfig:
         if len(set(self.labels)) != len(self.labels):
@@ -163,20 +192,44 @@ class ProjectConfig(BaseModel):
         return self
 
 
-def describe_errors(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: {error.error_count()} invalid value(s):"]
+def _error_lines(error: ValidationError) -> list[str]:
+    lines = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
         given = f" (got {item['input']!r})" if "input" in item and not isinstance(item["input"], dict) else ""
         lines.append(f"  - {field}: {item['msg']}{given}")
-    return "\n".join(lines)
+    return lines
+
+
+def describe_errors(error: ValidationError, source: str) -> str:
+    return "\n".join([f"{source}: {error.error_count()} invalid value(s):", *_error_lines(error)])
+
+
+def _non_finite_numbers(data: object, field: str = "") -> list[str]:
+    """Every ``inf`` or ``nan`` in the parsed file, as an error line naming its field: TOML allows them, and no
+    setting means anything by them (a budget of ``inf`` would only fail mid-round)."""
+    if isinstance(data, dict):
+        return [
+            line
+            for key, value in data.items()
+            for line in _non_finite_numbers(value, f"{field}.{key}" if field else str(key))
+        ]
+    if isinstance(data, list):
+        return [line for k, value in enumerate(data) for line in _non_finite_numbers(value, f"{field}.{k}")]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"  - {field}: must be a finite number (got {data})"]
+    return []
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> ProjectConfig:
+    problems = _non_finite_numbers(data)
     try:
-        return ProjectConfig.model_validate(data)
+        config = ProjectConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(describe_errors(error, source)) from None
+        problems.extend(line for line in _error_lines(error) if line not in problems)
+    if problems:
+        raise ConfigError("\n".join([f"{source}: {len(problems)} invalid value(s):", *problems]))
+    return config
 
 
 def load_config(path: Path) -> ProjectConfig:
@@ -185,6 +238,11 @@ def load_config(path: Path) -> ProjectConfig:
         raise ConfigError(f"{path}: no such file; `labelflow init` writes a commented example")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{error.object[error.start]:02x} at position {error.start} "
+            "(save the file as UTF-8)"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     return parse_config(data, str(path))

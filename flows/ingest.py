@@ -20,7 +20,7 @@ from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import DATA_ARRIVED, POOL_GREW, THRESHOLD_LABEL, emit
 from labelflow.flows.project import Project
 from labelflow.integrations.datasets import DatasetError, items_from_table, read_table
-from labelflow.integrations.inbox import checksum
+from labelflow.integrations.inbox import RefusedFileError, checksum
 from labelflow.tasks.validation import validate_pool
 
 
@@ -72,6 +72,12 @@ def _ingest(project: Project, name: str) -> IngestResult:
     except FileNotFoundError:
         logger.info("%s is gone from the inbox: another ingestion took it", name)
         return IngestResult(name, "", "taken", 0, 0, "")
+    except RefusedFileError as refusal:
+        report = f"{name} was not ingested:\n  - {refusal}"
+        location = inbox.plan(name, "quarantine")
+        inbox.move(name, location, report)
+        logger.error(report)
+        return _announce(project, IngestResult(name, "", "quarantined", 0, 0, location, report))
     digest = checksum(content)
     known = store.ingestion(digest)
     if known is not None and not inbox.exists(str(known["stored_at"])):

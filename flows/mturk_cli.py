@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from labelflow.flows.cli_common import console, load_or_exit
@@ -171,10 +172,15 @@ def mturk_local(
     server.mturk.set_faults(
         Faults(throttle=throttle, server_errors=server_errors, malformed_answers=malformed, slow_factor=slow)
     )
+    snippet = (
+        f'  [crowd]\n  backend = "mturk"\n  [crowd.mturk]\n  endpoint_url = "{server.url}"\n  local = true'
+    )
     console.print(
-        f"Local MTurk endpoint on [bold]{server.url}[/bold] (state in {db}). Point a project at it with\n"
-        f'  [crowd]\n  backend = "mturk"\n  [crowd.mturk]\n  endpoint_url = "{server.url}"\n  local = true\n'
-        f'Fast-forward: POST {server.url}/_admin/advance {{"seconds": 3600}}; state: GET {server.url}/_admin/state'
+        f"Local MTurk endpoint on [bold]{server.url}[/bold] (state in {escape(str(db))}). Point a project at it "
+        f"with\n{escape(snippet)}\n"
+        f'Fast-forward: POST {server.url}/_admin/advance {{"seconds": 3600}}; state: GET {server.url}/_admin/state',
+        highlight=False,
+        soft_wrap=True,  # a wrapped line of the snippet would not paste as TOML
     )
     try:
         server.serve_forever()

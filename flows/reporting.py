@@ -63,9 +63,38 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
-def export_labels(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
+# A spreadsheet takes a cell starting with one of these for a formula (OWASP, "CSV Injection")
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would run as a formula prefixed by a single quote, as
+    OWASP recommends: an id or label such as ``=HYPERLINK(...)`` arrives from the data or the crowd unchecked."""
+    safe = frame.copy()
+    for column in [c for c in safe.columns if not pd.api.types.is_numeric_dtype(safe[c])]:
+        safe[column] = safe[column].map(
+            lambda value: (
+                f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) else value
+            )
+        )
+    return safe
+
+
+def export_labels(
+    store: LabelStore,
+    path: Path,
+    fmt: str,
+    *,
+    known_labels: pd.Series | None = None,
+    content: pd.DataFrame | None = None,
+) -> tuple[Path, int]:
     """The latest label per item — crowd before weak supervision before the model's pseudo-labels — with its
-    confidence, source and provenance (round, method, answers behind it)."""
+    confidence, source and provenance (round, method, answers behind it).
+
+    ``stale`` marks a model label from a round before the latest model's: that model did not label the item
+    confidently enough to repeat it. ``known_labels`` (item_id -> label of gold and held-out items) adds those
+    items, source ``known``, and a ``set`` column for every row; ``content`` (item_id and columns) is joined on.
+    """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     labels = store.labels()
@@ -78,14 +107,59 @@ def export_labels(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
         .drop(columns=["_rank", "round_id"])
         .reset_index(drop=True)
     )
+    is_model = best["source"] == LabelSource.MODEL.value
+    latest_model_round = (
+        labels.loc[labels["source"] == LabelSource.MODEL.value, "round_id"].map(numbers).max()
+    )
+    best["stale"] = is_model & (best["round"] < latest_model_round)
+    if known_labels is not None:
+        known = pd.DataFrame(
+            {
+                ITEM_ID: known_labels.index.astype(str),
+                "label": known_labels.to_numpy(),
+                "confidence": 1.0,
+                "method": "known",
+                "n_answers": 0,
+                "source": "known",
+                "stale": False,
+            }
+        )
+        best = pd.concat([known, best[~best[ITEM_ID].isin(known[ITEM_ID])]], ignore_index=True)
+        best["set"] = best[ITEM_ID].map(store.items().set_index(ITEM_ID)["item_set"])
+    if content is not None:
+        best = best.merge(content, on=ITEM_ID, how="left")
+    return _write(best, path, fmt), len(best)
+
+
+def export_answers(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
+    """Every stored answer as given: item, worker, label, when, round and wave, gold or not, which crowd."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    answers = store.answers()
+    answers = answers.assign(round=answers["round_id"].map(store.rounds().set_index("id")["number"]))
+    columns = [
+        ITEM_ID,
+        "worker_id",
+        "label",
+        "submitted_at",
+        "round",
+        "wave",
+        "is_gold",
+        "backend",
+        "answer_id",
+    ]
+    return _write(answers[columns], path, fmt), len(answers)
+
+
+def _write(frame: pd.DataFrame, path: Path, fmt: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        best.to_csv(path, index=False)
+        spreadsheet_safe(frame).to_csv(path, index=False)
     elif fmt == "parquet":
-        best.to_parquet(path, index=False)
+        frame.to_parquet(path, index=False)
     else:
-        best.to_json(path, orient="records", lines=True)
-    return path, len(best)
+        frame.to_json(path, orient="records", lines=True)
+    return path
 
 
 def artifact_key(project: str, what: str) -> str:

@@ -85,7 +85,17 @@ def load_dataset(
         frame, features = _digits_frame()
     else:
         path = ((base_dir or Path.cwd()) / config.source).resolve()
-        frame, features = _file_frame(config, read_table(path), str(path), path.parent)
+        raw = read_table(path)
+        if (
+            config.label_column is not None
+            and config.label_column not in raw.columns
+            and not config.answers_file
+        ):
+            raise DatasetError(
+                f"no column {config.label_column!r} in {path} (columns: {', '.join(map(str, raw.columns))}); "
+                "set dataset.label_column to the column holding the known labels"
+            )
+        frame, features = _file_frame(config, raw, str(path), path.parent)
     labels = frame.pop("_label")
     names = label_names or sorted(labels.dropna().unique().tolist())
     _check_labels(labels, frame, names, config.source)
@@ -186,12 +196,24 @@ def read_table(source: Path | bytes, name: str | None = None) -> pd.DataFrame:
     data: Path | io.BytesIO = source if isinstance(source, Path) else io.BytesIO(source)
     try:
         if suffix == ".csv":
-            return pd.read_csv(data, dtype_backend="numpy_nullable")
+            return _check_delimiter(pd.read_csv(data, dtype_backend="numpy_nullable"), label)
         if suffix in {".parquet", ".pq"}:
             return _parquet_frame(data)
     except (ValueError, OSError, UnicodeDecodeError, pa.ArrowException) as error:
         raise DatasetError(f"{label}: cannot be read as {suffix[1:]}: {error}") from None
     raise DatasetError(f"{label}: unsupported file type {suffix!r}; use .csv or .parquet")
+
+
+def _check_delimiter(table: pd.DataFrame, label: str) -> pd.DataFrame:
+    """A CSV file read as one column whose name holds another delimiter was written with that delimiter."""
+    if len(table.columns) == 1:
+        other = next((d for d in (";", "\t", "|") if d in str(table.columns[0])), None)
+        if other is not None:
+            raise DatasetError(
+                f"{label}: one column {str(table.columns[0])[:60]!r}: the file looks delimited by {other!r}; "
+                "labelflow reads CSV with the delimiter ',' (save it comma-separated)"
+            )
+    return table
 
 
 def read_features(

@@ -6,8 +6,14 @@ the same file), then moved to ``processed/`` or, with a report, to ``quarantine/
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import itertools
+import os
 import shutil
+import stat
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -40,12 +46,18 @@ def checksum(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+class RefusedFileError(Exception):
+    """A waiting entry the inbox will not read (a symbolic link, a device…); the message says why."""
+
+
 class Inbox(Protocol):
     def waiting(self) -> list[str]:
         """Names of the data files waiting to be ingested, oldest name first."""
         ...
 
-    def read(self, name: str) -> bytes: ...
+    def read(self, name: str) -> bytes:
+        """The file's content; :class:`RefusedFileError` if it is not a regular file of the inbox's own."""
+        ...
 
     def plan(self, name: str, to: Destination) -> str:
         """Where ``move`` would put the file: a free location in ``processed/`` or ``quarantine/``."""
@@ -68,10 +80,31 @@ class LocalInbox:
         folder.mkdir(parents=True, exist_ok=True)
 
     def waiting(self) -> list[str]:
-        return sorted(p.name for p in self.folder.iterdir() if p.is_file() and is_data_file(p.name))
+        # symbolic links and other non-regular entries are listed too, so that reading refuses them and
+        # ingestion files them in quarantine with the reason, instead of leaving them unexplained
+        return sorted(
+            p.name
+            for p in self.folder.iterdir()
+            if is_data_file(p.name) and (p.is_symlink() or not p.is_dir())
+        )
 
     def read(self, name: str) -> bytes:
-        return (self.folder / name).read_bytes()
+        """The file's content, never through a symbolic link: the pool must not depend on a file outside the
+        inbox, which could change or vanish after ingestion."""
+        path = self.folder / name
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise RefusedFileError(
+                    f"{name} is a symbolic link (to {os.readlink(path)}); the inbox takes regular files only: "
+                    "copy the file itself into the inbox"
+                ) from None
+            raise
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise RefusedFileError(f"{name} is not a regular file; the inbox takes regular files only")
+            return file.read()
 
     def plan(self, name: str, to: Destination) -> str:
         target_dir = self.folder / to
@@ -90,14 +123,39 @@ class LocalInbox:
     def read_location(self, location: str) -> bytes:
         return Path(location).read_bytes()
 
+    def receive(self, source: Path) -> str:
+        """Copy ``source`` into the inbox and return the name it waits under: its own name, or that name with a
+        counter when a file of that name is already waiting, so nothing waiting is ever overwritten.
+
+        The copy is written under a hidden name (which the watcher skips) and then hard-linked to its free name,
+        which fails rather than replaces if another copy took that name in between.
+        """
+        partial = self.folder / f".{uuid.uuid4().hex}{source.suffix}.partial"
+        shutil.copyfile(source, partial)
+        try:
+            return next(name for name in _names(source.name) if _link_if_free(partial, self.folder / name))
+        finally:
+            partial.unlink()
+
+
+def _link_if_free(source: Path, target: Path) -> bool:
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _names(name: str) -> Iterator[str]:
+    """``name``, then ``name`` with a counter: ``new.csv``, ``new.1.csv``, ``new.2.csv``, …"""
+    yield name
+    for counter in itertools.count(1):
+        yield f"{Path(name).stem}.{counter}{Path(name).suffix}"
+
 
 def _free_name(folder: Path, name: str) -> Path:
     """``name`` in ``folder``, or ``name`` with a counter if taken: a second copy never overwrites the first."""
-    candidate, counter = folder / name, 1
-    while candidate.exists():
-        candidate = folder / f"{Path(name).stem}.{counter}{Path(name).suffix}"
-        counter += 1
-    return candidate
+    return next(folder / candidate for candidate in _names(name) if not (folder / candidate).exists())
 
 
 class S3Inbox:
@@ -123,10 +181,10 @@ class S3Inbox:
         return self.read_location(f"s3://{self.bucket}/{self.prefix}{name}")
 
     def plan(self, name: str, to: Destination) -> str:
-        target, counter = f"{self.prefix}{to}/{name}", 1
-        while self._exists(target):  # a second copy never overwrites the first
-            target = f"{self.prefix}{to}/{Path(name).stem}.{counter}{Path(name).suffix}"
-            counter += 1
+        # a second copy never overwrites the first
+        target = next(
+            f"{self.prefix}{to}/{c}" for c in _names(name) if not self._exists(f"{self.prefix}{to}/{c}")
+        )
         return f"s3://{self.bucket}/{target}"
 
     def move(self, name: str, location: str, report: str | None = None) -> None:

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import hashlib
+import itertools
+import signal
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -73,3 +79,31 @@ def test_workers_shows_stored_worker_quality(tmp_path: Path) -> None:
     result = runner.invoke(app, ["workers", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert "w1" in result.output and "blocked" in result.output and "0.830" in result.output
+
+
+def test_mturk_local_prints_a_config_snippet_that_parses_as_toml(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "labelflow.flows.cli", "mturk-local", "--port", "0", "--db", "state.db"]
+    server = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        printed = list(itertools.takewhile(lambda line: not line.startswith("Fast-forward"), server.stdout))
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    snippet = tomllib.loads("".join(line.strip() + "\n" for line in printed[1:]))
+    assert snippet["crowd"]["backend"] == "mturk"
+    assert snippet["crowd"]["mturk"]["local"] is True
+    assert snippet["crowd"]["mturk"]["endpoint_url"].startswith("http://127.0.0.1:")
+
+
+def test_run_labelflow_works_in_the_callers_folder(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    stamp = repo / ".venv" / ".labelflow-installed"
+    installed = hashlib.sha256((repo / "pyproject.toml").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text().strip() != installed:
+        pytest.skip("./run would install the project into .venv first")
+    result = subprocess.run(
+        [str(repo / "run"), "labelflow", "init"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "labelflow.toml").exists()

@@ -53,3 +53,33 @@ def test_example_config_parses_as_toml_with_every_section() -> None:
     data = tomllib.loads(example_config())
     assert {"dataset", "selection", "crowd", "quality", "training", "budget"} <= set(data)
     assert "simulated" in data["crowd"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "field", "says"),
+    [
+        ("[budget]\nmax_spend = inf\n", "budget.max_spend", "finite"),
+        ("[crowd]\nwave_deadline_hours = nan\n", "crowd.wave_deadline_hours", "finite"),
+        ('[schedule]\nround_cron = "not a cron"\n', "schedule.round_cron", "Invalid cron string"),
+        ('store_url = "notaurl"\n', "store_url", "SQLAlchemy database URL"),
+        ('store_url = "nosuchdialect://host/db"\n', "store_url", "SQLAlchemy database URL"),
+    ],
+)
+def test_a_value_that_would_only_fail_later_is_refused_at_load(
+    tmp_path: Path, toml: str, field: str, says: str
+) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    lines = [line for line in str(error.value).splitlines() if line.startswith(f"  - {field}:")]
+    assert any(says in line for line in lines), error.value
+
+
+def test_a_config_file_that_is_not_utf8_is_named_with_the_byte_position(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_bytes(b'name = "caf' + "é".encode("latin-1") + b'"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    [line] = str(error.value).splitlines()
+    assert str(path) in line and "UTF-8" in line and "position 11" in line

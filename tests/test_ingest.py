@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from labelflow.contracts import ItemSet
+from labelflow.flows.cli import app
 from labelflow.flows.config import ProjectConfig, parse_config
 from labelflow.flows.ingest import ingest_file, watch_inbox
 from labelflow.flows.project import Project
@@ -95,6 +97,52 @@ def test_an_interrupted_ingestion_is_finished_by_the_next_run(tmp_path: Path) ->
     result = ingest_file(config, "late.csv", str(tmp_path))
     assert result.status == "processed" and result.n_added == 30
     assert (inbox / "processed" / "late.csv").exists() and not (inbox / "late.csv").exists()
+
+
+def test_ingesting_a_file_named_like_one_waiting_in_the_inbox_keeps_both(tmp_path: Path) -> None:
+    config = project_config(tmp_path)
+    config_file = tmp_path / "labelflow.toml"
+    config_file.write_text(
+        f'name = "ingest-test"\nstore_url = "{config.store_url}"\nworkdir = "{config.workdir}"\n'
+        '[dataset]\nsource = "base.csv"\nid_column = "id"\nn_gold = 10\n[inbox]\nurl = "inbox"\n'
+    )
+    (tmp_path / "inbox").mkdir()
+    digits_table(200, 230).to_csv(tmp_path / "inbox" / "new.csv", index=False)
+    waiting = (tmp_path / "inbox" / "new.csv").read_bytes()
+    (tmp_path / "other").mkdir()
+    digits_table(230, 260).to_csv(tmp_path / "other" / "new.csv", index=False)
+
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "other" / "new.csv"), "-c", str(config_file)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "inbox" / "new.csv").read_bytes() == waiting  # still waiting, untouched
+    assert (tmp_path / "inbox" / "processed" / "new.1.csv").exists()
+    [later] = watch_inbox(config, str(tmp_path))
+    assert later.name == "new.csv" and later.n_added == 30
+    project = Project(config, tmp_path)
+    assert {"d0200", "d0229", "d0230", "d0259"} <= set(project.dataset.frame(ItemSet.POOL)["item_id"])
+    project.close()
+
+
+def test_a_symbolic_link_in_the_inbox_is_quarantined_unread(tmp_path: Path) -> None:
+    config = project_config(tmp_path)
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    digits_table(200, 230).to_csv(outside / "features.csv", index=False)
+    (outside / "secret.txt").write_text("password=hunter2\n")
+    (inbox / "features.csv").symlink_to(outside / "features.csv")
+    (inbox / "secret.csv").symlink_to(outside / "secret.txt")
+
+    results = {r.name: r for r in watch_inbox(config, str(tmp_path))}
+    for name in ("features.csv", "secret.csv"):
+        assert results[name].status == "quarantined" and results[name].n_added == 0
+        report = (inbox / "quarantine" / f"{name}.report.txt").read_text()
+        assert "symbolic link" in report and "hunter2" not in report
+        assert (inbox / "quarantine" / name).is_symlink()
+    assert (outside / "features.csv").exists() and (outside / "secret.txt").exists()
+    project = Project(config, tmp_path)
+    assert "d0200" not in set(project.dataset.items["item_id"])
+    project.close()
 
 
 @pytest.fixture()
