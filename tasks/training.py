@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import joblib
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import beta
 from sklearn.base import BaseEstimator, TransformerMixin, clone
@@ -37,6 +38,8 @@ from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource
 from labelflow.tasks.selection import BootstrapCommittee
 
 ModelKind = Literal["logistic_regression", "kernel_logistic_regression", "random_forest"]
+# Dense rows (tables) or sparse CSR rows (text's TF-IDF, never densified).
+Features: TypeAlias = np.ndarray | sp.csr_matrix
 
 
 class ScaledRBFFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -123,19 +126,23 @@ class TrainedModel:
     self_training_threshold: float | None = None  # the threshold used (chosen on gold, or the fixed one)
     gold_evidence: GoldEvidence | None = None  # when the threshold was chosen on gold
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: Features) -> np.ndarray:
         """Probabilities over ``label_names`` in that order, zero for classes the model never saw."""
-        probas = np.zeros((len(X), len(self.label_names)))
+        probas = np.zeros((X.shape[0], len(self.label_names)))
         seen = [self.label_names.index(c) for c in self.pipeline.classes_]
         probas[:, seen] = self.pipeline.predict_proba(X)
         return probas
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: Features) -> np.ndarray:
         names: np.ndarray = np.asarray(self.label_names, dtype=object)
         return np.asarray(names[self.predict_proba(X).argmax(axis=1)])
 
 
-def build_pipeline(config: TrainingConfig) -> Pipeline:
+def build_pipeline(config: TrainingConfig, *, sparse: bool = False) -> Pipeline:
+    """The configured model; for ``sparse`` rows (TF-IDF, already on one scale) logistic regression alone, since
+    centring them would densify them."""
+    if sparse:
+        return make_pipeline(LogisticRegression(max_iter=2000, random_state=config.seed))
     if config.model == "random_forest":
         return make_pipeline(RandomForestClassifier(n_estimators=200, random_state=config.seed, n_jobs=1))
     if config.model == "kernel_logistic_regression":
@@ -169,7 +176,7 @@ def precision_threshold(
 
 
 def gold_threshold(
-    X_labeled: np.ndarray,
+    X_labeled: Features,
     y_labeled: np.ndarray,
     weights: np.ndarray,
     is_gold: np.ndarray,
@@ -192,7 +199,7 @@ def gold_threshold(
     folds[np.random.default_rng(config.seed).permutation(gold_rows)] = np.arange(len(gold_rows)) % n_folds
     confidence = np.zeros(len(y_labeled))
     correct = np.zeros(len(y_labeled), dtype=bool)
-    pipeline = build_pipeline(config)
+    pipeline = build_pipeline(config, sparse=sp.issparse(X_labeled))
     final_step = pipeline.steps[-1][0]
     for fold in range(n_folds):
         held = np.flatnonzero(folds == fold)
@@ -220,10 +227,10 @@ def gold_threshold(
 
 
 def fit_model(
-    X_labeled: np.ndarray,
+    X_labeled: Features,
     y_labeled: np.ndarray,
     weights: np.ndarray,
-    X_unlabeled: np.ndarray,
+    X_unlabeled: Features,
     unlabeled_ids: np.ndarray,
     label_names: list[str],
     config: TrainingConfig,
@@ -233,7 +240,8 @@ def fit_model(
     """Fit on the labeled rows, then self-train on the unlabeled ones (see the module docstring).
 
     ``is_gold`` marks the labeled rows whose labels are known (gold): with ``config.pseudo_label_precision``
-    the self-training threshold is chosen on them (:func:`gold_threshold`), else ``self_training_threshold``."""
+    the self-training threshold is chosen on them (:func:`gold_threshold`), else ``self_training_threshold``.
+    The rows may be sparse (both or neither): they stay sparse."""
     if len(np.unique(y_labeled)) < 2:
         raise ValueError(
             f"cannot train on {len(y_labeled)} labels of a single class {np.unique(y_labeled).tolist()}; "
@@ -241,20 +249,22 @@ def fit_model(
         )
     threshold = config.self_training_threshold
     evidence = None
-    if config.self_training and is_gold is not None and len(X_unlabeled):
+    n_unlabeled = X_unlabeled.shape[0]
+    if config.self_training and is_gold is not None and n_unlabeled:
         evidence = gold_threshold(X_labeled, y_labeled, weights, np.asarray(is_gold, dtype=bool), config)
         threshold = evidence.threshold if evidence is not None else threshold
-    pipeline = clone(build_pipeline(config))
+    sparse = sp.issparse(X_labeled)
+    pipeline = clone(build_pipeline(config, sparse=sparse))
     final_step = pipeline.steps[-1][0]
-    pseudo = np.full(len(X_unlabeled), None, dtype=object)
-    pseudo_conf = np.zeros(len(X_unlabeled))
+    pseudo = np.full(n_unlabeled, None, dtype=object)
+    pseudo_conf = np.zeros(n_unlabeled)
     for _ in range(config.self_training_max_iter if config.self_training else 1):
         taken = pseudo != None  # noqa: E711 - elementwise on an object array
-        X = np.vstack([X_labeled, X_unlabeled[taken]])
+        X = (sp.vstack if sparse else np.vstack)([X_labeled, X_unlabeled[taken]])
         y = np.concatenate([y_labeled, pseudo[taken]])
         w = np.concatenate([weights, pseudo_conf[taken]])
         pipeline.fit(X, y, **{f"{final_step}__sample_weight": w})
-        if not config.self_training or len(X_unlabeled) == 0:
+        if not config.self_training or n_unlabeled == 0:
             break
         probas = pipeline.predict_proba(X_unlabeled)
         confident = (probas.max(axis=1) >= threshold) & ~taken
@@ -276,7 +286,7 @@ def fit_model(
     )
 
 
-def evaluate(model: TrainedModel, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def evaluate(model: TrainedModel, X: Features, y: np.ndarray) -> dict[str, float]:
     """Held-out accuracy and macro-F1."""
     predicted = model.predict(X)
     return {
