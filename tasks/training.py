@@ -15,7 +15,7 @@ the gold items), because a model fitted on an item is overconfident about it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -40,6 +40,8 @@ from labelflow.tasks.selection import BootstrapCommittee
 ModelKind = Literal["logistic_regression", "kernel_logistic_regression", "random_forest"]
 # Dense rows (tables) or sparse CSR rows (text's TF-IDF, never densified).
 Features: TypeAlias = np.ndarray | sp.csr_matrix
+# Item ids -> their feature rows in that order (a text project's stored sparse rows).
+FeatureRows: TypeAlias = Callable[[Sequence[str]], Features]
 
 
 class ScaledRBFFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -337,15 +339,18 @@ def train_on_labels(
     label_names: list[str],
     config: TrainingConfig,
     gold_ids: Collection[str] = (),
+    *,
+    rows: FeatureRows | None = None,
 ) -> TrainedModel:
     """:func:`fit_model` on frames: ``labeled`` has the features plus ``label`` and ``confidence``;
     ``unlabeled`` the features and item_id; ``gold_ids`` the labeled items whose labels are known (the
-    self-training threshold is chosen on them)."""
+    self-training threshold is chosen on them). ``rows`` (item ids -> feature rows, e.g. a text project's sparse
+    TF-IDF) replaces the frames' feature columns."""
     return fit_model(
-        labeled[feature_columns].to_numpy(dtype=np.float64),
+        _features(labeled, feature_columns, rows),
         labeled["label"].to_numpy(dtype=object),
         labeled["confidence"].to_numpy(dtype=np.float64),
-        unlabeled[feature_columns].to_numpy(dtype=np.float64),
+        _features(unlabeled, feature_columns, rows),
         unlabeled[ITEM_ID].to_numpy(dtype=object),
         label_names,
         config,
@@ -354,9 +359,19 @@ def train_on_labels(
 
 
 def evaluate_frame(
-    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str]
+    model: TrainedModel,
+    held_out: pd.DataFrame,
+    feature_columns: list[str],
+    *,
+    rows: FeatureRows | None = None,
 ) -> dict[str, float]:
-    """:func:`evaluate` on a frame of the features and ``label``."""
+    """:func:`evaluate` on a frame of the features (or ``rows`` of its item ids) and ``label``."""
     return evaluate(
-        model, held_out[feature_columns].to_numpy(dtype=np.float64), held_out["label"].to_numpy(dtype=object)
+        model, _features(held_out, feature_columns, rows), held_out["label"].to_numpy(dtype=object)
     )
+
+
+def _features(frame: pd.DataFrame, feature_columns: list[str], rows: FeatureRows | None) -> Features:
+    if rows is not None:
+        return rows(frame[ITEM_ID].astype(str).tolist())
+    return frame[feature_columns].to_numpy(dtype=np.float64)

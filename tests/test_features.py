@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from labelflow.tasks import features as features_module
 from labelflow.tasks.features import TextFeaturizer, latest_version, pool_features
-from labelflow.tasks.training import TrainingConfig, fit_model
+from labelflow.tasks.training import TrainingConfig, evaluate_frame, fit_model, train_on_labels
 
 TEXTS = [
     "a warm , funny and moving film",
@@ -84,3 +84,18 @@ def test_training_and_self_training_stay_sparse() -> None:
     )
     assert model.predict_proba(X).shape == (8, 2)
     assert (model.predict(X[:6]) == y[:6]).mean() == 1.0
+
+
+def test_a_text_project_trains_and_is_judged_on_its_stored_sparse_rows(tmp_path: Path) -> None:
+    stored = pool_features(items(TEXTS), tmp_path, n_components=2)
+    frame = items(TEXTS).assign(label=LABELS, confidence=1.0)
+    model = train_on_labels(
+        frame.iloc[:6],
+        frame.iloc[6:],
+        [],
+        ["neg", "pos"],
+        TrainingConfig(self_training=False),
+        rows=stored.rows,
+    )
+    assert sp.issparse(stored.rows(["000"])) and model.n_train == 6
+    assert evaluate_frame(model, frame.iloc[:6], [], rows=stored.rows)["accuracy"] == 1.0
