@@ -142,9 +142,10 @@ class TrainedModel:
 
 def build_pipeline(config: TrainingConfig, *, sparse: bool = False) -> Pipeline:
     """The configured model; for ``sparse`` rows (TF-IDF, already on one scale) logistic regression alone, since
-    centring them would densify them."""
+    centring them would densify them, and weakly regularized: on the movie-review sentences' ~110k n-grams,
+    C = 10 scores 0.720 held-out against 0.706 at C = 1 (benchmarks/real_crowds.py's ceiling)."""
     if sparse:
-        return make_pipeline(LogisticRegression(max_iter=2000, random_state=config.seed))
+        return make_pipeline(LogisticRegression(C=10.0, max_iter=2000, random_state=config.seed))
     if config.model == "random_forest":
         return make_pipeline(RandomForestClassifier(n_estimators=200, random_state=config.seed, n_jobs=1))
     if config.model == "kernel_logistic_regression":
