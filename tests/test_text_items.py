@@ -67,15 +67,19 @@ def test_a_text_project_runs_a_round_on_the_simulated_crowd(tmp_path: Path) -> N
 @pytest.mark.skipif(
     not SHARED_SENTENCES.exists(), reason=f"the shared crowd data is absent: {SHARED_SENTENCES}"
 )
-def test_the_shared_sentences_load_as_a_text_dataset_with_their_test_set_held_out(tmp_path: Path) -> None:
+def test_the_shared_sentences_load_as_text_with_their_test_set_held_out_and_gold_from_a_file(
+    tmp_path: Path,
+) -> None:
     from labelflow.integrations.datasets import DatasetConfig, load_dataset
 
+    truth = pd.read_csv(SHARED_SENTENCES / "truth.csv", dtype=str).sample(30, random_state=0)
+    truth.to_csv(tmp_path / "gold.csv", index=False)  # question,truth: the shared convention
     config = DatasetConfig(
         source=str(SHARED_SENTENCES / "items.csv"),
         held_out_source=str(SHARED_SENTENCES / "test_items.csv"),
-        gold_source=str(SHARED_SENTENCES / "truth.csv"),
+        gold_source="gold.csv",
     )
     data = load_dataset(config, ["neg", "pos"], tmp_path)
-    counts = data.items["item_set"].value_counts()
-    assert data.kind == "text" and counts["held_out"] == 3999
-    assert counts["gold"] == 4999  # truth.csv names every pool item: all of them become gold here
+    counts = data.items["item_set"].value_counts().to_dict()
+    assert data.kind == "text" and counts == {"pool": 4999 - 30, "held_out": 3999, "gold": 30}
+    assert data.known_labels[truth["question"]].tolist() == truth["truth"].tolist()
