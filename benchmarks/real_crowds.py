@@ -131,11 +131,12 @@ def campaign(data: Data, config: dict[str, Any], seed: int) -> dict[str, float]:
         batch = candidates[chosen]
         asked.update(batch)
         for item in batch:
-            crowd.ask(item, settings["first_answers"], settings["max_answers"])
+            affordable = min(settings["first_answers"], budget - len(crowd.bought))
+            crowd.ask(item, affordable, settings["max_answers"])
         labels = aggregate_answers_frame(crowd.answers(), LABELS, gold=gold, random_state=seed)
         for _ in range(settings["extra_waves"]):
             unsure = labels.loc[labels["confidence"] < settings["confidence_target"], "item_id"]
-            room = budget - len(crowd.bought)
+            room = max(budget - len(crowd.bought), 0)
             bought = sum(crowd.ask(item, 1, settings["max_answers"]) for item in unsure.to_numpy()[:room])
             if bought == 0:
                 break
