@@ -220,3 +220,15 @@ def test_held_out_source_and_gold_source(tmp_path: Path) -> None:
     pd.DataFrame({"item_id": ["nope"], "label": ["pos"]}).to_csv(tmp_path / "gold.csv", index=False)
     with pytest.raises(DatasetError, match=r"gold.csv: 1 gold item\(s\) not in pool.csv, e.g. \['nope'\]"):
         load_dataset(config, ["neg", "pos"], tmp_path)
+
+
+def test_a_held_out_source_row_without_its_label_is_named(tmp_path: Path) -> None:
+    write_text(tmp_path, ".csv")
+    write_text(tmp_path, ".csv", [("h1", "great fun", "pos"), ("h2", "awful", "")], name="test")
+    config = DatasetConfig(source="texts.csv", held_out_source="test.csv", n_gold=2)
+    with pytest.raises(
+        DatasetError, match=r"test.csv: row 1 \(item 'h2'\) has no 'label'; every held-out item"
+    ):
+        load_dataset(config, ["neg", "pos"], tmp_path)
+    with pytest.raises(ValueError, match="feature_columns is for tables"):
+        DatasetConfig(source="texts.csv", kind="text", feature_columns=("x",))
