@@ -152,7 +152,6 @@ def load_dataset(
         frames.append(arrived.assign(item_set=ItemSet.POOL.value)[frame.columns])
     items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frame
     all_labels = pd.concat(truths, ignore_index=True) if len(truths) > 1 else labels
-    _check_unique_ids(items, config.source)
     known_mask = (items["item_set"] != ItemSet.POOL.value).to_numpy()
     known = pd.Series(
         all_labels.to_numpy()[known_mask], index=items[ITEM_ID].to_numpy()[known_mask], name="label"
@@ -237,15 +236,6 @@ def _held_out_frame(
     _check_labels(labels, frame, names, str(path))
     frame.insert(1, "item_set", ItemSet.HELD_OUT.value)
     return frame, labels
-
-
-def _check_unique_ids(items: pd.DataFrame, source: str) -> None:
-    duplicated = items[ITEM_ID].duplicated()
-    if duplicated.any():
-        raise DatasetError(
-            f"{source}: item id {items[ITEM_ID][duplicated].iloc[0]!r} appears twice (in the source, the "
-            "held-out source or an arrival); item ids must be unique"
-        )
 
 
 def items_from_table(
