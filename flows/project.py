@@ -10,7 +10,7 @@ from typing import Self
 
 from sqlalchemy.engine import make_url
 
-from labelflow.contracts import ITEM_ID, PAYLOAD
+from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from labelflow.integrations.crowd.simulated import SimulatedCrowd
@@ -77,7 +77,10 @@ class Project:
 
     def _featurize(self, dataset: Dataset) -> TextFeatures:
         if "text_features" not in self.__dict__:
-            self.__dict__["text_features"] = pool_features(dataset.items[[ITEM_ID, PAYLOAD]], self.workdir)
+            pool = (dataset.items["item_set"] == ItemSet.POOL.value).to_numpy()
+            self.__dict__["text_features"] = pool_features(
+                dataset.items[[ITEM_ID, PAYLOAD]], self.workdir, fit_on=pool
+            )
         features: TextFeatures = self.__dict__["text_features"]
         return features
 

@@ -139,18 +139,26 @@ def fit_featurizer(
 
 
 def pool_features(
-    items: pd.DataFrame, workdir: Path, *, n_components: int = 64, seed: int = 0
+    items: pd.DataFrame,
+    workdir: Path,
+    *,
+    fit_on: np.ndarray | None = None,
+    n_components: int = 64,
+    seed: int = 0,
 ) -> TextFeatures:
     """The features of ``items`` (item_id, payload = the text) by the project's featurizer.
 
-    The first call fits the featurizer on these items; later calls load the stored version, reuse every stored
+    The first call fits the featurizer on the items where ``fit_on`` (a boolean mask; all items without it) is
+    true, the pool: held-out texts shape no vocabulary. Later calls load the stored version, reuse every stored
     row whose item and text hash match, and featurize only the rest, which are then stored too."""
     texts = items[PAYLOAD].astype(str).to_numpy(dtype=object)
     ids = items[ITEM_ID].astype(str).to_numpy(dtype=object)
     hashes = np.asarray([text_hash(text) for text in texts], dtype=object)
     version = latest_version(workdir)
     featurizer = (
-        fit_featurizer(list(texts), workdir, n_components=n_components, seed=seed)
+        fit_featurizer(
+            list(texts if fit_on is None else texts[fit_on]), workdir, n_components=n_components, seed=seed
+        )
         if version is None
         else load_featurizer(workdir, version)
     )

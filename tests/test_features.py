@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from labelflow.tasks import features as features_module
-from labelflow.tasks.features import TextFeaturizer, latest_version, pool_features
+from labelflow.tasks.features import TextFeaturizer, latest_version, load_featurizer, pool_features
 from labelflow.tasks.training import TrainingConfig, evaluate_frame, fit_model, train_on_labels
 
 TEXTS = [
@@ -99,3 +99,10 @@ def test_a_text_project_trains_and_is_judged_on_its_stored_sparse_rows(tmp_path:
     )
     assert sp.issparse(stored.rows(["000"])) and model.n_train == 6
     assert evaluate_frame(model, frame.iloc[:6], [], rows=stored.rows)["accuracy"] == 1.0
+
+
+def test_the_featurizer_is_fitted_on_the_pool_only(tmp_path: Path) -> None:
+    frame = items([*TEXTS[:6], "zyxwv unseenword"])
+    stored = pool_features(frame, tmp_path, fit_on=np.arange(7) < 6, n_components=2)
+    words = load_featurizer(tmp_path, stored.version).words.vocabulary_
+    assert "warm" in words and "unseenword" not in words
