@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -10,12 +10,14 @@ from typing import Self
 
 from sqlalchemy.engine import make_url
 
+from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from labelflow.integrations.crowd.simulated import SimulatedCrowd
 from labelflow.integrations.datasets import Dataset, load_dataset
 from labelflow.integrations.inbox import Inbox, open_inbox
 from labelflow.integrations.store import LabelStore
+from labelflow.tasks.features import TextFeatures, load_featurizer, pool_features
 
 
 def resolve_store_url(url: str, base_dir: Path) -> str:
@@ -52,13 +54,35 @@ class Project:
 
     @cached_property
     def dataset(self) -> Dataset:
-        """The configured source plus every file ingested from the inbox so far."""
+        """The configured source plus every file ingested from the inbox so far; a text dataset's items carry
+        the featurizer's dense view as their feature columns (see :attr:`text_features`)."""
         processed = self.store.ingested_files(status="processed")
         arrivals = [
             (str(row["filename"]), self.inbox.read_location(str(row["stored_at"])))
             for row in processed.to_dict("records")
         ]
-        return load_dataset(self.config.dataset, list(self.config.labels), self.base_dir, arrivals)
+        dataset = load_dataset(self.config.dataset, list(self.config.labels), self.base_dir, arrivals)
+        if dataset.kind != "text":
+            return dataset
+        features = self._featurize(dataset)
+        columns = load_featurizer(self.workdir, features.version).dense_columns
+        items = dataset.items.merge(features.dense_frame(columns), on=ITEM_ID, how="left")
+        return replace(dataset, items=items, feature_columns=columns)
+
+    @cached_property
+    def text_features(self) -> TextFeatures:
+        """A text dataset's sparse TF-IDF rows by the project's featurizer (fitted on the first pool, stored
+        under the workdir, and applied unchanged to later arrivals; each item featurized once)."""
+        return self._featurize(self.dataset)
+
+    def _featurize(self, dataset: Dataset) -> TextFeatures:
+        if "text_features" not in self.__dict__:
+            pool = (dataset.items["item_set"] == ItemSet.POOL.value).to_numpy()
+            self.__dict__["text_features"] = pool_features(
+                dataset.items[[ITEM_ID, PAYLOAD]], self.workdir, fit_on=pool
+            )
+        features: TextFeatures = self.__dict__["text_features"]
+        return features
 
     @property
     def label_names(self) -> list[str]:

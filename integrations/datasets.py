@@ -1,8 +1,12 @@
-"""Dataset sources: the bundled digits demo and a user's CSV or Parquet file.
+"""Dataset sources: the bundled digits demo and a user's CSV, Parquet or JSON Lines file, of a table or of text.
 
 Every source yields the same :class:`Dataset`: items with their set (pool / gold / held-out), feature columns, a
 human-viewable ``payload``, the label names, the known labels of gold and held-out items, and — where the data
 has labels for pool items too — the hidden truth that only the simulated crowd and the round report may see.
+
+A ``text`` dataset has no feature columns of its own: its ``payload`` is the text, and the project's featurizer
+(:mod:`labelflow.tasks.features`) turns it into features. Ids are read as text by every reader (``007`` stays
+``007``).
 """
 
 from __future__ import annotations
@@ -11,20 +15,23 @@ import base64
 import io
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.model_selection import train_test_split
 
 from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
+from labelflow.integrations.answers_file import AnswersFileError, read_gold
 
 DIGITS = "digits"
+DatasetKind = Literal["table", "text"]
 
 
 class DatasetError(ValueError):
@@ -37,7 +44,15 @@ class DatasetConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: str = Field(
-        DIGITS, description='"digits" (the bundled demo) or the path of a .csv or .parquet file.'
+        DIGITS, description='"digits" (the bundled demo) or the path of a .csv, .parquet or .jsonl file.'
+    )
+    kind: DatasetKind | None = Field(
+        None,
+        description='"table" (numeric feature columns) or "text" (one text column, featurized by the project); '
+        "None infers it: text when the file has one text column besides the id and label and no numeric one.",
+    )
+    text_column: str | None = Field(
+        None, description="The column holding each item's text (text datasets; inferred when there is one)."
     )
     id_column: str = Field("item_id", description="Column holding each item's unique id.")
     feature_columns: tuple[str, ...] = Field(
@@ -47,15 +62,41 @@ class DatasetConfig(BaseModel):
         "label",
         description="Column with known labels (may be empty for unlabeled rows); None if there is none.",
     )
-    payload_column: str | None = Field(None, description="Column with what a human annotator sees.")
+    payload_column: str | None = Field(
+        None,
+        description="Column with what a human annotator sees (tables); for text, an alias of text_column.",
+    )
     answers_file: str | None = Field(
         None, description="Optional CSV/Parquet with columns item_id,label giving known labels separately."
+    )
+    held_out_source: str | None = Field(
+        None,
+        description="A separate labeled file (same columns as the source) used only as the held-out set, never "
+        "sent to anyone; with it, no held-out items are taken from the source.",
+    )
+    gold_source: str | None = Field(
+        None,
+        description="A file item_id,label (or question,truth) naming the gold items of the source and their "
+        "labels; with it, no gold items are drawn.",
     )
     n_gold: int = Field(30, ge=0, description="How many labeled items become gold questions.")
     held_out_fraction: float = Field(
         0.2, gt=0, lt=1, description="Share of all items kept as the held-out set (taken from labeled items)."
     )
     seed: int = Field(0, description="Seed of the gold / held-out split.")
+
+    @model_validator(mode="after")
+    def _one_text_column(self) -> DatasetConfig:
+        if self.kind == "text" and self.feature_columns:
+            raise ValueError(
+                "dataset.feature_columns is for tables; a text dataset is featurized from text_column"
+            )
+        if self.kind != "table" and self.text_column and self.payload_column not in (None, self.text_column):
+            raise ValueError(
+                f"dataset.payload_column = {self.payload_column!r} and text_column = {self.text_column!r}: for "
+                "text, payload_column is an old name of text_column; set text_column only"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -65,6 +106,7 @@ class Dataset:
     label_names: list[str]
     known_labels: pd.Series  # item_id -> label, gold and held-out items only
     hidden_truth: pd.Series  # item_id -> label for every item whose label the data knows, pool included
+    kind: DatasetKind = "table"  # a text dataset's features come from its payload, through the featurizer
 
     def frame(self, item_set: ItemSet) -> pd.DataFrame:
         return self.items[self.items["item_set"] == item_set.value].reset_index(drop=True)
@@ -81,11 +123,13 @@ def load_dataset(
     ``arrivals`` are files ingested from the inbox later, as (name, content): their rows join the pool, and a
     label they carry is hidden truth only (for the simulated crowd and the report), never a known label.
     """
+    base = base_dir or Path.cwd()
     if config.source == DIGITS:
         frame, features = _digits_frame()
+        kind: DatasetKind = "table"
     else:
-        path = ((base_dir or Path.cwd()) / config.source).resolve()
-        raw = read_table(path)
+        path = (base / config.source).resolve()
+        raw = read_table(path, text_columns=(config.id_column,))
         if (
             config.label_column is not None
             and config.label_column not in raw.columns
@@ -95,32 +139,122 @@ def load_dataset(
                 f"no column {config.label_column!r} in {path} (columns: {', '.join(map(str, raw.columns))}); "
                 "set dataset.label_column to the column holding the known labels"
             )
+        kind = dataset_kind(config, raw)
+        config = config.model_copy(update={"kind": kind})
         frame, features = _file_frame(config, raw, str(path), path.parent)
     labels = frame.pop("_label")
     names = label_names or sorted(labels.dropna().unique().tolist())
     _check_labels(labels, frame, names, config.source)
-    item_set = _split(labels, config)
+    gold = _gold_labels(config, base, frame, names)
+    item_set = _split(labels, frame[ITEM_ID], config, gold)
+    labels = labels.where(~frame[ITEM_ID].isin(gold.index), frame[ITEM_ID].map(gold))
     frame.insert(1, "item_set", item_set)
-    known_mask = (item_set != ItemSet.POOL.value).to_numpy()
-    known = pd.Series(
-        labels.to_numpy()[known_mask], index=frame[ITEM_ID].to_numpy()[known_mask], name="label"
-    )
     frames, truths = [frame], [labels]
+    if config.held_out_source:
+        held_out, held_out_labels = _held_out_frame(config, base, features, names)
+        frames.append(held_out[frame.columns])
+        truths.append(held_out_labels)
     for name, content in arrivals:
-        arrived = items_from_table(read_table(content, name), config, name, features)
+        raw_arrival = read_table(content, name, text_columns=(config.id_column,))
+        arrived = items_from_table(raw_arrival, config, name, features)
         truths.append(arrived.pop("_label"))
         frames.append(arrived.assign(item_set=ItemSet.POOL.value)[frame.columns])
-    items = pd.concat(frames, ignore_index=True) if arrivals else frame
-    all_labels = pd.concat(truths, ignore_index=True) if arrivals else labels
+    items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frame
+    all_labels = pd.concat(truths, ignore_index=True) if len(truths) > 1 else labels
+    known_mask = (items["item_set"] != ItemSet.POOL.value).to_numpy()
+    known = pd.Series(
+        all_labels.to_numpy()[known_mask], index=items[ITEM_ID].to_numpy()[known_mask], name="label"
+    )
     truth = pd.Series(all_labels.to_numpy(), index=items[ITEM_ID].to_numpy(), name="label").dropna()
-    return Dataset(items, features, names, known, truth)
+    return Dataset(items, features, names, known, truth, kind)
+
+
+def dataset_kind(config: DatasetConfig, raw: pd.DataFrame) -> DatasetKind:
+    """The configured kind, or the obvious one: text when a text column is named, or when the file has no
+    numeric column and exactly one text column besides the id and the label."""
+    if config.kind is not None:
+        return config.kind
+    if config.text_column is not None or config.feature_columns:
+        return "text" if config.text_column is not None else "table"
+    others = [c for c in raw.columns if c not in {config.id_column, config.label_column}]
+    numeric = [c for c in others if pd.api.types.is_numeric_dtype(raw[c])]
+    texts = [c for c in others if not pd.api.types.is_numeric_dtype(raw[c])]
+    return "text" if not numeric and len(texts) == 1 else "table"
+
+
+def _text_column(config: DatasetConfig, raw: pd.DataFrame, path: str) -> str:
+    named = config.text_column or config.payload_column
+    if named is None:
+        texts = [
+            c
+            for c in raw.columns
+            if c not in {config.id_column, config.label_column} and not pd.api.types.is_numeric_dtype(raw[c])
+        ]
+        if len(texts) != 1:
+            raise DatasetError(
+                f"{path}: cannot tell which column holds the text among {texts}; set dataset.text_column"
+            )
+        named = texts[0]
+    if named not in raw.columns:
+        raise DatasetError(
+            f"{path}: no text column {named!r}; columns are {list(raw.columns)}; set dataset.text_column"
+        )
+    return named
+
+
+def _gold_labels(config: DatasetConfig, base: Path, frame: pd.DataFrame, names: list[str]) -> pd.Series:
+    """The gold items named by ``gold_source`` and their labels (empty without one)."""
+    if not config.gold_source:
+        return pd.Series(dtype=object)
+    path = (base / config.gold_source).resolve()
+    try:
+        gold = read_gold(path)
+    except AnswersFileError as error:
+        raise DatasetError(str(error)) from None
+    unknown = sorted(set(gold.index) - set(frame[ITEM_ID]))
+    if unknown:
+        raise DatasetError(
+            f"{path}: {len(unknown)} gold item(s) not in {config.source}, e.g. {unknown[:5]}; gold items must "
+            "be items of the source"
+        )
+    outside = gold[~gold.isin(names)]
+    if len(outside):
+        raise DatasetError(
+            f"{path}: item {outside.index[0]!r} has gold label {outside.iloc[0]!r}, which is not among the "
+            f"configured label names {names}"
+        )
+    return gold
+
+
+def _held_out_frame(
+    config: DatasetConfig, base: Path, features: list[str], names: list[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The ``held_out_source`` file's rows as held-out items, each with its (required) known label."""
+    assert config.held_out_source is not None
+    path = (base / config.held_out_source).resolve()
+    raw = read_table(path, text_columns=(config.id_column,))
+    frame = items_from_table(raw, config, str(path), features)
+    labels = frame.pop("_label")
+    missing = labels.isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DatasetError(
+            f"{path}: row {row} (item {frame[ITEM_ID].iloc[row]!r}) has no {config.label_column!r}; every "
+            "held-out item needs its label"
+        )
+    _check_labels(labels, frame, names, str(path))
+    frame.insert(1, "item_set", ItemSet.HELD_OUT.value)
+    return frame, labels
 
 
 def items_from_table(
     raw: pd.DataFrame, config: DatasetConfig, name: str, features: list[str]
 ) -> pd.DataFrame:
-    """A new file's rows as items with the dataset's own feature columns (item_id, features, payload, _label)."""
-    frame, _ = _file_frame(config.model_copy(update={"feature_columns": tuple(features)}), raw, name, None)
+    """A new file's rows as items with the dataset's own feature columns (item_id, features, payload, _label);
+    a text file's rows as item_id, payload (the text), _label (its features are the featurizer's business)."""
+    kind = dataset_kind(config, raw)
+    update = {"kind": kind} if kind == "text" else {"kind": kind, "feature_columns": tuple(features)}
+    frame, _ = _file_frame(config.model_copy(update=update), raw, name, None)
     return frame
 
 
@@ -134,20 +268,26 @@ def _check_labels(labels: pd.Series, frame: pd.DataFrame, names: list[str], sour
         )
 
 
-def _split(labels: pd.Series, config: DatasetConfig) -> pd.Series:
-    """Held-out first (stratified), then gold (stratified) from the labeled rows; the rest is the pool."""
+def _split(labels: pd.Series, ids: pd.Series, config: DatasetConfig, gold_labels: pd.Series) -> pd.Series:
+    """Held-out first (stratified), then gold (stratified) from the labeled rows; the rest is the pool.
+
+    A ``held_out_source`` replaces the held-out draw and a ``gold_source`` (``gold_labels``) the gold draw."""
     item_set = pd.Series(ItemSet.POOL.value, index=labels.index, dtype=object)
-    labeled = labels.dropna()
-    n_held_out = round(config.held_out_fraction * len(labels))
-    if len(labeled) < n_held_out + config.n_gold:
+    given_gold = ids.isin(gold_labels.index).to_numpy()
+    labeled = labels[~given_gold].dropna()
+    n_held_out = 0 if config.held_out_source else round(config.held_out_fraction * len(labels))
+    n_gold = 0 if config.gold_source else config.n_gold
+    if len(labeled) < n_held_out + n_gold:
         raise DatasetError(
-            f"{config.source}: {len(labeled)} labeled rows, but {n_held_out} held-out and {config.n_gold} gold "
-            "items are needed; label more rows, or lower dataset.n_gold / dataset.held_out_fraction"
+            f"{config.source}: {len(labeled)} labeled rows, but {n_held_out} held-out and {n_gold} gold "
+            "items are needed; label more rows, or lower dataset.n_gold / dataset.held_out_fraction, or give "
+            "dataset.gold_source / dataset.held_out_source"
         )
     rest, held_out = _stratified(labeled, n_held_out, config.seed)
-    _, gold = _stratified(rest, config.n_gold, config.seed + 1)
+    _, gold = _stratified(rest, n_gold, config.seed + 1)
     item_set[held_out.index] = ItemSet.HELD_OUT.value
     item_set[gold.index] = ItemSet.GOLD.value
+    item_set[given_gold] = ItemSet.GOLD.value
     return item_set
 
 
@@ -185,23 +325,41 @@ def digits_table(start: int, stop: int, *, labels: bool = True) -> pd.DataFrame:
     return frame
 
 
-def read_table(source: Path | bytes, name: str | None = None) -> pd.DataFrame:
-    """A CSV or Parquet table from a path or from a file's bytes (``name`` gives the file type then)."""
+def read_table(
+    source: Path | bytes, name: str | None = None, *, text_columns: Collection[str] = (ITEM_ID,)
+) -> pd.DataFrame:
+    """A CSV, Parquet or JSON Lines table from a path or from a file's bytes (``name`` gives the file type then).
+
+    ``text_columns`` (the id column) are read as text in every format: ``007`` stays ``007``, not 7."""
     label = str(source) if isinstance(source, Path) else (name or "<bytes>")
     suffix = Path(label).suffix.lower()
     if isinstance(source, Path) and not source.exists():
         raise DatasetError(
-            f"{source}: no such file; set dataset.source to a .csv or .parquet file or to 'digits'"
+            f"{source}: no such file; set dataset.source to a .csv, .parquet or .jsonl file or to 'digits'"
         )
     data: Path | io.BytesIO = source if isinstance(source, Path) else io.BytesIO(source)
+    as_text = dict.fromkeys(text_columns, "string")
     try:
         if suffix == ".csv":
-            return _check_delimiter(pd.read_csv(data, dtype_backend="numpy_nullable"), label)
+            return _ids_as_text(
+                _check_delimiter(pd.read_csv(data, dtype=as_text, dtype_backend="numpy_nullable"), label),
+                text_columns,
+            )
+        if suffix == ".jsonl":
+            return _ids_as_text(pd.read_json(data, lines=True, dtype=as_text), text_columns)
         if suffix in {".parquet", ".pq"}:
-            return _parquet_frame(data)
+            return _ids_as_text(_parquet_frame(data), text_columns)
     except (ValueError, OSError, UnicodeDecodeError, pa.ArrowException) as error:
         raise DatasetError(f"{label}: cannot be read as {suffix[1:]}: {error}") from None
-    raise DatasetError(f"{label}: unsupported file type {suffix!r}; use .csv or .parquet")
+    raise DatasetError(f"{label}: unsupported file type {suffix!r}; use .csv, .parquet or .jsonl")
+
+
+def _ids_as_text(frame: pd.DataFrame, text_columns: Collection[str]) -> pd.DataFrame:
+    """The ``text_columns`` as strings (a Parquet or JSON integer id becomes its digits; missing stays missing)."""
+    for column in text_columns:
+        if column in frame.columns:
+            frame[column] = frame[column].astype("string").astype(object).where(frame[column].notna(), None)
+    return frame
 
 
 def _check_delimiter(table: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -262,6 +420,8 @@ def _file_frame(
 ) -> tuple[pd.DataFrame, list[str]]:
     if config.id_column not in raw.columns:
         raise DatasetError(f"{path}: no id column {config.id_column!r}; columns are {list(raw.columns)}")
+    if config.kind == "text":
+        return _text_frame(config, raw, path, answers_dir), []
     reserved = {config.id_column, config.label_column, config.payload_column}
     features = list(config.feature_columns) or [
         c for c in raw.columns if c not in reserved and pd.api.types.is_numeric_dtype(raw[c])
@@ -288,13 +448,33 @@ def _file_frame(
     return frame, features
 
 
+def _text_frame(
+    config: DatasetConfig, raw: pd.DataFrame, path: str, answers_dir: Path | None
+) -> pd.DataFrame:
+    column = _text_column(config, raw, path)
+    texts = raw[column].astype("string")
+    empty = (texts.isna() | (texts.str.strip() == "")).to_numpy(dtype=bool)
+    if empty.all() and len(texts):
+        raise DatasetError(f"{path}: text column {column!r} is empty in every row; is it the right column?")
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
+        raise DatasetError(
+            f"{path}: row {row} (item {raw[config.id_column].iloc[row]!r}), column {column!r}: the text is "
+            f"empty ({int(empty.sum())} row(s) are); give every item its text or drop the row"
+        )
+    frame = pd.DataFrame({ITEM_ID: raw[config.id_column].astype("string").astype(object)})
+    frame[PAYLOAD] = texts.astype(object)
+    frame["_label"] = _known_labels(raw, config, answers_dir)
+    return frame
+
+
 def _known_labels(raw: pd.DataFrame, config: DatasetConfig, answers_dir: Path | None) -> pd.Series:
     labels = pd.Series(None, index=raw.index, dtype=object)
     if config.label_column is not None and config.label_column in raw.columns:
         present = raw[config.label_column].notna()
         labels[present] = raw.loc[present, config.label_column].astype(str)
     if config.answers_file and answers_dir is not None:
-        answers = read_table((answers_dir / config.answers_file).resolve())
+        answers = read_table((answers_dir / config.answers_file).resolve(), text_columns=(ITEM_ID, "label"))
         for column in (ITEM_ID, "label"):
             if column not in answers.columns:
                 raise DatasetError(

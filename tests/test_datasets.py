@@ -127,3 +127,108 @@ def test_known_labels_from_a_separate_answers_file(tmp_path: Path) -> None:
     config = DatasetConfig(source=path.name, id_column="id", answers_file="answers.csv", n_gold=4)
     data = load_dataset(config, ["cat", "dog"], tmp_path)
     assert len(data.known_labels) == 4 + 12
+
+
+SENTENCES = [
+    ("007", "a warm , funny and moving film", "pos"),
+    ("008", "dull , overlong and badly acted", "neg"),
+    ("010", "the best thriller of the year", "pos"),
+    ("011", "a tedious mess with no story", "neg"),
+    ("012", "charming performances all around", "pos"),
+    ("013", "i wanted my money back", "neg"),
+]
+
+
+def write_text(
+    folder: Path, suffix: str, rows: list[tuple[str, str, str]] = SENTENCES, name: str = "texts"
+) -> Path:
+    frame = pd.DataFrame(rows, columns=["item_id", "text", "label"])
+    path = folder / f"{name}{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_every_reader_reads_ids_as_text_and_infers_a_text_dataset(tmp_path: Path, suffix: str) -> None:
+    path = write_text(tmp_path, suffix)
+    data = load_dataset(
+        DatasetConfig(source=path.name, n_gold=2, held_out_fraction=0.3), ["neg", "pos"], tmp_path
+    )
+    assert data.kind == "text" and data.feature_columns == []
+    assert data.items["item_id"].tolist() == ["007", "008", "010", "011", "012", "013"]
+    assert data.items.set_index("item_id").loc["007", "payload"] == "a warm , funny and moving film"
+    assert data.hidden_truth["007"] == "pos"
+
+
+def test_numeric_ids_of_a_table_stay_text(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"id": ["007", "08", "9"] * 10, "x": np.arange(30.0), "label": ["a", "b", "c"] * 10})
+    frame["id"] = [f"{k:03d}" for k in range(30)]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    data = load_dataset(DatasetConfig(source="t.csv", id_column="id", n_gold=3), ["a", "b", "c"], tmp_path)
+    assert data.kind == "table" and data.feature_columns == ["x"]
+    assert sorted(data.items["item_id"])[:2] == ["000", "001"]
+
+
+def test_payload_column_is_an_alias_of_text_column_or_refused(tmp_path: Path) -> None:
+    path = write_text(tmp_path, ".csv")
+    data = load_dataset(
+        DatasetConfig(source=path.name, kind="text", payload_column="text", n_gold=2, held_out_fraction=0.3),
+        ["neg", "pos"],
+        tmp_path,
+    )
+    assert data.items["payload"].str.len().gt(0).all()
+    with pytest.raises(
+        ValueError, match="payload_column is an old name of text_column; set text_column only"
+    ):
+        DatasetConfig(source=path.name, text_column="text", payload_column="other")
+
+
+def test_a_missing_or_empty_text_is_named_with_file_row_and_column(tmp_path: Path) -> None:
+    path = write_text(tmp_path, ".csv")
+    with pytest.raises(DatasetError, match=r"texts.csv: no text column 'review'.*set dataset.text_column"):
+        load_dataset(
+            DatasetConfig(source=path.name, text_column="review", n_gold=2), ["neg", "pos"], tmp_path
+        )
+    rows = [*SENTENCES[:3], ("011", "   ", "neg"), *SENTENCES[4:]]
+    path = write_text(tmp_path, ".csv", rows)
+    with pytest.raises(
+        DatasetError, match=r"texts.csv: row 3 \(item '011'\), column 'text': the text is empty"
+    ):
+        load_dataset(DatasetConfig(source=path.name, text_column="text", n_gold=2), ["neg", "pos"], tmp_path)
+
+
+def test_held_out_source_and_gold_source(tmp_path: Path) -> None:
+    pool = [(item, text, "") for item, text, _ in SENTENCES]
+    write_text(tmp_path, ".csv", pool, name="pool")
+    write_text(tmp_path, ".jsonl", [("h1", "great fun", "pos"), ("h2", "awful", "neg")], name="test")
+    pd.DataFrame({"item_id": ["007", "008"], "label": ["pos", "neg"]}).to_csv(
+        tmp_path / "gold.csv", index=False
+    )
+    config = DatasetConfig(
+        source="pool.csv", kind="text", held_out_source="test.jsonl", gold_source="gold.csv", n_gold=30
+    )
+    data = load_dataset(config, ["neg", "pos"], tmp_path)
+    sets = data.items.set_index("item_id")["item_set"]
+    assert sets[["h1", "h2"]].eq("held_out").all() and sets[["007", "008"]].eq("gold").all()
+    assert (sets == "pool").sum() == 4
+    assert data.known_labels.to_dict() == {"007": "pos", "008": "neg", "h1": "pos", "h2": "neg"}
+    pd.DataFrame({"item_id": ["nope"], "label": ["pos"]}).to_csv(tmp_path / "gold.csv", index=False)
+    with pytest.raises(DatasetError, match=r"gold.csv: 1 gold item\(s\) not in pool.csv, e.g. \['nope'\]"):
+        load_dataset(config, ["neg", "pos"], tmp_path)
+
+
+def test_a_held_out_source_row_without_its_label_is_named(tmp_path: Path) -> None:
+    write_text(tmp_path, ".csv")
+    write_text(tmp_path, ".csv", [("h1", "great fun", "pos"), ("h2", "awful", "")], name="test")
+    config = DatasetConfig(source="texts.csv", held_out_source="test.csv", n_gold=2)
+    with pytest.raises(
+        DatasetError, match=r"test.csv: row 1 \(item 'h2'\) has no 'label'; every held-out item"
+    ):
+        load_dataset(config, ["neg", "pos"], tmp_path)
+    with pytest.raises(ValueError, match="feature_columns is for tables"):
+        DatasetConfig(source="texts.csv", kind="text", feature_columns=("x",))

@@ -1,0 +1,85 @@
+"""A text project end to end: sentences in a CSV, featurized by the project's featurizer, one round on the
+simulated crowd; and the benchmark's real sentences when the shared data is there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labelflow.flows.config import parse_config
+from labelflow.flows.project import Project
+from labelflow.tasks.features import DENSE_PREFIX, latest_version
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SENTENCES = REPO.parent / "shared" / "data" / "crowd-items" / "sentiment_polarity"
+
+GOOD = ["warm", "funny", "moving", "charming", "brilliant", "tender", "witty", "gripping"]
+BAD = ["dull", "tedious", "overlong", "clumsy", "lifeless", "muddled", "bland", "shrill"]
+
+
+def write_sentences(folder: Path, n: int = 120) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(n):
+        label = ("pos", "neg")[k % 2]
+        words = rng.choice(GOOD if label == "pos" else BAD, size=2, replace=False)
+        rows.append((f"{k:04d}", f"a {words[0]} and {words[1]} film , scene {k}", label))
+    path = folder / "sentences.csv"
+    pd.DataFrame(rows, columns=["item_id", "text", "label"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_text_project_runs_a_round_on_the_simulated_crowd(tmp_path: Path) -> None:
+    from labelflow.flows.labeling_round import labeling_round
+
+    write_sentences(tmp_path)
+    config = parse_config(
+        {
+            "name": "text-test",
+            "labels": ["neg", "pos"],
+            "store_url": f"sqlite:///{tmp_path / 'store.db'}",
+            "workdir": str(tmp_path / "work"),
+            "dataset": {"source": "sentences.csv", "n_gold": 10, "held_out_fraction": 0.2},
+            "selection": {"batch_size": 20, "seed_size": 20},
+            "crowd": {"gold_per_round": 5},
+            "training": {"self_training_max_iter": 2},
+        }
+    )
+    labeling_round(config, str(tmp_path))
+    with Project(config, tmp_path) as project:
+        dataset = project.dataset
+        assert dataset.kind == "text" and dataset.feature_columns[0].startswith(DENSE_PREFIX)
+        assert dataset.items["item_id"].iloc[0] == "0000"  # ids stay text
+        assert project.text_features.computed == 0  # the round stored every item's features
+        assert latest_version(project.workdir) == 1
+        rounds = project.store.rounds()
+        assert list(rounds["status"]) == ["completed"]
+        crowd = project.store.labels().query("source == 'crowd'")
+        assert len(crowd) == 20
+        assert project.store.champion() is not None
+
+
+@pytest.mark.skipif(
+    not SHARED_SENTENCES.exists(), reason=f"the shared crowd data is absent: {SHARED_SENTENCES}"
+)
+def test_the_shared_sentences_load_as_text_with_their_test_set_held_out_and_gold_from_a_file(
+    tmp_path: Path,
+) -> None:
+    from labelflow.integrations.datasets import DatasetConfig, load_dataset
+
+    truth = pd.read_csv(SHARED_SENTENCES / "truth.csv", dtype=str).sample(30, random_state=0)
+    truth.to_csv(tmp_path / "gold.csv", index=False)  # question,truth: the shared convention
+    config = DatasetConfig(
+        source=str(SHARED_SENTENCES / "items.csv"),
+        held_out_source=str(SHARED_SENTENCES / "test_items.csv"),
+        gold_source="gold.csv",
+    )
+    data = load_dataset(config, ["neg", "pos"], tmp_path)
+    counts = data.items["item_set"].value_counts().to_dict()
+    assert data.kind == "text" and counts == {"pool": 4999 - 30, "held_out": 3999, "gold": 30}
+    assert data.known_labels[truth["question"]].tolist() == truth["truth"].tolist()
