@@ -39,12 +39,12 @@ def check_arrival(content: bytes, name: str, project: Project) -> tuple[pd.DataF
     """The file's rows as items, and a report of what is wrong with them (None if nothing is)."""
     dataset = project.dataset
     try:
-        frame = items_from_table(
-            read_table(content, name), project.config.dataset, name, dataset.feature_columns
-        )
+        table = read_table(content, name, text_columns=(project.config.dataset.id_column,))
+        frame = items_from_table(table, project.config.dataset, name, dataset.feature_columns)
     except DatasetError as error:
         return pd.DataFrame(), str(error)
-    report = validate_pool(frame, dataset.feature_columns)
+    # a text arrival has no features yet: the project's featurizer derives them when the pool is loaded
+    report = validate_pool(frame, [] if dataset.kind == "text" else dataset.feature_columns)
     problems = [outcome.describe() for outcome in report.failures()]
     clashes = sorted(set(frame[ITEM_ID]) & set(project.store.items()[ITEM_ID]))
     if clashes:
