@@ -37,7 +37,7 @@ from typing import Final, Literal, Protocol, Self
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 __all__ = [
@@ -291,10 +291,10 @@ class CalibrationMap:
         """The map of ``family`` that minimizes the negative log-likelihood of the true label codes ``truth``
         under the mapped ``probas`` (items x K).
 
-        ``"bucket_temperature_uniform"`` first fits the global ``(T, eps)``, then each answer-count bucket's
-        temperature by maximum a posteriori, under a normal prior on ``log T_b`` centred on ``log T`` with
-        standard deviation ``bucket_prior_sd``: a bucket with few gold items stays near the global temperature.
-        It needs ``n_answers``.
+        ``"bucket_temperature_uniform"`` fits one ``eps`` and a temperature per answer-count bucket jointly, by
+        maximum a posteriori under a normal prior on each ``log T_b`` centred on a free ``log T`` with standard
+        deviation ``bucket_prior_sd``: a bucket with few gold items stays near the others' temperature, and a
+        bucket without gold gets ``T``. It needs ``n_answers``.
         """
         log_probas = _log_probas(np.asarray(probas, dtype=np.float64))
         codes = np.asarray(truth, dtype=np.intp)
@@ -324,20 +324,27 @@ class CalibrationMap:
         if n_answers is None:
             raise ValueError("family 'bucket_temperature_uniform' needs each gold item's n_answers")
         bucket = _answer_bucket(n_answers)
-        bucket_log_t = []
-        for b in range(len(ANSWER_BUCKETS)):
-            rows = np.flatnonzero(bucket == b)
-            if not len(rows):
-                bucket_log_t.append(log_t)
-                continue
-            fitted = minimize_scalar(
-                lambda x, rows=rows: nll_sum(rows, x, eps) + 0.5 * ((x - log_t) / bucket_prior_sd) ** 2,
-                bounds=log_t_bounds,
-                method="bounded",
-            )
-            bucket_log_t.append(float(fitted.x))
+        filled = np.unique(bucket)
+        members = [np.flatnonzero(bucket == b) for b in filled]
+
+        # One uniform share for all buckets and a temperature per filled bucket, jointly; the global temperature
+        # is the centre of the buckets' prior (with one bucket filled this is the plain map again).
+        def penalized(params: FloatArray) -> float:
+            centre, share, per_bucket = float(params[0]), float(params[1]), params[2:]
+            fit = sum(nll_sum(rows, float(x), share) for rows, x in zip(members, per_bucket, strict=True))
+            return fit + 0.5 * float((((per_bucket - centre) / bucket_prior_sd) ** 2).sum())
+
+        joint = minimize(
+            penalized,
+            np.array([log_t, eps, *([log_t] * len(filled))]),
+            method="L-BFGS-B",
+            bounds=[log_t_bounds, eps_bounds, *([log_t_bounds] * len(filled))],
+        )
+        centre_t, eps = float(joint.x[0]), float(joint.x[1])
+        bucket_log_t = np.full(len(ANSWER_BUCKETS), centre_t)
+        bucket_log_t[filled] = joint.x[2:]
         return cls(
-            temperature=float(np.exp(log_t)),
+            temperature=float(np.exp(centre_t)),
             uniform_weight=eps,
             bucket_temperatures=tuple(float(np.exp(x)) for x in bucket_log_t),
         )

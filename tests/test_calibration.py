@@ -12,6 +12,7 @@ from scipy.special import softmax
 
 from labelflow.tasks.aggregation import DawidSkene, MajorityVote, from_shared_csv, read_shared_truth
 from labelflow.tasks.calibration import (
+    ANSWER_BUCKETS,
     MIN_GOLD,
     CalibrationMap,
     calibrate_from_gold,
@@ -96,6 +97,23 @@ def test_uniform_share_recovers_sure_but_wrong_mass() -> None:
     fitted = CalibrationMap.fit(truth, labels, "temperature_uniform")
     assert fitted.uniform_weight == pytest.approx(0.1, abs=0.04)
     assert fitted.temperature == pytest.approx(1.0, rel=0.15)
+
+
+def test_bucket_temperatures_follow_the_answer_count() -> None:
+    # items with 2 answers are 1.5 times overconfident, items with 10 answers 4 times
+    _, labels_few, probas_few = overconfident(1.5, n=3000, k=3, seed=4)
+    _, labels_many, probas_many = overconfident(4.0, n=3000, k=3, seed=5)
+    probas = np.vstack([probas_few, probas_many])
+    labels = np.concatenate([labels_few, labels_many])
+    n_answers = np.repeat([2, 10], 3000)
+    fitted = CalibrationMap.fit(probas, labels, "bucket_temperature_uniform", n_answers)
+    by_count = dict(zip(ANSWER_BUCKETS, fitted.bucket_temperatures, strict=True))
+    assert by_count[2] == pytest.approx(1.5, rel=0.15)
+    assert by_count[10] == pytest.approx(4.0, rel=0.15)
+    assert by_count[1] == fitted.temperature  # no gold with one answer: the global temperature
+    assert fitted.parameters()["temperature_10+"] == by_count[10]
+    with pytest.raises(ValueError, match="n_answers"):
+        fitted.apply(probas)
 
 
 def test_map_keeps_the_label_and_sums_to_one() -> None:
