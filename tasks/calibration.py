@@ -38,17 +38,19 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import log_softmax
+from scipy.special import log_softmax, logsumexp
 
 __all__ = [
     "ANSWER_BUCKETS",
     "BUCKET_PRIOR_SD",
     "DEFAULT_FAMILY",
+    "DEFAULT_OBJECTIVE",
     "MIN_GOLD",
     "Calibration",
     "CalibrationMap",
     "Family",
     "GoldAggregator",
+    "Objective",
     "answers_per_item",
     "calibrate_from_gold",
     "ece_floor",
@@ -62,7 +64,10 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 Family = Literal["temperature", "temperature_uniform", "bucket_temperature_uniform"]
 
-DEFAULT_FAMILY: Final[Family] = "temperature_uniform"
+Objective = Literal["label", "top_label"]
+
+DEFAULT_FAMILY: Final[Family] = "bucket_temperature_uniform"
+DEFAULT_OBJECTIVE: Final[Objective] = "top_label"
 # Fewer answered gold items than this and a fitted map is mostly noise: the confidence is reported uncalibrated.
 MIN_GOLD: Final = 20
 # Bounds of the map. T < 1 sharpens (vote shares of majority vote are underconfident); the upper bound only has
@@ -72,7 +77,8 @@ TEMPERATURE_BOUNDS: Final = (0.1, 1000.0)
 UNIFORM_WEIGHT_BOUNDS: Final = (0.0, 0.5)
 # Lower edges of the answer-count buckets of "bucket_temperature_uniform": 1, 2, 3-4, 5-9 and 10+ answers.
 ANSWER_BUCKETS: Final = (1, 2, 3, 5, 10)
-# Standard deviation of the prior on a bucket's log-temperature around the global one.
+# Standard deviation of the prior on a bucket's log-temperature around the global one (chosen on development
+# draws among 0.25, 0.5 and 1).
 BUCKET_PRIOR_SD: Final = 0.5
 # Posteriors of 0 (an underflow, or a vote share nobody chose) become this log-probability before scaling.
 _LOG_FLOOR: Final = float(np.log(np.finfo(np.float64).tiny))
@@ -287,9 +293,13 @@ class CalibrationMap:
         n_answers: npt.ArrayLike | None = None,
         *,
         bucket_prior_sd: float = BUCKET_PRIOR_SD,
+        objective: Objective = DEFAULT_OBJECTIVE,
     ) -> Self:
-        """The map of ``family`` that minimizes the negative log-likelihood of the true label codes ``truth``
-        under the mapped ``probas`` (items x K).
+        """The map of ``family`` that minimizes a negative log-likelihood under the mapped ``probas`` (items x K)
+        of the true label codes ``truth``: of the true label itself (``objective="label"``), or of whether the
+        most probable label is the true one (``"top_label"``: the confidence in the chosen label is what
+        decisions read, and a multiclass likelihood also spends the map on how the remaining probability is
+        spread over the other labels).
 
         ``"bucket_temperature_uniform"`` fits one ``eps`` and a temperature per answer-count bucket jointly, by
         maximum a posteriori under a normal prior on each ``log T_b`` centred on a free ``log T`` with standard
@@ -299,9 +309,17 @@ class CalibrationMap:
         log_probas = _log_probas(np.asarray(probas, dtype=np.float64))
         codes = np.asarray(truth, dtype=np.intp)
 
+        top = log_probas.argmax(axis=1)
+
         def nll_sum(rows: IntArray, log_t: float, eps: float) -> float:
             mapped = _mapped_log_probas(log_probas[rows], np.exp(log_t), eps)
-            return float(-mapped[np.arange(len(rows)), codes[rows]].sum())
+            at = np.arange(len(rows))
+            if objective == "label":
+                return float(-mapped[at, codes[rows]].sum())
+            log_top = mapped[at, top[rows]]
+            mapped[at, top[rows]] = -np.inf
+            log_rest = logsumexp(mapped, axis=1)
+            return float(-np.where(codes[rows] == top[rows], log_top, log_rest).sum())
 
         every = np.arange(len(codes))
         log_t_bounds = (float(np.log(TEMPERATURE_BOUNDS[0])), float(np.log(TEMPERATURE_BOUNDS[1])))
@@ -313,12 +331,12 @@ class CalibrationMap:
             for eps in np.unique(np.clip([0.0, 0.01, 0.03, 0.1, 0.3], *eps_bounds))
         ]
 
-        def objective(params: FloatArray) -> float:
+        def global_nll(params: FloatArray) -> float:
             return nll_sum(every, float(params[0]), float(params[1]))
 
-        start = min(grid, key=objective)
-        best = minimize(objective, start, method="L-BFGS-B", bounds=[log_t_bounds, eps_bounds])
-        log_t, eps = (float(v) for v in (best.x if best.fun <= objective(start) else start))
+        start = min(grid, key=global_nll)
+        best = minimize(global_nll, start, method="L-BFGS-B", bounds=[log_t_bounds, eps_bounds])
+        log_t, eps = (float(v) for v in (best.x if best.fun <= global_nll(start) else start))
         if family != "bucket_temperature_uniform":
             return cls(temperature=float(np.exp(log_t)), uniform_weight=eps)
         if n_answers is None:
@@ -445,6 +463,7 @@ def calibrate_from_gold(
     make_aggregator: Callable[[], GoldAggregator],
     *,
     family: Family = DEFAULT_FAMILY,
+    objective: Objective = DEFAULT_OBJECTIVE,
     n_folds: int = 5,
     min_gold: int = MIN_GOLD,
     threshold: float = 0.95,
@@ -462,8 +481,9 @@ def calibrate_from_gold(
         sample of anything and would bias the map). Gold items nobody answered are ignored.
     make_aggregator
         Returns a fresh, unfitted aggregator; it is fitted ``n_folds + 1`` times.
-    family
-        ``"temperature_uniform"`` (default) or ``"temperature"`` (``eps = 0``).
+    family, objective
+        The map and what it is fitted to (:meth:`CalibrationMap.fit`); the defaults were chosen on development
+        draws (module docstring).
     n_folds
         Cross-fitting folds (at most the number of answered gold items).
     min_gold
@@ -513,12 +533,14 @@ def calibrate_from_gold(
     n_answers = answers_per_item(answers, raw.index)
     gold_n_answers = n_answers.loc[answered.index].to_numpy()
 
-    calibration_map = CalibrationMap.fit(oof, truth, family, gold_n_answers)
+    calibration_map = CalibrationMap.fit(oof, truth, family, gold_n_answers, objective=objective)
     # Nested: each fold's gold mapped by a map that never saw that fold, for an honest "after".
     oof_after = np.empty_like(oof)
     for fold in range(n_folds):
         held_out = folds == fold
-        fold_map = CalibrationMap.fit(oof[~held_out], truth[~held_out], family, gold_n_answers[~held_out])
+        fold_map = CalibrationMap.fit(
+            oof[~held_out], truth[~held_out], family, gold_n_answers[~held_out], objective=objective
+        )
         oof_after[held_out] = fold_map.apply(oof[held_out], gold_n_answers[held_out])
 
     predicted = oof.argmax(axis=1)

@@ -88,6 +88,20 @@ def test_temperature_recovers_a_known_temperature() -> None:
     assert mixed.uniform_weight < 0.03
 
 
+def test_top_label_objective() -> None:
+    # with two labels, "is the top label right" is "which label is true": both objectives fit the same map
+    _, labels, probas = overconfident(2.0, n=1000, k=2, seed=6)
+    by_label = CalibrationMap.fit(probas, labels, "temperature_uniform", objective="label")
+    by_top = CalibrationMap.fit(probas, labels, "temperature_uniform", objective="top_label")
+    assert by_top.temperature == pytest.approx(by_label.temperature, rel=1e-3)
+    assert by_top.uniform_weight == pytest.approx(by_label.uniform_weight, abs=1e-3)
+    # with more labels it still finds the overconfidence from the top label's correctness alone
+    _, labels, probas = overconfident(3.0, n=4000, k=4, seed=7)
+    assert CalibrationMap.fit(
+        probas, labels, "temperature", objective="top_label"
+    ).temperature == pytest.approx(3.0, rel=0.2)
+
+
 def test_uniform_share_recovers_sure_but_wrong_mass() -> None:
     truth, labels, _ = overconfident(1.0, n=4000, k=4, seed=1)
     rng = np.random.default_rng(2)
