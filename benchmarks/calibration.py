@@ -1,9 +1,9 @@
 """Calibration from gold on the six real crowds of ../shared/data (issue 14, item 5).
 
-    .venv/bin/pip install -e '.[bench]'                 # crowd-kit, benchmark-only
-    .venv/bin/python benchmarks/calibration.py            # 20 draws (seeds 100-119) per crowd and gold size
-    .venv/bin/python benchmarks/calibration.py --quick    # 4 draws
-    .venv/bin/python benchmarks/calibration.py --develop  # the development draws (seeds 0-9) that chose the map
+    .venv/bin/pip install -e '.[bench]'                                # crowd-kit, benchmark-only
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py           # 20 draws (seeds 100-119), one core
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --quick   # 4 draws
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --develop # seeds 0-9: how the map was chosen
 
 For each crowd (duck, product, dog, face, sentiment_polarity, labelme) and each gold size n = 20, 50, 100 (never
 more than half the crowd's items), n gold items are drawn at random from the truth, 20 times. The gold is used by
@@ -11,7 +11,7 @@ every method (clamped, and by ours to calibrate); the OTHER items are scored aga
 draws: accuracy, ECE (10 equal-width bins) beside its floor (the ECE a perfectly calibrated predictor shows on
 the same confidences: correctness ~ Bernoulli(confidence), mean of 200 simulations), and the share right among
 items at confidence >= 0.95 with their count. Methods: our default Dawid-Skene uncalibrated, the same calibrated
-from the gold (``labelflow.tasks.calibration.calibrate_from_gold``, its default family and 5 folds), majority vote,
+from the gold (``labelflow.tasks.calibration.calibrate_from_gold``, its default map and 5 folds), majority vote,
 and crowd-kit's Dawid-Skene with the gold as ``true_labels`` when crowd-kit is installed — at n = 50 only, where
 the issue's targets are set (it takes seconds per fit on product; the whole run stays near 10 minutes on one core).
 
@@ -43,6 +43,7 @@ from labelflow.tasks.aggregation import (  # noqa: E402
 from labelflow.tasks.calibration import (  # noqa: E402
     BUCKET_PRIOR_SD,
     DEFAULT_FAMILY,
+    DEFAULT_OBJECTIVE,
     CalibrationMap,
     Family,
     Objective,
@@ -327,7 +328,8 @@ def main() -> None:
     else:
         seeds = REPORT_SEEDS[:4] if args.quick else REPORT_SEEDS
         print(
-            f"default family {DEFAULT_FAMILY!r}, {N_FOLDS} folds; draws with seeds {seeds.start}-{seeds.stop - 1}"
+            f"map {DEFAULT_FAMILY!r} fitted to {DEFAULT_OBJECTIVE!r}, {N_FOLDS} folds; "
+            f"draws with seeds {seeds.start}-{seeds.stop - 1}"
         )
         if crowd_kit_dawid_skene() is None:
             print("crowd-kit is not installed (pip install -e '.[bench]'): its column is skipped")
