@@ -17,7 +17,7 @@ pool-growth trigger — and times each stage from the drop:
 The crowd is the default simulated one on its virtual clock: a served round holds each wave for
 ``crowd.hand_off_after_seconds`` (60 s) of wall-clock time before handing the wait to the collector, and on the
 virtual clock that hold fast-forwards through the wave, so no round needs the collector here. (How a round waits
-for a slow crowd without a process is what tests/test_server.py checks, not a figure.) The load average is
+for a slow crowd without a process is what tests/flows/test_server.py checks, not a figure.) The load average is
 printed beside the figures: on a busy 2-core machine every flow-run process takes longer to start.
 """
 

@@ -133,7 +133,7 @@ def load_dataset(
         if (
             config.label_column is not None
             and config.label_column not in raw.columns
-            and not config.answers_file
+            and not (config.answers_file or config.gold_source or config.held_out_source)
         ):
             raise DatasetError(
                 f"no column {config.label_column!r} in {path} (columns: {', '.join(map(str, raw.columns))}); "

@@ -13,7 +13,7 @@ from prefect.utilities.importtools import import_object
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.serve import build_deployments
 
-PREFECT_YAML = Path(__file__).resolve().parents[1] / "deployments" / "prefect.yaml"
+PREFECT_YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.yaml"
 
 
 def test_prefect_yaml_matches_what_serve_builds(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from labelflow.contracts import ANSWER_COLUMNS
 from labelflow.integrations.answers_file import AnswersFileError, read_answers, read_gold
 
-SHARED_ITEMS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crowd-items"
+SHARED_ITEMS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "crowd-items"
 
 
 def write(path: Path, text: str) -> Path:

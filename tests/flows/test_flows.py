@@ -24,7 +24,7 @@ from labelflow.tasks.weak_supervision import LabelingFunction, labeling_function
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_subset(folder: Path, n: int = 300, *, corrupt: str | None = None) -> Path:

@@ -128,7 +128,7 @@ def test_settling_again_stores_nothing_and_repeats_only_the_approvals_the_store_
 ) -> None:
     """A resumed round settles once more. The store keeps no review decisions, so the answers only settlement
     decides (those that did not parse) are approved again — harmless, a backend treats a decided answer as done
-    (tests/test_mturk.py) — while no late answer is stored or approved twice."""
+    (tests/integrations/test_mturk.py) — while no late answer is stored or approved twice."""
     handles, _ = reviewed_round(store, backend)
     backend.clock.sleep(DAY)
     settle(store, backend, handles[0].round_id)

@@ -31,7 +31,7 @@ from labelflow.integrations.prefect_server import (
 from labelflow.integrations.screenshots import find_chromium, screenshot
 
 pytestmark = [pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from labelflow.flows.config import parse_config
 from labelflow.flows.project import Project
 from labelflow.tasks.features import DENSE_PREFIX, latest_version
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_SENTENCES = REPO.parent / "shared" / "data" / "crowd-items" / "sentiment_polarity"
 
 GOOD = ["warm", "funny", "moving", "charming", "brilliant", "tender", "witty", "gripping"]

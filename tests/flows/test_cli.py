@@ -97,7 +97,7 @@ def test_mturk_local_prints_a_config_snippet_that_parses_as_toml(tmp_path: Path)
 
 
 def test_run_labelflow_works_in_the_callers_folder(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     stamp = repo / ".venv" / ".labelflow-installed"
     installed = hashlib.sha256((repo / "pyproject.toml").read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text().strip() != installed:

@@ -13,7 +13,7 @@ from labelflow.integrations.datasets import digits_table
 from labelflow.integrations.prefect_server import wait_for
 from labelflow.integrations.store import LabelStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def descendants(pid: int) -> set[int]:
