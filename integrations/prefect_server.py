@@ -121,8 +121,19 @@ def prefect_api(home: Path | None = None) -> Iterator[str]:
         try:
             with temporary_settings(updates={PREFECT_API_URL: url}):
                 yield url
+                _deliver_pending_logs_and_events()
         finally:
             del os.environ["PREFECT_API_URL"]
+
+
+def _deliver_pending_logs_and_events() -> None:
+    """Send the run logs and events still queued in this process while their server lives: after it stops,
+    Prefect's workers would print "Error logging to API" at exit."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=10)
 
 
 def start_labelflow_serve(config_path: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
