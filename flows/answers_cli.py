@@ -149,16 +149,44 @@ def import_answers(
     )
 
 
-def aggregate_file(answers: Path, gold: Path | None, method: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class AggregatedFile:
+    labels: pd.DataFrame  # item_id, label, confidence, n_answers
+    confidence_note: str  # one line: how the confidence was calibrated, or why it was not
+
+
+def aggregate_file(
+    answers: Path, gold: Path | None, method: str, *, calibrate: bool = True
+) -> AggregatedFile:
     """One label per answered item of ``answers`` (gold items, if ``gold`` is given, anchor the estimate and are
-    left out): ``item_id, label, confidence, n_answers``. The labels are every label in either file."""
-    from labelflow.tasks.aggregation import aggregate_answers_frame
+    left out): ``item_id, label, confidence, n_answers``. The labels are every label in either file. With gold
+    (drawn at random) and ``calibrate``, the confidence is calibrated on it, cross-fitted
+    (:func:`labelflow.tasks.calibration.calibrate_from_gold`): an aggregator's raw posteriors are overconfident
+    on real crowds."""
+    from labelflow.tasks.aggregation import aggregate_answers_frame, make_aggregator
+    from labelflow.tasks.calibration import calibrate_from_gold
 
     frame = read_answers(answers).answers
     truth = read_gold(gold) if gold is not None else None
-    names = set(frame["label"]) | (set(truth) if truth is not None else set())
-    labels = aggregate_answers_frame(frame, sorted(names), method=method, gold=truth)
-    return labels[list(AGGREGATE_COLUMNS)]
+    names = sorted(set(frame["label"]) | (set(truth) if truth is not None else set()))
+    labels = aggregate_answers_frame(frame, names, method=method, gold=truth)[list(AGGREGATE_COLUMNS)]
+    if truth is None or not calibrate:
+        why = (
+            "--no-calibrate"
+            if truth is not None
+            else "calibrating needs --gold, known labels of random items"
+        )
+        return AggregatedFile(labels, f"confidence uncalibrated ({why})")
+    calibration = calibrate_from_gold(frame, truth, lambda: make_aggregator(method, names))
+    if not calibration.calibrated:
+        return AggregatedFile(labels, f"confidence uncalibrated: {calibration.reason}")
+    confidence = calibration.probas.max(axis=1)
+    labels = labels.assign(confidence=labels[ITEM_ID].map(confidence).to_numpy())
+    return AggregatedFile(
+        labels,
+        f"confidence calibrated on {calibration.n_gold} gold items "
+        f"(their out-of-fold ECE {calibration.ece_before:.3f} before, {calibration.ece_after:.3f} after)",
+    )
 
 
 def aggregate(
@@ -183,6 +211,13 @@ def aggregate(
         str,
         typer.Option(help="majority_vote, wawa, dawid_skene or one_coin_dawid_skene (a project's default)."),
     ] = DEFAULT_METHOD,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="With --gold (at least 20 answered items drawn at random), calibrate the confidence on it, so that "
+            "labels at 0.9 are right about 9 times in 10."
+        ),
+    ] = True,
 ) -> None:
     """Aggregate a file of crowd answers into one label per item, with its confidence: no project needed.
 
@@ -201,10 +236,11 @@ def aggregate(
         console.print(f"[red]--output must end in {', '.join(writers)}, not {output.name!r}[/red]")
         raise typer.Exit(2)
     try:
-        labels = aggregate_file(answers, gold, method)
+        aggregated = aggregate_file(answers, gold, method, calibrate=calibrate)
     except ValueError as error:  # the reader's and the aggregator's errors both name what to fix
         console.print(f"[red]{escape(str(error))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
+    labels = aggregated.labels
     output.parent.mkdir(parents=True, exist_ok=True)
     if kind == "csv":
         labels.to_csv(output, index=False)
@@ -212,4 +248,4 @@ def aggregate(
         labels.to_parquet(output, index=False)
     else:
         labels.to_json(output, orient="records", lines=True)
-    console.print(f"Wrote {len(labels)} labels ({method}) to {output}")
+    console.print(f"Wrote {len(labels)} labels ({method}) to {output}; {aggregated.confidence_note}")
