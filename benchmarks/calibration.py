@@ -1,4 +1,4 @@
-"""Calibration from gold on the six real crowds of ../shared/data (issue 14, item 5).
+"""Calibration from gold on the six real crowds of ../shared/data.
 
     .venv/bin/pip install -e '.[bench]'                                # crowd-kit, benchmark-only
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py           # 20 draws (seeds 100-119), one core

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/real_crowds.py                 # 5 seeds, benchmarks/real_crowds/sentences.toml
     .venv/bin/python benchmarks/real_crowds.py --seeds 0 1
 
-Protocol (issue 13; the committed config beside this file says every number): the pool is the 4,999 sentences,
+Protocol (the committed config beside this file says every number): the pool is the 4,999 sentences,
 the held-out set the 3,999 test sentences (a held-out source: never asked about). The features are the project's
 text featurizer (:mod:`labelflow.tasks.features`: word 1-2-gram + char 2-5-gram TF-IDF, sparse, with a 64-d SVD
 view) fitted once on the pool; the model is the project's logistic regression on the sparse rows. The crowd

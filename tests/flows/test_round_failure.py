@@ -1,4 +1,4 @@
-"""A round that cannot go on fails cleanly, and items the crowd can never answer are never asked (issue 15, item 1).
+"""A round that cannot go on fails cleanly, and items the crowd can never answer are never asked.
 
 The repro of the issue: a file whose labels are not the project's (``cat`` in a digits project) arrives through
 the inbox, and the simulated crowd, which answers from the hidden truth, can never answer its items.

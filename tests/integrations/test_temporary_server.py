@@ -1,5 +1,5 @@
 """The temporary Prefect server of ``labelflow run`` without PREFECT_API_URL dies with the command, even when
-the command alone is SIGKILLed (issue 15, item 7)."""
+the command alone is SIGKILLed."""
 
 from __future__ import annotations
 

@@ -1,0 +1,179 @@
+"""The calibration map: a temperature (per answer-count bucket) mixed with the uniform distribution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize
+from scipy.special import log_softmax, logsumexp
+
+from labelflow.tasks.calibration.reliability import FloatArray, IntArray
+
+Family = Literal["temperature", "temperature_uniform", "bucket_temperature_uniform"]
+
+
+Objective = Literal["label", "top_label"]
+
+DEFAULT_FAMILY: Final[Family] = "bucket_temperature_uniform"
+DEFAULT_OBJECTIVE: Final[Objective] = "top_label"
+# Fewer answered gold items than this and a fitted map is mostly noise: the confidence is reported uncalibrated.
+MIN_GOLD: Final = 20
+# Bounds of the map. T < 1 sharpens (vote shares of majority vote are underconfident); the upper bound only has
+# to exceed what the crowds need (log-odds of hundreds of nats). eps above 0.5 would say the aggregator is
+# mostly noise, which no measured crowd came near.
+TEMPERATURE_BOUNDS: Final = (0.1, 1000.0)
+UNIFORM_WEIGHT_BOUNDS: Final = (0.0, 0.5)
+# Lower edges of the answer-count buckets of "bucket_temperature_uniform": 1, 2, 3-4, 5-9 and 10+ answers.
+ANSWER_BUCKETS: Final = (1, 2, 3, 5, 10)
+# Standard deviation of the prior on a bucket's log-temperature around the global one (chosen on development
+# draws among 0.25, 0.5 and 1).
+BUCKET_PRIOR_SD: Final = 0.5
+# Posteriors of 0 (an underflow, or a vote share nobody chose) become this log-probability before scaling.
+_LOG_FLOOR: Final = float(np.log(np.finfo(np.float64).tiny))
+
+
+def _log_probas(probas: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.maximum(np.log(probas), _LOG_FLOOR), dtype=np.float64)
+
+
+def _mapped_log_probas(
+    log_probas: FloatArray, temperature: float | FloatArray, uniform_weight: float
+) -> FloatArray:
+    """``log((1 - eps) * softmax(log p / T) + eps / K)``, computed in log space."""
+    scaled = log_softmax(log_probas / temperature, axis=1)
+    if uniform_weight <= 0.0:
+        return np.asarray(scaled, dtype=np.float64)
+    k = log_probas.shape[1]
+    return np.asarray(
+        np.logaddexp(np.log1p(-uniform_weight) + scaled, np.log(uniform_weight / k)), dtype=np.float64
+    )
+
+
+def _answer_bucket(n_answers: npt.ArrayLike) -> IntArray:
+    """Position of each answer count among :data:`ANSWER_BUCKETS` (0 answers counts as the first bucket)."""
+    counts = np.asarray(n_answers, dtype=np.float64)
+    return np.asarray(np.maximum(np.searchsorted(ANSWER_BUCKETS, counts, side="right") - 1, 0), dtype=np.intp)
+
+
+@dataclass(frozen=True)
+class CalibrationMap:
+    """``p' = (1 - uniform_weight) * softmax(log p / T) + uniform_weight / K``; the identity at the defaults.
+
+    ``T`` is ``temperature``, or, when ``bucket_temperatures`` is set, the temperature of the item's
+    answer-count bucket (:data:`ANSWER_BUCKETS`; then :meth:`apply` needs each item's answer count). Neither
+    part changes which label is most probable.
+    """
+
+    temperature: float = 1.0
+    uniform_weight: float = 0.0
+    bucket_temperatures: tuple[float, ...] = ()
+
+    def item_temperatures(self, n_items: int, n_answers: npt.ArrayLike | None) -> FloatArray:
+        """Each item's temperature, as a column to divide its log-posteriors by."""
+        if not self.bucket_temperatures:
+            return np.full((n_items, 1), self.temperature)
+        if n_answers is None:
+            raise ValueError("this map has a temperature per answer count: pass each item's n_answers")
+        per_bucket = np.asarray(self.bucket_temperatures, dtype=np.float64)
+        return per_bucket[_answer_bucket(n_answers)][:, None]
+
+    def apply(self, probas: npt.ArrayLike, n_answers: npt.ArrayLike | None = None) -> FloatArray:
+        """Calibrated probabilities of an (items x K) array of posteriors; rows sum to 1. ``n_answers`` (one
+        count per item) is needed only by a map with ``bucket_temperatures``."""
+        values = np.asarray(probas, dtype=np.float64)
+        temperatures = self.item_temperatures(len(values), n_answers)
+        return np.exp(_mapped_log_probas(_log_probas(values), temperatures, self.uniform_weight))
+
+    @classmethod
+    def fit(
+        cls,
+        probas: npt.ArrayLike,
+        truth: npt.ArrayLike,
+        family: Family = DEFAULT_FAMILY,
+        n_answers: npt.ArrayLike | None = None,
+        *,
+        bucket_prior_sd: float = BUCKET_PRIOR_SD,
+        objective: Objective = DEFAULT_OBJECTIVE,
+    ) -> Self:
+        """The map of ``family`` that minimizes a negative log-likelihood under the mapped ``probas`` (items x K)
+        of the true label codes ``truth``: of the true label itself (``objective="label"``), or of whether the
+        most probable label is the true one (``"top_label"``: the confidence in the chosen label is what
+        decisions read, and a multiclass likelihood also spends the map on how the remaining probability is
+        spread over the other labels).
+
+        ``"bucket_temperature_uniform"`` fits one ``eps`` and a temperature per answer-count bucket jointly, by
+        maximum a posteriori under a normal prior on each ``log T_b`` centred on a free ``log T`` with standard
+        deviation ``bucket_prior_sd``: a bucket with few gold items stays near the others' temperature, and a
+        bucket without gold gets ``T``. It needs ``n_answers``.
+        """
+        log_probas = _log_probas(np.asarray(probas, dtype=np.float64))
+        codes = np.asarray(truth, dtype=np.intp)
+
+        top = log_probas.argmax(axis=1)
+
+        def nll_sum(rows: IntArray, log_t: float, eps: float) -> float:
+            mapped = _mapped_log_probas(log_probas[rows], np.exp(log_t), eps)
+            at = np.arange(len(rows))
+            if objective == "label":
+                return float(-mapped[at, codes[rows]].sum())
+            log_top = mapped[at, top[rows]]
+            mapped[at, top[rows]] = -np.inf
+            log_rest = logsumexp(mapped, axis=1)
+            return float(-np.where(codes[rows] == top[rows], log_top, log_rest).sum())
+
+        every = np.arange(len(codes))
+        log_t_bounds = (float(np.log(TEMPERATURE_BOUNDS[0])), float(np.log(TEMPERATURE_BOUNDS[1])))
+        eps_bounds = UNIFORM_WEIGHT_BOUNDS if family != "temperature" else (0.0, 0.0)
+        # A coarse grid first (the NLL is not convex in (T, eps) jointly), then L-BFGS-B from its best point.
+        grid = [
+            np.array([log_t, eps])
+            for log_t in np.linspace(*log_t_bounds, 25)
+            for eps in np.unique(np.clip([0.0, 0.01, 0.03, 0.1, 0.3], *eps_bounds))
+        ]
+
+        def global_nll(params: FloatArray) -> float:
+            return nll_sum(every, float(params[0]), float(params[1]))
+
+        start = min(grid, key=global_nll)
+        best = minimize(global_nll, start, method="L-BFGS-B", bounds=[log_t_bounds, eps_bounds])
+        log_t, eps = (float(v) for v in (best.x if best.fun <= global_nll(start) else start))
+        if family != "bucket_temperature_uniform":
+            return cls(temperature=float(np.exp(log_t)), uniform_weight=eps)
+        if n_answers is None:
+            raise ValueError("family 'bucket_temperature_uniform' needs each gold item's n_answers")
+        bucket = _answer_bucket(n_answers)
+        filled = np.unique(bucket)
+        members = [np.flatnonzero(bucket == b) for b in filled]
+
+        # One uniform share for all buckets and a temperature per filled bucket, jointly; the global temperature
+        # is the centre of the buckets' prior (with one bucket filled this is the plain map again).
+        def penalized(params: FloatArray) -> float:
+            centre, share, per_bucket = float(params[0]), float(params[1]), params[2:]
+            fit = sum(nll_sum(rows, float(x), share) for rows, x in zip(members, per_bucket, strict=True))
+            return fit + 0.5 * float((((per_bucket - centre) / bucket_prior_sd) ** 2).sum())
+
+        joint = minimize(
+            penalized,
+            np.array([log_t, eps, *([log_t] * len(filled))]),
+            method="L-BFGS-B",
+            bounds=[log_t_bounds, eps_bounds, *([log_t_bounds] * len(filled))],
+        )
+        centre_t, eps = float(joint.x[0]), float(joint.x[1])
+        bucket_log_t = np.full(len(ANSWER_BUCKETS), centre_t)
+        bucket_log_t[filled] = joint.x[2:]
+        return cls(
+            temperature=float(np.exp(centre_t)),
+            uniform_weight=eps,
+            bucket_temperatures=tuple(float(np.exp(x)) for x in bucket_log_t),
+        )
+
+    def parameters(self) -> dict[str, float]:
+        """The map's parameters by name (``temperature_<k>+`` per answer-count bucket, when fitted)."""
+        named = {"temperature": self.temperature, "uniform_weight": self.uniform_weight}
+        for low, value in zip(ANSWER_BUCKETS, self.bucket_temperatures, strict=False):
+            named[f"temperature_{low}+"] = value
+        return named
