@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import datetime
@@ -135,11 +136,39 @@ def _print_curve(curve: pd.DataFrame, title: str) -> None:
     console.print(table)
 
 
+DEMO_WORKDIR = Path(".labelflow/demo")
+DEMO_CONFIG = DEMO_WORKDIR / CONFIG_FILE
+
+
+def _write_demo_config(config: ProjectConfig) -> Path:
+    """The demo's project as a config file in its workdir, so that `status`, `workers` and `export` find it."""
+    path = Path(config.workdir) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by `labelflow demo`: its project (digits, simulated crowd) and where it keeps its store.\n"
+        f"name = {json.dumps(config.name)}\nworkdir = {json.dumps(config.workdir)}\n"
+        f"store_url = {json.dumps(config.store_url)}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _config_or_the_demos(config: Path) -> Path:
+    """``config``; but when it is the default and absent while the demo's exists, the demo's, saying so: after
+    `labelflow demo`, `labelflow status` is expected to show the demo."""
+    if config == Path(CONFIG_FILE) and not config.exists() and DEMO_CONFIG.exists():
+        console.print(
+            f"No {CONFIG_FILE} here: showing the demo's project ({DEMO_CONFIG}); pass --config for another."
+        )
+        return DEMO_CONFIG
+    return config
+
+
 @app.command()
 def demo(
     workdir: Annotated[
         Path, typer.Option(help="Where the demo keeps its store, models, plot and export.")
-    ] = Path(".labelflow/demo"),
+    ] = DEMO_WORKDIR,
     keep: Annotated[
         bool, typer.Option(help="Continue the previous demo instead of starting afresh.")
     ] = False,
@@ -155,6 +184,7 @@ def demo(
     if workdir.exists() and not keep:
         shutil.rmtree(workdir)
     config = ProjectConfig(workdir=str(workdir), store_url=f"sqlite:///{workdir / 'labelflow.db'}")
+    _write_demo_config(config)
     if crowd == "mturk-local":
         with local_mturk_campaign(config, Path.cwd(), workdir) as mturk_config:
             _run_campaign(mturk_config, Path.cwd())
@@ -179,6 +209,7 @@ def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     from labelflow.flows.project import Project
     from labelflow.flows.reporting import learning_curve
 
+    config = _config_or_the_demos(config)
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
@@ -211,6 +242,7 @@ def workers(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     """Show every worker's quality: answers, agreement, gold answers, spammer score and status."""
     from labelflow.flows.project import Project
 
+    config = _config_or_the_demos(config)
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
@@ -268,6 +300,7 @@ def export(
     if fmt not in EXPORT_FORMATS:
         console.print(f"[red]--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}[/red]")
         raise typer.Exit(2)
+    config = _config_or_the_demos(config)
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:

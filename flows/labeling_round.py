@@ -121,7 +121,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
     settled = False
     try:
         dataset = project.dataset
-        validate_frame(dataset.items, "pool", feature_columns=dataset.feature_columns)
+        validate_frame(dataset.items, "pool", config.name, feature_columns=dataset.feature_columns)
         register_items(project)
         crowd = project.crowd()
         pool = dataset.frame(ItemSet.POOL)
@@ -156,7 +156,11 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 committee=committee,
             )
         validate_frame(
-            batch, "batch", unlabeled_pool_ids=set(unlabeled[ITEM_ID]), max_size=max(len(batch), 1)
+            batch,
+            "batch",
+            config.name,
+            unlabeled_pool_ids=set(unlabeled[ITEM_ID]),
+            max_size=max(len(batch), 1),
         )
         labeled = label_batch(
             project, crowd, round_, batch, wait=wait_for_answers, leave_out=set(never_answered.index)
@@ -164,7 +168,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         if labeled is None:
             return None  # waiting for answers; the collector resumes this round
         labels, waves = labeled
-        validate_frame(labels, "labels", label_names=project.label_names)
+        validate_frame(labels, "labels", project.config.name, label_names=project.label_names)
         store.save_labels(labels)
         review_workers(
             store,
@@ -312,7 +316,7 @@ def weak_labels(project: Project, round_: RoundRecord) -> pd.DataFrame:
         round_number=round_.number,
         artifact_key=artifact_key(project.config.name, "labeling-functions"),
     )
-    validate_frame(labels, "labels", label_names=project.label_names)
+    validate_frame(labels, "labels", project.config.name, label_names=project.label_names)
     return labels
 
 
@@ -390,7 +394,7 @@ def label_batch(
         if not progress.done:
             return None
         answers = store.answers()
-        validate_frame(answers, "answers", label_names=project.label_names)
+        validate_frame(answers, "answers", project.config.name, label_names=project.label_names)
         labels = aggregate_answers(
             answers,
             project.label_names,

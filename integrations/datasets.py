@@ -81,7 +81,11 @@ class DatasetConfig(BaseModel):
     )
     n_gold: int = Field(30, ge=0, description="How many labeled items become gold questions.")
     held_out_fraction: float = Field(
-        0.2, gt=0, lt=1, description="Share of all items kept as the held-out set (taken from labeled items)."
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of the LABELED rows (those with a known label, given gold items aside) kept as the "
+        "held-out set; unlabeled rows do not count.",
     )
     seed: int = Field(0, description="Seed of the gold / held-out split.")
 
@@ -275,7 +279,8 @@ def _split(labels: pd.Series, ids: pd.Series, config: DatasetConfig, gold_labels
     item_set = pd.Series(ItemSet.POOL.value, index=labels.index, dtype=object)
     given_gold = ids.isin(gold_labels.index).to_numpy()
     labeled = labels[~given_gold].dropna()
-    n_held_out = 0 if config.held_out_source else round(config.held_out_fraction * len(labels))
+    # a fraction of all rows would ask for more held-out items than are labeled when most of the pool is unlabeled
+    n_held_out = 0 if config.held_out_source else round(config.held_out_fraction * len(labeled))
     n_gold = 0 if config.gold_source else config.n_gold
     if len(labeled) < n_held_out + n_gold:
         raise DatasetError(

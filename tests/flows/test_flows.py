@@ -106,7 +106,12 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
         assert "round 2" in str(summary.data) and f"{report.rounds[-1].model_accuracy:.3f}" in str(
             summary.data
         )
-        assert {"gx-pool", "gx-batch", "gx-answers", "gx-labels"} <= set(by_key)
+        assert {
+            "flow-test-gx-pool",
+            "flow-test-gx-batch",
+            "flow-test-gx-answers",
+            "flow-test-gx-labels",
+        } <= set(by_key)
         workers = by_key["flow-test-workers"].data
         assert "sim-w" in str(workers) and "agreement" in str(workers)
         classes = by_key["flow-test-class-distribution"].data

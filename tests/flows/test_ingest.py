@@ -67,6 +67,30 @@ def test_a_valid_file_joins_the_pool_once_and_a_bad_one_is_quarantined(tmp_path:
     store.close()
 
 
+def test_a_file_with_a_label_outside_the_projects_labels_is_quarantined_naming_row_item_and_label(
+    tmp_path: Path,
+) -> None:
+    config = project_config(tmp_path)
+    config_file = tmp_path / "labelflow.toml"
+    config_file.write_text(
+        f'name = "ingest-test"\nstore_url = "{config.store_url}"\nworkdir = "{config.workdir}"\n'
+        '[dataset]\nsource = "base.csv"\nid_column = "id"\nn_gold = 10\n[inbox]\nurl = "inbox"\n'
+    )
+    (tmp_path / "inbox").mkdir()
+    arrival = digits_table(200, 230)
+    arrival["label"] = arrival["label"].astype(object)
+    arrival.loc[3, "label"] = "cat"
+    arrival.to_csv(tmp_path / "cats.csv", index=False)
+
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "cats.csv"), "-c", str(config_file)])
+    assert "quarantined" in result.output, result.output
+    report = (tmp_path / "inbox" / "quarantine" / "cats.csv.report.txt").read_text()
+    assert "row 3" in report and "'d0203'" in report and "'cat'" in report
+    project = Project(config, tmp_path)
+    assert not {"d0200", "d0203"} & set(project.store.items()["item_id"])
+    project.close()
+
+
 def test_a_file_still_being_copied_in_under_a_hidden_name_is_not_picked_up(tmp_path: Path) -> None:
     (tmp_path / ".upload.csv").write_text("id,px0\nd1,0\n")  # half-written: renamed to upload.csv when whole
     (tmp_path / "notes.txt").write_text("not data")

@@ -61,10 +61,19 @@ def test_a_users_csv_with_some_labels(tmp_path: Path) -> None:
     data = load_dataset(config, ["cat", "dog"], tmp_path)
     assert data.feature_columns == ["a", "b"]
     counts = data.items["item_set"].value_counts()
-    assert counts["gold"] == 6 and counts["held_out"] == 12 and counts["pool"] == 42
+    assert (
+        counts["gold"] == 6 and counts["held_out"] == 8 and counts["pool"] == 46
+    )  # held-out: 0.2 of 40 labeled
     assert (
         data.items.loc[data.items["item_set"] != "pool", "item_id"].isin([f"r{k}" for k in range(40)]).all()
     )
+
+
+def test_held_out_fraction_counts_the_labeled_rows_not_all_items(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, rows=2000, labeled=300)
+    config = DatasetConfig(source=path.name, id_column="id", n_gold=30, held_out_fraction=0.2)
+    counts = load_dataset(config, ["cat", "dog"], tmp_path).items["item_set"].value_counts()
+    assert counts["held_out"] == 60 and counts["gold"] == 30 and counts["pool"] == 2000 - 90
 
 
 def test_a_float32_parquet_pool_is_read_column_by_column_into_one_float32_array(tmp_path: Path) -> None:
@@ -126,7 +135,7 @@ def test_known_labels_from_a_separate_answers_file(tmp_path: Path) -> None:
     )
     config = DatasetConfig(source=path.name, id_column="id", answers_file="answers.csv", n_gold=4)
     data = load_dataset(config, ["cat", "dog"], tmp_path)
-    assert len(data.known_labels) == 4 + 12
+    assert len(data.known_labels) == 4 + 6  # gold, and held-out: 0.2 of the 30 labeled
 
 
 SENTENCES = [
