@@ -19,7 +19,7 @@ from labelflow.contracts import ITEM_ID, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import DATA_ARRIVED, POOL_GREW, THRESHOLD_LABEL, emit
 from labelflow.flows.project import Project
-from labelflow.integrations.datasets import DatasetError, _check_labels, items_from_table, read_table
+from labelflow.integrations.datasets import DatasetError, check_labels, items_from_table, read_table
 from labelflow.integrations.inbox import RefusedFileError, checksum
 from labelflow.tasks.validation import validate_pool
 
@@ -43,7 +43,7 @@ def check_arrival(content: bytes, name: str, project: Project) -> tuple[pd.DataF
         frame = items_from_table(table, project.config.dataset, name, dataset.feature_columns)
         # an item labeled outside the project's labels could never be answered: the simulated crowd and the
         # aggregation know only these names, so the round that selects it would fail on every rerun
-        _check_labels(frame["_label"], frame, dataset.label_names, name)
+        check_labels(frame["_label"], frame, dataset.label_names, name)
     except DatasetError as error:
         return pd.DataFrame(), str(error)
     # a text arrival has no features yet: the project's featurizer derives them when the pool is loaded

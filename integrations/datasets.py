@@ -148,7 +148,7 @@ def load_dataset(
         frame, features = _file_frame(config, raw, str(path), path.parent)
     labels = frame.pop("_label")
     names = label_names or sorted(labels.dropna().unique().tolist())
-    _check_labels(labels, frame, names, config.source)
+    check_labels(labels, frame, names, config.source)
     gold = _gold_labels(config, base, frame, names)
     item_set = _split(labels, frame[ITEM_ID], config, gold)
     labels = labels.where(~frame[ITEM_ID].isin(gold.index), frame[ITEM_ID].map(gold))
@@ -246,7 +246,7 @@ def _held_out_frame(
             f"{path}: row {row} (item {frame[ITEM_ID].iloc[row]!r}) has no {config.label_column!r}; every "
             "held-out item needs its label"
         )
-    _check_labels(labels, frame, names, str(path))
+    check_labels(labels, frame, names, str(path))
     frame.insert(1, "item_set", ItemSet.HELD_OUT.value)
     return frame, labels
 
@@ -262,7 +262,8 @@ def items_from_table(
     return frame
 
 
-def _check_labels(labels: pd.Series, frame: pd.DataFrame, names: list[str], source: str) -> None:
+def check_labels(labels: pd.Series, frame: pd.DataFrame, names: list[str], source: str) -> None:
+    """Refuse a file whose known labels are not all among ``names``, naming the row, the item and the label."""
     unknown = labels.notna() & ~labels.isin(names)
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
