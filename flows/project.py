@@ -17,7 +17,7 @@ from labelflow.integrations.crowd.simulated import SimulatedCrowd
 from labelflow.integrations.datasets import Dataset, load_dataset
 from labelflow.integrations.inbox import Inbox, open_inbox
 from labelflow.integrations.store import LabelStore
-from labelflow.tasks.features import TextFeatures, load_featurizer, pool_features
+from labelflow.tasks.features import TextFeatures, pool_features
 
 
 def resolve_store_url(url: str, base_dir: Path) -> str:
@@ -56,33 +56,30 @@ class Project:
     def dataset(self) -> Dataset:
         """The configured source plus every file ingested from the inbox so far; a text dataset's items carry
         the featurizer's dense view as their feature columns (see :attr:`text_features`)."""
-        processed = self.store.ingested_files(status="processed")
-        arrivals = [
-            (str(row["filename"]), self.inbox.read_location(str(row["stored_at"])))
-            for row in processed.to_dict("records")
-        ]
-        dataset = load_dataset(self.config.dataset, list(self.config.labels), self.base_dir, arrivals)
+        dataset = self._items
         if dataset.kind != "text":
             return dataset
-        features = self._featurize(dataset)
-        columns = load_featurizer(self.workdir, features.version).dense_columns
-        items = dataset.items.merge(features.dense_frame(columns), on=ITEM_ID, how="left")
-        return replace(dataset, items=items, feature_columns=columns)
+        features = self.text_features
+        items = dataset.items.merge(features.dense_frame(), on=ITEM_ID, how="left")
+        return replace(dataset, items=items, feature_columns=features.dense_columns)
 
     @cached_property
     def text_features(self) -> TextFeatures:
         """A text dataset's sparse TF-IDF rows by the project's featurizer (fitted on the first pool, stored
         under the workdir, and applied unchanged to later arrivals; each item featurized once)."""
-        return self._featurize(self.dataset)
+        items = self._items.items
+        pool = (items["item_set"] == ItemSet.POOL.value).to_numpy()
+        return pool_features(items[[ITEM_ID, PAYLOAD]], self.workdir, fit_on=pool)
 
-    def _featurize(self, dataset: Dataset) -> TextFeatures:
-        if "text_features" not in self.__dict__:
-            pool = (dataset.items["item_set"] == ItemSet.POOL.value).to_numpy()
-            self.__dict__["text_features"] = pool_features(
-                dataset.items[[ITEM_ID, PAYLOAD]], self.workdir, fit_on=pool
-            )
-        features: TextFeatures = self.__dict__["text_features"]
-        return features
+    @cached_property
+    def _items(self) -> Dataset:
+        """The items as the sources give them, before any derived features."""
+        processed = self.store.ingested_files(status="processed")
+        arrivals = [
+            (str(row["filename"]), self.inbox.read_location(str(row["stored_at"])))
+            for row in processed.to_dict("records")
+        ]
+        return load_dataset(self.config.dataset, list(self.config.labels), self.base_dir, arrivals)
 
     @property
     def label_names(self) -> list[str]:

@@ -73,8 +73,12 @@ class TextFeaturizer:
 
     @property
     def dense_columns(self) -> list[str]:
-        n = self.svd.n_components if self.svd is not None else self.n_components
-        return [f"{DENSE_PREFIX}{k:03d}" for k in range(n)]
+        return dense_column_names(self.svd.n_components if self.svd is not None else self.n_components)
+
+
+def dense_column_names(n: int) -> list[str]:
+    """The feature columns of an ``n``-dimensional dense view."""
+    return [f"{DENSE_PREFIX}{k:03d}" for k in range(n)]
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,13 @@ class TextFeatures:
         position = pd.Series(np.arange(len(self.ids)), index=self.ids)
         return self.matrix[position.loc[list(item_ids)].to_numpy()]
 
-    def dense_frame(self, columns: list[str]) -> pd.DataFrame:
-        """item_id and the dense view, one column each, to join onto the items."""
-        frame = pd.DataFrame(self.dense, columns=columns)
+    @property
+    def dense_columns(self) -> list[str]:
+        return dense_column_names(self.dense.shape[1])
+
+    def dense_frame(self) -> pd.DataFrame:
+        """item_id and the dense view, one column each (:attr:`dense_columns`), to join onto the items."""
+        frame = pd.DataFrame(self.dense, columns=self.dense_columns)
         frame.insert(0, ITEM_ID, self.ids)
         return frame
 

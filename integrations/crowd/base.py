@@ -45,6 +45,20 @@ class LabelRequest:
     payload: str | None = None
     answers_before: int = 0
 
+    def published(self, external_id: str, published_at: datetime) -> Handle:
+        """This request's handle once a backend has posted it as ``external_id``."""
+        return Handle(
+            key=self.key,
+            external_id=external_id,
+            item_id=self.item_id,
+            round_id=self.round_id,
+            wave=self.wave,
+            n_answers=self.n_answers,
+            is_gold=self.is_gold,
+            published_at=published_at,
+            answers_before=self.answers_before,
+        )
+
 
 @dataclass(frozen=True)
 class Handle:

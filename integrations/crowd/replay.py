@@ -100,20 +100,7 @@ class ReplayCrowd:
 
     def publish(self, requests: Sequence[LabelRequest]) -> list[Handle]:
         now = self.clock.now()
-        return [
-            Handle(
-                key=r.key,
-                external_id=f"replay-{stable_seed(self.name, r.key):016x}",
-                item_id=r.item_id,
-                round_id=r.round_id,
-                wave=r.wave,
-                n_answers=r.n_answers,
-                is_gold=r.is_gold,
-                published_at=now,
-                answers_before=r.answers_before,
-            )
-            for r in requests
-        ]
+        return [r.published(f"replay-{stable_seed(self.name, r.key):016x}", now) for r in requests]
 
     def poll(self, handles: Sequence[Handle]) -> list[CrowdAnswer]:
         now = self.clock.now()

@@ -152,20 +152,7 @@ class SimulatedCrowd:
                 "whose true label the dataset provides"
             )
         now = self.clock.now()
-        return [
-            Handle(
-                key=r.key,
-                external_id=f"sim-{stable_seed(self.config.seed, r.key):016x}",
-                item_id=r.item_id,
-                round_id=r.round_id,
-                wave=r.wave,
-                n_answers=r.n_answers,
-                is_gold=r.is_gold,
-                published_at=now,
-                answers_before=r.answers_before,
-            )
-            for r in requests
-        ]
+        return [r.published(f"sim-{stable_seed(self.config.seed, r.key):016x}", now) for r in requests]
 
     def poll(self, handles: Sequence[Handle]) -> list[CrowdAnswer]:
         now = self.clock.now()

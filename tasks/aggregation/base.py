@@ -30,9 +30,14 @@ class BaseAggregator:
     """
 
     label_names: Sequence[str] | None
+    random_state: int
     labels_: pd.Series
     probas_: pd.DataFrame
     n_answers_: pd.Series
+
+    def __init__(self, label_names: Sequence[str] | None = None, *, random_state: int = 0) -> None:
+        self.label_names = label_names
+        self.random_state = random_state
 
     def fit(
         self,

@@ -47,10 +47,6 @@ class MajorityVote(BaseAggregator):
     {'i1': 'cat', 'i2': 'dog'}
     """
 
-    def __init__(self, label_names: Sequence[str] | None = None, *, random_state: int = 0) -> None:
-        self.label_names = label_names
-        self.random_state = random_state
-
     def fit(
         self,
         answers: pd.DataFrame,
@@ -109,10 +105,6 @@ class Wawa(BaseAggregator):
     """
 
     skills_: pd.Series
-
-    def __init__(self, label_names: Sequence[str] | None = None, *, random_state: int = 0) -> None:
-        self.label_names = label_names
-        self.random_state = random_state
 
     def fit(
         self,

@@ -161,19 +161,7 @@ class MTurkCrowd:
             else:
                 hit_id = first_hits[request.item_id]
                 self._add_assignments(request, hit_id, hits_before[request.key])
-            handles.append(
-                Handle(
-                    key=request.key,
-                    external_id=hit_id,
-                    item_id=request.item_id,
-                    round_id=request.round_id,
-                    wave=request.wave,
-                    n_answers=request.n_answers,
-                    is_gold=request.is_gold,
-                    published_at=self.clock.now(),
-                    answers_before=request.answers_before,
-                )
-            )
+            handles.append(request.published(hit_id, self.clock.now()))
         logger.info(
             "published %d requests on MTurk (%d HITs already there from an earlier attempt)",
             len(handles),
