@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from labelflow.tasks import features as features_module
-from labelflow.tasks.features import TextFeaturizer, latest_version, load_featurizer, pool_features
+from labelflow.tasks.features import (
+    Featurizer,
+    TextFeaturizer,
+    latest_version,
+    load_featurizer,
+    pool_features,
+)
 from labelflow.tasks.training import TrainingConfig, evaluate_frame, fit_model, train_on_labels
 
 TEXTS = [
@@ -25,6 +30,11 @@ TEXTS = [
 LABELS = ["pos", "neg"] * 4
 
 
+def small(n_components: int) -> Callable[[int], Featurizer]:
+    """A text featurizer with an ``n_components``-dimensional dense view, as the store makes one."""
+    return lambda version: TextFeaturizer(version=version, n_components=n_components)
+
+
 def items(texts: list[str], start: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"item_id": [f"{k:03d}" for k in range(start, start + len(texts))], "payload": texts})
 
@@ -38,7 +48,7 @@ def test_text_features_are_sparse_with_a_small_dense_view() -> None:
 
 
 def test_a_later_arrival_gets_the_same_version_and_the_same_vector(tmp_path: Path) -> None:
-    first = pool_features(items(TEXTS[:6]), tmp_path, n_components=3)
+    first = pool_features(items(TEXTS[:6]), tmp_path, new_featurizer=small(3))
     assert first.version == 1 and first.computed == 6 and latest_version(tmp_path) == 1
     later = pool_features(items([*TEXTS[:6], TEXTS[0]]).assign(item_id=[*first.ids, "999"]), tmp_path)
     assert later.version == 1 and later.computed == 1
@@ -54,19 +64,19 @@ def test_known_items_are_never_featurized_again(tmp_path: Path, monkeypatch: pyt
         calls.append(len(texts))
         return transform(self, texts)
 
-    monkeypatch.setattr(features_module.TextFeaturizer, "transform", counted)
-    pool_features(items(TEXTS[:6]), tmp_path, n_components=3)
+    monkeypatch.setattr(TextFeaturizer, "transform", counted)
+    pool_features(items(TEXTS[:6]), tmp_path, new_featurizer=small(3))
     assert calls == [6]
-    pool_features(items(TEXTS[:6]), tmp_path, n_components=3)
+    pool_features(items(TEXTS[:6]), tmp_path, new_featurizer=small(3))
     assert calls == [6]  # nothing new: no featurizer call at all
-    pool_features(items(TEXTS), tmp_path, n_components=3)
+    pool_features(items(TEXTS), tmp_path, new_featurizer=small(3))
     assert calls == [6, 2]  # only the two new items
 
 
 def test_an_edited_text_is_featurized_again(tmp_path: Path) -> None:
-    pool_features(items(TEXTS[:3]), tmp_path, n_components=2)
+    pool_features(items(TEXTS[:3]), tmp_path, new_featurizer=small(2))
     edited = items(TEXTS[:3]).assign(payload=[TEXTS[0], TEXTS[1], "a new text"])
-    assert pool_features(edited, tmp_path, n_components=2).computed == 1
+    assert pool_features(edited, tmp_path, new_featurizer=small(2)).computed == 1
 
 
 def test_training_and_self_training_stay_sparse() -> None:
@@ -87,7 +97,7 @@ def test_training_and_self_training_stay_sparse() -> None:
 
 
 def test_a_text_project_trains_and_is_judged_on_its_stored_sparse_rows(tmp_path: Path) -> None:
-    stored = pool_features(items(TEXTS), tmp_path, n_components=2)
+    stored = pool_features(items(TEXTS), tmp_path, new_featurizer=small(2))
     frame = items(TEXTS).assign(label=LABELS, confidence=1.0)
     model = train_on_labels(
         frame.iloc[:6],
@@ -103,6 +113,6 @@ def test_a_text_project_trains_and_is_judged_on_its_stored_sparse_rows(tmp_path:
 
 def test_the_featurizer_is_fitted_on_the_pool_only(tmp_path: Path) -> None:
     frame = items([*TEXTS[:6], "zyxwv unseenword"])
-    stored = pool_features(frame, tmp_path, fit_on=np.arange(7) < 6, n_components=2)
+    stored = pool_features(frame, tmp_path, fit_on=np.arange(7) < 6, new_featurizer=small(2))
     words = load_featurizer(tmp_path, stored.version).words.vocabulary_
     assert "warm" in words and "unseenword" not in words

@@ -1,9 +1,4 @@
-"""Features as a stage: a text featurizer fitted once per project, versioned, and applied unchanged to later items.
-
-Text becomes word 1-2-gram plus character 2-5-gram TF-IDF (sublinear tf), kept sparse (CSR): training and
-selection's scores take it as it is, and nothing densifies a pool x vocabulary matrix. Diversity (k-means,
-k-center) and the cold start need distances in a few dense dimensions: the featurizer also fits a
-``TruncatedSVD`` projection (``n_components`` dimensions) of the same matrix, the "dense view".
+"""Features kept per project: a featurizer fitted once, versioned, and applied unchanged to later items.
 
 The fitted featurizer is stored under the project's workdir with a version number, and every later arrival is
 transformed by that same version, so an item's vector never changes under the model that was trained on it (a
@@ -14,7 +9,7 @@ keyed by item id and a hash of the item's text, and featurizes only items it has
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,63 +17,12 @@ import joblib
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from labelflow.contracts import ITEM_ID, PAYLOAD
+from labelflow.tasks.features.base import Featurizer
+from labelflow.tasks.features.text import TextFeaturizer, dense_column_names
 
 FEATURES_DIR = "features"
-DENSE_PREFIX = "text_svd_"
-
-
-class TextFeaturizer:
-    """Word 1-2-gram + char 2-5-gram TF-IDF (sublinear tf) and its ``n_components``-dimensional SVD view.
-
-    Examples
-    --------
-    >>> featurizer = TextFeaturizer(n_components=2).fit(["a good film", "a bad film", "good acting", "bad plot"])
-    >>> matrix = featurizer.transform(["a good plot"])
-    >>> matrix.shape[0], featurizer.dense_view(matrix).shape
-    (1, (1, 2))
-    """
-
-    def __init__(self, *, version: int = 1, n_components: int = 64, seed: int = 0) -> None:
-        self.version = version
-        self.n_components = n_components
-        self.seed = seed
-        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
-        self.chars = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, dtype=np.float32
-        )
-        self.svd: TruncatedSVD | None = None
-
-    def fit(self, texts: Sequence[str]) -> TextFeaturizer:
-        """Fit the vocabularies, idf weights and the SVD view on ``texts`` (the pool)."""
-        words = self.words.fit_transform(texts)
-        chars = self.chars.fit_transform(texts)
-        matrix = sp.hstack([words, chars], format="csr")
-        components = min(self.n_components, matrix.shape[1] - 1, matrix.shape[0] - 1)
-        self.svd = TruncatedSVD(max(components, 1), random_state=self.seed).fit(matrix)
-        return self
-
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """The sparse TF-IDF rows of ``texts`` (float32 CSR), by the fitted vocabularies."""
-        return sp.hstack([self.words.transform(texts), self.chars.transform(texts)], format="csr")
-
-    def dense_view(self, matrix: sp.csr_matrix) -> np.ndarray:
-        """The rows of ``matrix`` in the fitted SVD's few dimensions, for distances (diversity, cold start)."""
-        if self.svd is None:
-            raise ValueError("the featurizer is not fitted; call fit on the pool first")
-        return np.asarray(self.svd.transform(matrix), dtype=np.float64)
-
-    @property
-    def dense_columns(self) -> list[str]:
-        return dense_column_names(self.svd.n_components if self.svd is not None else self.n_components)
-
-
-def dense_column_names(n: int) -> list[str]:
-    """The feature columns of an ``n``-dimensional dense view."""
-    return [f"{DENSE_PREFIX}{k:03d}" for k in range(n)]
 
 
 @dataclass(frozen=True)
@@ -109,7 +53,7 @@ class TextFeatures:
         return frame
 
 
-def text_hash(text: str) -> str:
+def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -127,19 +71,25 @@ def latest_version(workdir: Path) -> int | None:
     return int(found[-1].stem.rsplit("-v", 1)[1]) if found else None
 
 
-def load_featurizer(workdir: Path, version: int) -> TextFeaturizer:
-    featurizer = joblib.load(featurizer_path(workdir, version))
-    if not isinstance(featurizer, TextFeaturizer):
-        raise TypeError(f"{featurizer_path(workdir, version)} does not hold a labelflow text featurizer")
+def load_featurizer(workdir: Path, version: int) -> Featurizer:
+    featurizer: Featurizer = joblib.load(featurizer_path(workdir, version))
+    if not all(hasattr(featurizer, name) for name in ("version", "transform", "dense_view")):
+        raise TypeError(f"{featurizer_path(workdir, version)} does not hold a labelflow featurizer")
     return featurizer
 
 
+def text_featurizer(version: int) -> Featurizer:
+    """The text kind's default featurizer, unfitted."""
+    return TextFeaturizer(version=version)
+
+
 def fit_featurizer(
-    texts: Sequence[str], workdir: Path, *, n_components: int = 64, seed: int = 0
-) -> TextFeaturizer:
-    """Fit a new featurizer version on ``texts`` and store it (a refit on purpose makes the next version)."""
+    contents: Sequence[str], workdir: Path, new_featurizer: Callable[[int], Featurizer] = text_featurizer
+) -> Featurizer:
+    """Fit a new featurizer version, made by ``new_featurizer(version)``, on ``contents`` and store it (a refit
+    on purpose makes the next version)."""
     version = (latest_version(workdir) or 0) + 1
-    featurizer = TextFeaturizer(version=version, n_components=n_components, seed=seed).fit(texts)
+    featurizer = new_featurizer(version).fit(contents)
     path = featurizer_path(workdir, version)
     path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(featurizer, path)
@@ -151,22 +101,19 @@ def pool_features(
     workdir: Path,
     *,
     fit_on: np.ndarray | None = None,
-    n_components: int = 64,
-    seed: int = 0,
+    new_featurizer: Callable[[int], Featurizer] = text_featurizer,
 ) -> TextFeatures:
-    """The features of ``items`` (item_id, payload = the text) by the project's featurizer.
+    """The features of ``items`` (item_id, payload = the content) by the project's featurizer.
 
     The first call fits the featurizer on the items where ``fit_on`` (a boolean mask; all items without it) is
     true, the pool: held-out texts shape no vocabulary. Later calls load the stored version, reuse every stored
     row whose item and text hash match, and featurize only the rest, which are then stored too."""
     texts = items[PAYLOAD].astype(str).to_numpy(dtype=object)
     ids = items[ITEM_ID].astype(str).to_numpy(dtype=object)
-    hashes = np.asarray([text_hash(text) for text in texts], dtype=object)
+    hashes = np.asarray([content_hash(text) for text in texts], dtype=object)
     version = latest_version(workdir)
     featurizer = (
-        fit_featurizer(
-            list(texts if fit_on is None else texts[fit_on]), workdir, n_components=n_components, seed=seed
-        )
+        fit_featurizer(list(texts if fit_on is None else texts[fit_on]), workdir, new_featurizer)
         if version is None
         else load_featurizer(workdir, version)
     )
@@ -174,7 +121,7 @@ def pool_features(
     keys = pd.Index(stored.ids + "\0" + stored.hashes) if stored is not None else pd.Index([])
     position = keys.get_indexer(ids + "\0" + hashes)
     new = np.flatnonzero(position < 0)
-    new_matrix = featurizer.transform(list(texts[new])) if len(new) else None
+    new_matrix = sp.csr_matrix(featurizer.transform(list(texts[new]))) if len(new) else None
     new_dense = featurizer.dense_view(new_matrix) if new_matrix is not None else np.empty((0, 0))
     if stored is not None and len(new) == 0:
         matrix, dense = stored.matrix[position], stored.dense[position]
