@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.mturk_local import LocalMTurk, LocalMTurkServer
+from labelflow.integrations.screenshots import CHROMIUM_FLAGS, find_chromium
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -66,3 +72,29 @@ def mturk_endpoint(
     for server in started:
         server.stop()
         server.mturk.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[WebDriver]:
+    """Debian's Chromium, headless, driven by Selenium through Debian's chromium-driver (``.ci/run`` installs
+    both): one browser for the session, ~1 s to start. Skips only where chromium-driver is not installed."""
+    chromium, driver = find_chromium(), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.skip(
+            "Chromium or chromium-driver is not installed (apt-get install chromium chromium-driver; "
+            ".ci/run installs them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, "--disable-dev-shm-usage", "--window-size=1000,1000"):
+        options.add_argument("--headless=new" if flag == "--headless" else flag)
+    # The driver's path is given, so Selenium Manager downloads nothing.
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield session
+    finally:
+        session.quit()

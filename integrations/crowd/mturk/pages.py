@@ -47,9 +47,13 @@ class ImageHost:
     def s3(self) -> Any:
         if self._s3 is None:
             import boto3
+            from botocore.config import Config
 
             self._s3 = boto3.session.Session().client(
-                "s3", endpoint_url=self.config.s3_endpoint_url, region_name=self.config.image_bucket_region
+                "s3",
+                endpoint_url=self.config.s3_endpoint_url,
+                region_name=self.config.image_bucket_region,
+                config=Config(signature_version="s3v4"),  # SigV2 presigned URLs are deprecated
             )
         return self._s3
 
