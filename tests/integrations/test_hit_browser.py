@@ -26,7 +26,6 @@ from labelflow.integrations.mturk_local import LocalMTurk, LocalMTurkServer
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-BUCKET = "hit-images"
 WORKER = "AHUMANWORKER01"
 REVIEW = 'A gripping, <b>funny</b> film & a "must" -- ]]> see.'
 SENTIMENT = TaskConfig(
@@ -49,26 +48,6 @@ SCENE_LABELS = [
     "street",
     "tall_building",
 ]
-
-
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 server on a free port, with the images' bucket; made-up credentials for boto3."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
-    try:
-        yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -163,10 +142,11 @@ def answer_in_browser(
 
 
 def test_a_worker_answers_a_text_and_an_image_hit_in_chromium_and_the_crowd_reads_it_back(
-    browser: WebDriver, people_endpoint: LocalMTurkServer, s3_endpoint: str, tmp_path: Path
+    browser: WebDriver, people_endpoint: LocalMTurkServer, s3_bucket: tuple[str, str], tmp_path: Path
 ) -> None:
+    s3_url, bucket = s3_bucket
     config = MTurkConfig(
-        endpoint_url=people_endpoint.url, local=True, image_bucket=BUCKET, s3_endpoint_url=s3_endpoint
+        endpoint_url=people_endpoint.url, local=True, image_bucket=bucket, s3_endpoint_url=s3_url
     )
     text_crowd, text_handle = publish(people_endpoint, config, SENTIMENT, ["pos", "neg"], "text", REVIEW)
     photo = noise_png(tmp_path / "photo.png")
