@@ -293,7 +293,12 @@ def example_config() -> str:
                 continue
             if field.description:
                 lines.append(f"# {field.description}")
-            lines.append(f'# {name} = "..."  (unset)' if value is None else f"{name} = {_toml_value(value)}")
+            if value is None:
+                lines.append(f'# {name} = "..."  (unset)')
+            elif isinstance(value, dict) and not value:  # a table of tables: `name = {}` could not be extended
+                lines.append(f"# [{prefix}{name}.<key>] tables  (none)")
+            else:
+                lines.append(f"{name} = {_toml_value(value)}")
         for name, sub_model, sub in nested:
             lines.extend(["", f"[{prefix}{name}]"])
             section(sub_model, sub, f"{prefix}{name}.")

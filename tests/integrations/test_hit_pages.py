@@ -104,6 +104,7 @@ def test_a_small_image_goes_inline_and_a_large_one_needs_a_bucket(tmp_path: Path
     )
     with pytest.raises(CrowdBackendError, match=r"large\.png .* too large .* set crowd\.mturk\.image_bucket"):
         pages("image").page("i3", str(large))
+    assert "<p>Item i5</p>" in pages("image").page("i5", None)
     with pytest.raises(CrowdBackendError, match=r"item 'i4': image .*missing\.png' is not a file"):
         pages("image").page("i4", str(tmp_path / "missing.png"))
 

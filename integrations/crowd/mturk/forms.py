@@ -103,9 +103,10 @@ def looks_like_image(payload: str) -> bool:
 def item_html(item_id: str, payload: str | None, kind: ItemKind, *, image_src: str | None = None) -> str:
     """The item as workers see it: ``image_src`` for an image (already made fit for the page), the text, or
     for a table a JSON object's fields as a two-column table."""
-    if kind == "image" or image_src is not None:
-        src = image_src if image_src is not None else (payload or "")
-        return f'<img src="{html.escape(src, quote=True)}" alt="The item to label">'
+    if image_src is None and kind == "image" and payload is not None:
+        image_src = payload
+    if image_src is not None:
+        return f'<img src="{html.escape(image_src, quote=True)}" alt="The item to label">'
     shown = payload if payload is not None else f"Item {item_id}"
     if kind == "table":
         try:
