@@ -114,7 +114,9 @@ def answer_in_browser(
     browser.find_element(By.XPATH, f"//label[.//span[@class='name'][text()='{choice}']]").click()
     preview["submit_enabled_after_choosing"] = browser.find_element(By.ID, "submit").is_enabled()
     browser.switch_to.default_content()
+    preview_frame = browser.find_element(By.ID, "hit-frame")
     browser.find_element(By.ID, "accept").click()
+    wait.until(ec.staleness_of(preview_frame))  # the assignment's page has replaced the preview
 
     browser.switch_to.frame(wait.until(ec.presence_of_element_located((By.ID, "hit-frame"))))
     wait.until(ec.presence_of_element_located((By.NAME, "label")))
@@ -136,6 +138,7 @@ def answer_in_browser(
         browser.save_screenshot(str(Path(shots) / shot))
         browser.switch_to.frame(browser.find_element(By.ID, "hit-frame"))
     submit.click()
+    wait.until(ec.staleness_of(submit))
     seen["after_submit"] = wait.until(ec.presence_of_element_located((By.ID, "message"))).text
     browser.switch_to.default_content()
     return seen
