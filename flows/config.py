@@ -295,9 +295,8 @@ def example_config() -> str:
                 lines.append(f"# {field.description}")
             if value is None:
                 lines.append(f'# {name} = "..."  (unset)')
-            elif (
-                isinstance(value, dict) and not value
-            ):  # a table of tables: `name = {}` could not be extended
+            elif isinstance(value, dict) and not value:
+                # A table of tables: an empty inline `name = {}` could not be extended by [name.key] tables.
                 lines.append(f"# [{prefix}{name}.<key>] tables  (none)")
             else:
                 lines.append(f"{name} = {_toml_value(value)}")

@@ -155,8 +155,9 @@ def preview(
     if find_chromium() is None:
         console.print("No PNG: Chromium is not installed (apt-get install --no-install-recommends chromium).")
         return
+    # A static page: a short virtual-time budget is plenty (the default waits for a single-page app's data).
     png_path = screenshot(
-        html_path.resolve().as_uri(), html_path.with_suffix(".png"), width=1000, height=1000
+        html_path.resolve().as_uri(), html_path.with_suffix(".png"), width=1000, height=1000, budget_ms=1000
     )
     console.print(f"PNG: {escape(str(png_path))}")
 

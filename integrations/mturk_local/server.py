@@ -122,6 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
         except WorkerError as error:
             self._reply_html(error.status, _message_page("Not possible", str(error)))
             return
+        except Exception as error:  # an endpoint bug: say so, do not leave the browser hanging
+            self._reply_html(500, _message_page("Endpoint error", f"{type(error).__name__}: {error}"))
+            return
         if redirect:
             self._reply_html(303, _message_page("Accepted", "Go to the assignment."), location=result)
         else:
