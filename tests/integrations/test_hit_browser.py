@@ -3,7 +3,8 @@ opened in headless Chromium (Selenium, Debian's chromium-driver), answered with 
 ``ListAssignmentsForHIT``. The image HIT's picture is too large to inline, so it comes from S3 (moto's server)
 through a presigned URL.
 
-Cost: ~10 s on 2 cores, browser start included (measured with ``pytest --durations``).
+Cost, measured with ``pytest --durations`` on 2 cores: ~9 s (setup ~4 s: Chromium, moto's server and the
+endpoint; the two HITs ~4.5 s), ~15 s when other tests share the cores.
 ``LABELFLOW_HIT_SCREENSHOTS=DIR`` keeps the pages' screenshots there.
 """
 
@@ -25,6 +26,8 @@ from labelflow.integrations.mturk_local import LocalMTurk, LocalMTurkServer
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
+
+pytestmark = pytest.mark.slow
 
 WORKER = "AHUMANWORKER01"
 REVIEW = 'A gripping, <b>funny</b> film & a "must" -- ]]> see.'
