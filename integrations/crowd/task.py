@@ -99,5 +99,8 @@ def shown_payloads(items: pd.DataFrame, kind: str, feature_columns: Sequence[str
 def _plain(value: object) -> object:
     plain = value.item() if hasattr(value, "item") else value  # numpy scalars are not JSON
     if isinstance(plain, float):
-        return None if math.isnan(plain) else float(f"{plain:.6g}")  # NaN is not JSON; six digits are plenty
+        if not math.isfinite(plain):
+            return None  # not JSON
+        shown = float(f"{plain:.6g}")  # six digits are plenty for a person
+        return int(shown) if shown.is_integer() else shown
     return plain

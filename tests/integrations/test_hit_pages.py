@@ -88,11 +88,12 @@ def test_a_table_row_is_a_small_table_and_other_payloads_stay_text() -> None:
 def test_what_workers_see_of_a_table_is_its_payload_or_its_first_features() -> None:
     items = pd.DataFrame(
         {"item_id": ["a", "b"], "payload": ["see me", None], **{f"f{k}": [1.0, np.nan] for k in range(20)}}
-    )
+    ).assign(f1=[0.0, 41.0], f2=[0.0, 1 / 3])
     shown = shown_payloads(items, "table", [f"f{k}" for k in range(20)])
     assert shown["a"] == "see me"
     row = json.loads(shown["b"])
     assert list(row) == [f"f{k}" for k in range(12)] and row["f0"] is None
+    assert (row["f1"], row["f2"]) == (41, 0.333333)  # as a person reads them
     assert shown_payloads(items, "text", []).equals(items.set_index("item_id")["payload"])
 
 
