@@ -1,4 +1,4 @@
-"""Mechanical Turk through boto3: one HIT per item, more assignments for later waves, answers from crowd-form XML.
+"""Mechanical Turk through boto3: one HIT per item, more assignments for later waves, answers from the form's XML.
 
 How the crowd protocol maps onto MTurk:
 
