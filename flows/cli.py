@@ -24,7 +24,7 @@ from labelflow.flows.cli_common import (
     load_or_exit,
 )
 from labelflow.flows.config import CONFIG_FILE, ProjectConfig, example_config
-from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local
+from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local, preview
 from labelflow.integrations.inbox import LocalInbox
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app = typer.Typer(
 )
 app.add_typer(mturk_app, name="mturk")
 app.command("mturk-local")(mturk_local)
+app.command("preview")(preview)
 app.command("import-answers")(import_answers)
 app.command("aggregate")(aggregate)
 

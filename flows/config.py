@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from labelflow.integrations.crowd.mturk import MTurkConfig, check_redundancy
 from labelflow.integrations.crowd.replay import ReplayCrowdConfig
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.crowd.task import TaskConfig
 from labelflow.integrations.datasets import DIGITS, DatasetConfig
 from labelflow.integrations.inbox import InboxConfig
 from labelflow.tasks.selection import SelectionConfig
@@ -156,6 +157,7 @@ class ProjectConfig(BaseModel):
     workdir: str = Field(".labelflow", description="Where models, plots and exports go.")
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
     crowd: CrowdConfig = Field(default_factory=CrowdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     # The default project is the digits demo: its pixels suit a kernel model (TrainingConfig's own default, the
@@ -189,6 +191,23 @@ class ProjectConfig(BaseModel):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         if self.dataset.source == DIGITS and set(self.labels) != {str(d) for d in range(10)}:
             raise ValueError('the digits demo has the labels "0" … "9"; leave `labels` at its default')
+        unknown = self.task.unknown_labels(self.labels) if self.labels else []
+        if unknown:
+            raise ValueError(
+                f"task.labels describes {unknown}, which are not among the labels {list(self.labels)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _images_reach_mturk_workers(self) -> ProjectConfig:
+        # `dataset.kind` gains "image" with the image datasets; read it loosely until then.
+        is_image = getattr(self.dataset, "kind", None) == "image"
+        if is_image and self.crowd.backend == "mturk" and not self.crowd.mturk.image_bucket:
+            raise ValueError(
+                "images on MTurk need crowd.mturk.image_bucket: set it to an S3 bucket you own (images too large "
+                "to inline in a HIT, 64 KB, are uploaded there and shown to workers through presigned links; "
+                "images given as http(s) URLs are shown as they are)"
+            )
         return self
 
 
@@ -274,7 +293,13 @@ def example_config() -> str:
                 continue
             if field.description:
                 lines.append(f"# {field.description}")
-            lines.append(f'# {name} = "..."  (unset)' if value is None else f"{name} = {_toml_value(value)}")
+            if value is None:
+                lines.append(f'# {name} = "..."  (unset)')
+            elif isinstance(value, dict) and not value:
+                # A table of tables: an empty inline `name = {}` could not be extended by [name.key] tables.
+                lines.append(f"# [{prefix}{name}.<key>] tables  (none)")
+            else:
+                lines.append(f"{name} = {_toml_value(value)}")
         for name, sub_model, sub in nested:
             lines.extend(["", f"[{prefix}{name}]"])
             section(sub_model, sub, f"{prefix}{name}.")

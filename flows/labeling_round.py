@@ -51,6 +51,7 @@ from labelflow.flows.steps.weak_supervision import label_with_functions
 from labelflow.flows.steps.workers import review_workers
 from labelflow.integrations.answers_file import AnswersFileError
 from labelflow.integrations.crowd.base import BudgetExceededError, CrowdAnswer, CrowdBackend, Handle
+from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
@@ -360,7 +361,7 @@ def label_batch(
         seed=config.selection.seed,
         round_number=round_.number,
     )
-    payloads = project.dataset.items.set_index(ITEM_ID)["payload"]
+    payloads = shown_payloads(project.dataset.items, project.dataset.kind, project.dataset.feature_columns)
     wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
     wave, labels = 1, pd.DataFrame()
     while not wave_items.empty:

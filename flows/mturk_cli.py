@@ -1,5 +1,6 @@
 """Mechanical Turk commands: ``labelflow mturk balance|hits|expire`` for requesters, ``labelflow mturk-local`` to
-serve a local MTurk-compatible endpoint, and the local endpoint behind ``labelflow demo --crowd mturk-local``.
+serve a local MTurk-compatible endpoint, the local endpoint behind ``labelflow demo --crowd mturk-local``, and
+``labelflow preview ITEM_ID``, the HIT page workers get for an item.
 
 Every command talks to the endpoint the project's ``[crowd.mturk]`` section names: the sandbox by default,
 production only with ``mturk.live = true`` *and* ``--live`` (see docs/mturk.md).
@@ -17,12 +18,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from labelflow.contracts import ITEM_ID
 from labelflow.flows.cli_common import console, load_or_exit
 from labelflow.flows.config import CONFIG_FILE, ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackendError
-from labelflow.integrations.crowd.mturk import MTurkCrowd, make_mturk_client, mturk_endpoint
+from labelflow.integrations.crowd.mturk import QUESTION_MAX, MTurkCrowd, make_mturk_client, mturk_endpoint
+from labelflow.integrations.crowd.mturk.forms import question_size, question_xml
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.mturk_local import Faults, LocalMTurk, LocalMTurkServer
+from labelflow.integrations.screenshots import find_chromium, screenshot
 
 mturk_app = typer.Typer(
     help="Mechanical Turk for requesters: the account balance, the HITs, expiring them.",
@@ -109,11 +114,66 @@ def expire(
         console.print(f"Expired {len(expired)} of {len(targets)} HIT(s); the others were no longer on offer.")
 
 
+def preview(
+    item_id: Annotated[
+        str, typer.Argument(help="The item's id (`labelflow export --with-content` lists them).")
+    ],
+    config: ConfigOption = Path(CONFIG_FILE),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder to write to (default: <workdir>/preview).")
+    ] = None,
+    png: Annotated[bool, typer.Option(help="Also write a PNG of the page (needs Chromium).")] = True,
+) -> None:
+    """Write the exact HIT page MTurk workers get for an item (HTML, as in preview before they accept) and, when
+    Chromium is installed, a PNG of it. An image that must be hosted is uploaded as a real HIT's would be."""
+    from labelflow.flows.project import Project
+
+    project_config = load_or_exit(config)
+    with Project(project_config, config.resolve().parent) as project:
+        items = project.dataset.items
+        if not (items[ITEM_ID] == item_id).any():
+            console.print(f"[red]no item {escape(item_id)!r} in the dataset ({len(items)} items)[/red]")
+            raise typer.Exit(1)
+        payload = shown_payloads(items, project.dataset.kind, project.dataset.feature_columns).get(item_id)
+        try:
+            page = project.hit_pages().page(item_id, None if payload is None else str(payload))
+        except CrowdBackendError as error:
+            console.print(f"[red]{escape(str(error))}[/red]", soft_wrap=True)
+            raise typer.Exit(1) from None
+        folder = output or project.workdir / "preview"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in item_id)
+    html_path = folder / f"hit-{stem}.html"
+    html_path.write_text(page, encoding="utf-8")
+    size = question_size(question_xml(page))
+    over = " [red](over MTurk's limit: it would be refused)[/red]" if size > QUESTION_MAX else ""
+    console.print(
+        f"HIT page: {escape(str(html_path))} ({size:,} of {QUESTION_MAX:,} bytes as a question){over}"
+    )
+    if not png:
+        return
+    if find_chromium() is None:
+        console.print("No PNG: Chromium is not installed (apt-get install --no-install-recommends chromium).")
+        return
+    # A static page: a short virtual-time budget is plenty (the default waits for a single-page app's data).
+    png_path = screenshot(
+        html_path.resolve().as_uri(), html_path.with_suffix(".png"), width=1000, height=1000, budget_ms=1000
+    )
+    console.print(f"PNG: {escape(str(png_path))}")
+
+
 def local_endpoint(
-    db: Path, config: ProjectConfig | None, base_dir: Path, *, port: int = 0, time_scale: float = 1.0
+    db: Path,
+    config: ProjectConfig | None,
+    base_dir: Path,
+    *,
+    port: int = 0,
+    time_scale: float = 1.0,
+    people: bool = False,
 ) -> LocalMTurkServer:
     """A local endpoint whose simulated workers answer from the project's hidden truth (if a config is given)
-    and behave as its ``crowd.simulated`` section says."""
+    and behave as its ``crowd.simulated`` section says; with ``people``, HITs wait for people on its worker
+    pages instead."""
     truth: dict[str, str] = {}
     workers = SimulatedCrowdConfig()
     if config is not None:
@@ -125,7 +185,9 @@ def local_endpoint(
         finally:
             project.close()
         workers = config.crowd.simulated
-    return LocalMTurkServer(LocalMTurk(db, truth=truth, workers=workers, time_scale=time_scale), port=port)
+    return LocalMTurkServer(
+        LocalMTurk(db, truth=truth, workers=workers, time_scale=time_scale, people=people), port=port
+    )
 
 
 @contextmanager
@@ -162,11 +224,18 @@ def mturk_local(
     server_errors: Annotated[int, typer.Option(help="Answer the next N calls with HTTP 500 (-1: all).")] = 0,
     malformed: Annotated[int, typer.Option(help="Make the next N answers malformed XML.")] = 0,
     slow: Annotated[float, typer.Option(help="Multiply workers' answer times by this.")] = 1.0,
+    people: Annotated[
+        bool,
+        typer.Option(
+            "--people",
+            help="No simulated workers: HITs wait for people at <endpoint>/worker/<HIT id>?workerId=…",
+        ),
+    ] = False,
 ) -> None:
     """Serve a local MTurk-compatible endpoint (MTurk's JSON protocol, simulated workers) until Ctrl-C."""
     project = load_or_exit(config) if config is not None else None
     base_dir = config.resolve().parent if config is not None else Path.cwd()
-    server = local_endpoint(db.resolve(), project, base_dir, port=port, time_scale=time_scale)
+    server = local_endpoint(db.resolve(), project, base_dir, port=port, time_scale=time_scale, people=people)
     if balance is not None:
         server.mturk.set_balance(balance)
     server.mturk.set_faults(
@@ -178,7 +247,8 @@ def mturk_local(
     console.print(
         f"Local MTurk endpoint on [bold]{server.url}[/bold] (state in {escape(str(db))}). Point a project at it "
         f"with\n{escape(snippet)}\n"
-        f'Fast-forward: POST {server.url}/_admin/advance {{"seconds": 3600}}; state: GET {server.url}/_admin/state',
+        f'Fast-forward: POST {server.url}/_admin/advance {{"seconds": 3600}}; state: GET {server.url}/_admin/state'
+        + (f"\nPeople work at {server.url}/worker/<HIT id>?workerId=<your id>" if people else ""),
         highlight=False,
         soft_wrap=True,  # a wrapped line of the snippet would not paste as TOML
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.engine import make_url
 
@@ -18,6 +18,9 @@ from labelflow.integrations.datasets import Dataset, load_dataset
 from labelflow.integrations.inbox import Inbox, open_inbox
 from labelflow.integrations.store import LabelStore
 from labelflow.tasks.features import TextFeatures, pool_features
+
+if TYPE_CHECKING:
+    from labelflow.integrations.crowd.mturk import HitPages
 
 
 def resolve_store_url(url: str, base_dir: Path) -> str:
@@ -134,6 +137,15 @@ class Project:
             # Later waves find their item's HIT, and poll its share of the HIT's assignments, from the store.
             round_handles=self.store.handles,
             clock=EndpointClock(mturk.endpoint_url) if mturk.local and mturk.endpoint_url else RealClock(),
+            pages=self.hit_pages(),
+        )
+
+    def hit_pages(self) -> HitPages:
+        """The MTurk HIT page of any item of the project: the [task] template for the dataset's kind."""
+        from labelflow.integrations.crowd.mturk import HitPages, ImageHost
+
+        return HitPages(
+            self.config.task, self.label_names, self.dataset.kind, ImageHost(self.config.crowd.mturk)
         )
 
     def spent(self, crowd: CrowdBackend) -> float:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.mturk_local import LocalMTurk, LocalMTurkServer
+from labelflow.integrations.screenshots import CHROMIUM_FLAGS, find_chromium
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -66,3 +73,51 @@ def mturk_endpoint(
     for server in started:
         server.stop()
         server.mturk.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[WebDriver]:
+    """Debian's Chromium, headless, driven by Selenium through Debian's chromium-driver (``.ci/run`` installs
+    both): one browser for the session, ~1 s to start. Skips only where chromium-driver is not installed."""
+    chromium, driver = find_chromium(), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.skip(
+            "Chromium or chromium-driver is not installed (apt-get install chromium chromium-driver; "
+            ".ci/run installs them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, "--disable-dev-shm-usage", "--window-size=1000,1000"):
+        options.add_argument("--headless=new" if flag == "--headless" else flag)
+    # The driver's path is given, so Selenium Manager downloads nothing.
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """moto's S3 server on a free port with an empty bucket, and made-up credentials for boto3: (url, bucket)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # moto's state is per process, not per server: start from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+    boto3.client("s3", endpoint_url=url).create_bucket(Bucket="hit-images")
+    try:
+        yield url, "hit-images"
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@
 from labelflow.integrations.mturk_local.faults import Faults, MTurkFault
 from labelflow.integrations.mturk_local.server import EndpointClock, LocalMTurkServer, admin, validate_request
 from labelflow.integrations.mturk_local.service import LocalMTurk
-from labelflow.integrations.mturk_local.workers import crowd_form_answer, question_labels
+from labelflow.integrations.mturk_local.workers import form_answer, question_labels
 
 __all__ = [
     "EndpointClock",
@@ -20,7 +20,7 @@ __all__ = [
     "LocalMTurkServer",
     "MTurkFault",
     "admin",
-    "crowd_form_answer",
+    "form_answer",
     "question_labels",
     "validate_request",
 ]

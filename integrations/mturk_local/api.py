@@ -27,9 +27,10 @@ DONE: Final = ("Submitted", "Approved", "Rejected")
 
 
 class MTurkApi:
-    """MTurk's requester operations over the endpoint's database, with ``workers`` taking new assignments."""
+    """MTurk's requester operations over the endpoint's database, with ``workers`` taking new assignments
+    (None: they wait for people, who take them on the endpoint's worker pages)."""
 
-    def __init__(self, db: EndpointDatabase, workers: SimulatedWorkers) -> None:
+    def __init__(self, db: EndpointDatabase, workers: SimulatedWorkers | None) -> None:
         self.db = db
         self.workers = workers
         self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -197,7 +198,8 @@ class MTurkApi:
         )
         self._remember_token(token, hit_id)
         self.db.count("hits_created")
-        self.workers.schedule(self.db, self._hit_row(hit_id), 0, max_assignments, now)
+        if self.workers is not None:
+            self.workers.schedule(self.db, self._hit_row(hit_id), 0, max_assignments, now)
         return {"HIT": self._hit(hit_id)}
 
     def _hit_row(self, hit_id: str) -> sqlite3.Row:
@@ -302,7 +304,8 @@ class MTurkApi:
         self.db.execute("UPDATE hits SET max_assignments = ? WHERE id = ?", (before + extra, row["id"]))
         self._remember_token(token, row["id"])
         self.db.count("assignments_added", extra)
-        self.workers.schedule(self.db, row, before, extra, self.db.now())
+        if self.workers is not None:
+            self.workers.schedule(self.db, row, before, extra, self.db.now())
         return {}
 
     def update_expiration(self, params: dict[str, Any]) -> dict[str, Any]:

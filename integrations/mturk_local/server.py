@@ -13,24 +13,37 @@ A non-MTurk admin path controls the simulation (no signature needed):
 - ``POST /_admin/faults``   ``{"throttle": N, "server_errors": N (-1: for ever), "operations": [...],
   "after": N, "malformed_answers": N, "slow_factor": F}``
 - ``POST /_admin/balance``  ``{"dollars": X}``
+- ``POST /_admin/accept``   ``{"hit": id, "worker": id}`` accepts an assignment as that worker: ``{"assignment": id}``
+
+and the worker's side (:mod:`.worker_site`), for people in a browser, on an endpoint started with ``people``:
+
+- ``GET  /worker/<hit>?workerId=W``   preview the HIT, with an Accept button
+- ``POST /worker/<hit>/accept``       accept an assignment (form field ``workerId``), then go to its page
+- ``GET  /worker/<hit>/<assignment>`` the assignment's page: the HIT in a frame, with MTurk's URL parameters
+- ``GET  /worker/<hit>/question``     the HIT's own HTML (what that frame shows)
+- ``POST /mturk/externalSubmit``      the HIT's form: stores the answer, Submitted, as MTurk would
 """
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
 
 from botocore.model import ServiceModel
 
 from labelflow.integrations.mturk_local.faults import Faults, MTurkFault
 from labelflow.integrations.mturk_local.service import LocalMTurk
+from labelflow.integrations.mturk_local.worker_site import WorkerError, WorkerSite
 
 TARGET_PREFIX: Final = "MTurkRequesterServiceV20170117"
 
@@ -86,16 +99,74 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             raise MTurkFault("SerializationException", "The request body is not valid JSON.") from None
 
+    def _reply_html(self, status: int, page: str, location: str | None = None) -> None:
+        data = page.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        if location:
+            self.send_header("Location", location)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _form(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return dict(
+            parse_qsl(self.rfile.read(length).decode("utf-8") if length else "", keep_blank_values=True)
+        )
+
+    def _worker(self, action: Callable[[WorkerSite], str], *, redirect: bool = False) -> None:
+        """A worker page, or a page saying why not."""
+        try:
+            result = self.server.mturk.worker(action)
+        except WorkerError as error:
+            self._reply_html(error.status, _message_page("Not possible", str(error)))
+            return
+        except Exception as error:  # an endpoint bug: say so, do not leave the browser hanging
+            self._reply_html(500, _message_page("Endpoint error", f"{type(error).__name__}: {error}"))
+            return
+        if redirect:
+            self._reply_html(303, _message_page("Accepted", "Go to the assignment."), location=result)
+        else:
+            self._reply_html(200, result)
+
+    def _worker_get(self, parts: list[str], query: dict[str, str]) -> None:
+        hit_id = parts[0]
+        submit_to = f"http://{self.headers.get('Host', '127.0.0.1')}"
+        if len(parts) == 1:
+            self._worker(lambda site: site.frame_page(hit_id, None, query.get("workerId", ""), submit_to))
+        elif parts[1] == "question":
+            self._worker(lambda site: site.question_page(hit_id))
+        else:
+            self._worker(lambda site: site.frame_page(hit_id, parts[1], "", submit_to))
+
     def do_GET(self) -> None:
         mturk = self.server.mturk
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
         if self.path == "/_admin/state":
             self._reply(200, mturk.state())
         elif self.path == "/_admin/clock":
             self._reply(200, {"now": mturk.now()})
+        elif parts[:1] == ["worker"] and len(parts) in (2, 3):
+            self._worker_get(parts[1:], dict(parse_qsl(url.query)))
         else:
             self._reply(404, {"__type": "NotFound", "Message": f"no such path {self.path}"})
 
     def do_POST(self) -> None:
+        parts = [p for p in urlsplit(self.path).path.split("/") if p]
+        if parts == ["mturk", "externalSubmit"]:
+            fields = self._form()
+            self._worker(
+                lambda site: _message_page(
+                    "Submitted", f"Your answer to assignment {site.submit(fields)} was submitted. Thank you!"
+                )
+            )
+            return
+        if parts[:1] == ["worker"] and len(parts) == 3 and parts[2] == "accept":
+            worker_id = self._form().get("workerId", "")
+            self._worker(lambda site: f"/worker/{parts[1]}/{site.accept(parts[1], worker_id)}", redirect=True)
+            return
         try:
             if self.path.startswith("/_admin/"):
                 self._admin(self.path.removeprefix("/_admin/"), self._body())
@@ -132,11 +203,26 @@ class _Handler(BaseHTTPRequestHandler):
         elif command == "faults":
             mturk.set_faults(Faults(**{**body, "operations": tuple(body.get("operations", ()))}))
             self._reply(200, mturk.state()["faults"])
+        elif command == "accept":
+            try:
+                assignment = mturk.worker(lambda site: site.accept(str(body["hit"]), str(body["worker"])))
+            except WorkerError as error:
+                self._reply(error.status, {"__type": "WorkerError", "Message": str(error)})
+                return
+            self._reply(200, {"assignment": assignment})
         elif command == "balance":
             mturk.set_balance(float(body["dollars"]))
             self._reply(200, {"balance": float(body["dollars"])})
         else:
             self._reply(404, {"__type": "NotFound", "Message": f"no admin command {command!r}"})
+
+
+def _message_page(title: str, message: str) -> str:
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f'<body style="font:16px system-ui,sans-serif;margin:24px"><h1>{html.escape(title)}</h1>'
+        f'<p id="message">{html.escape(message)}</p></body></html>'
+    )
 
 
 class _Server(ThreadingHTTPServer):

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.mturk_local.api import MTurkApi
 from labelflow.integrations.mturk_local.faults import Faults, MTurkFault, load_faults, save_faults, take_fault
 from labelflow.integrations.mturk_local.schema import EndpointDatabase
+from labelflow.integrations.mturk_local.worker_site import WorkerSite
 from labelflow.integrations.mturk_local.workers import SimulatedWorkers
+
+T = TypeVar("T")
 
 
 class LocalMTurk:
     """An MTurk requester account in a SQLite file, with simulated workers behind it.
 
     ``truth`` maps item ids (the HITs' RequesterAnnotation) to their true labels; workers answer other items at
-    random. ``workers`` is the simulated crowd's config (worker mix, accuracy, latency, seed).
+    random. ``workers`` is the simulated crowd's config (worker mix, accuracy, latency, seed). With ``people``,
+    no simulated worker takes assignments: they wait for people on the worker pages (:attr:`site`).
     """
 
     def __init__(
@@ -34,12 +38,15 @@ class LocalMTurk:
         truth: Mapping[str, str] | None = None,
         workers: SimulatedCrowdConfig | None = None,
         time_scale: float = 1.0,
+        people: bool = False,
     ) -> None:
         self.db_path = Path(db_path)
         self.time_scale = time_scale
         self._lock = threading.RLock()
         self._db = EndpointDatabase(self.db_path)
-        self._api = MTurkApi(self._db, SimulatedWorkers(workers or SimulatedCrowdConfig(), truth or {}))
+        simulated = None if people else SimulatedWorkers(workers or SimulatedCrowdConfig(), truth or {})
+        self._api = MTurkApi(self._db, simulated)
+        self._site = WorkerSite(self._db, self._api)
         self._last_tick = time.time()
 
     @property
@@ -128,6 +135,15 @@ class LocalMTurk:
                 ),
                 "faults": self.faults.__dict__,
             }
+
+    # ------------------------------------------------------------------ the worker's side
+
+    def worker(self, action: Callable[[WorkerSite], T]) -> T:
+        """Run one worker action (accept, a page, submit) on the worker site, in a transaction at the
+        endpoint's current time; raises :class:`~.worker_site.WorkerError` for what the worker is told instead."""
+        with self._lock, self._db.transaction():
+            self._tick()
+            return action(self._site)
 
     # ------------------------------------------------------------------ calls
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from labelflow.integrations.crowd.mturk.forms import ANSWER_FIELD, form_answers
 from labelflow.integrations.crowd.simulated import (
     SimulatedCrowdConfig,
     draw_answer,
@@ -25,31 +26,17 @@ from labelflow.integrations.crowd.simulated import (
 from labelflow.integrations.mturk_local.faults import load_faults, take_malformed_answer
 from labelflow.integrations.mturk_local.schema import EndpointDatabase, new_id
 
-QFA_NAMESPACE: Final = (
-    "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2005-10-01/QuestionFormAnswers.xsd"
-)
+_CHOICE: Final = re.compile(rf'<input type="radio" name="{ANSWER_FIELD}" value="([^"]*)"')
 
 
-def crowd_form_answer(label: str) -> str:
-    """The QuestionFormAnswers document MTurk stores for a crowd-form with one crowd-classifier."""
-    task_answers = json.dumps([{"label": {"label": label}}])
-    return (
-        f'<?xml version="1.0" encoding="ASCII"?><QuestionFormAnswers xmlns="{QFA_NAMESPACE}">'
-        f"<Answer><QuestionIdentifier>taskAnswers</QuestionIdentifier>"
-        f"<FreeText>{html.escape(task_answers, quote=False)}</FreeText></Answer></QuestionFormAnswers>"
-    )
+def form_answer(label: str) -> str:
+    """The QuestionFormAnswers document MTurk stores when a worker submits ``label`` on a HIT page."""
+    return form_answers({ANSWER_FIELD: label})
 
 
 def question_labels(question: str) -> list[str]:
-    """The label names of the crowd-classifier in an HTMLQuestion (what a worker would see)."""
-    found = re.search(r'categories="([^"]*)"', question)
-    if not found:
-        return []
-    try:
-        labels = json.loads(html.unescape(found[1]))
-    except json.JSONDecodeError:
-        return []
-    return [str(label) for label in labels] if isinstance(labels, list) else []
+    """The labels a worker can choose on an HTMLQuestion's page (its radio buttons' values)."""
+    return [html.unescape(value) for value in _CHOICE.findall(question)]
 
 
 class SimulatedWorkers:
@@ -90,7 +77,7 @@ class SimulatedWorkers:
                 code = draw_answer(worker, labels.index(true_label), len(labels), rng)
             else:
                 code = int(rng.integers(len(labels)))
-            answer = crowd_form_answer(labels[code])
+            answer = form_answer(labels[code])
             if take_malformed_answer(db):
                 answer = answer[: len(answer) // 2]  # cut off mid-document: not well-formed XML
             db.execute(

@@ -70,3 +70,29 @@ def test_mturk_commands_explain_themselves(command: list[str]) -> None:
 def test_demo_refuses_an_unknown_crowd() -> None:
     result = runner.invoke(app, ["demo", "--crowd", "mechanical-horse"])
     assert result.exit_code == 2 and "mturk-local" in result.output
+
+
+def test_preview_writes_the_exact_hit_page_of_an_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mturk_cli, "console", Console(width=200))
+    rows = [
+        f'{k:03d},"a <b>{("good", "bad")[k % 2]}</b> film, take {k}",{("pos", "neg")[k % 2]}'
+        for k in range(40)
+    ]
+    (tmp_path / "reviews.csv").write_text("item_id,text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = tmp_path / "labelflow.toml"
+    config.write_text(
+        'name = "reviews"\nlabels = ["pos", "neg"]\nstore_url = "sqlite:///.labelflow/db.sqlite"\n'
+        '[dataset]\nsource = "reviews.csv"\nkind = "text"\nn_gold = 2\n'
+        '[task]\ntitle = "Is this review positive?"\n[task.labels.neg]\ndisplay = "Negative"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["preview", "007", "-c", str(config), "-o", str(out), "--no-png"])
+    assert result.exit_code == 0, result.output
+    page = (out / "hit-007.html").read_text(encoding="utf-8")
+    assert "a &lt;b&gt;bad&lt;/b&gt; film, take 7" in page and "Is this review positive?" in page
+    assert '<span class="name">Negative</span>' in page and "bytes as a question" in result.output
+    missing = runner.invoke(app, ["preview", "7", "-c", str(config), "-o", str(out)])  # ids are text: 7 ≠ 007
+    assert missing.exit_code == 1 and "no item '7'" in missing.output

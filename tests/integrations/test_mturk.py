@@ -29,6 +29,8 @@ from labelflow.integrations.crowd.base import (
 from labelflow.integrations.crowd.mturk import (
     LIVE_ENDPOINT,
     SANDBOX_ENDPOINT,
+    HitPages,
+    ImageHost,
     LiveOptInError,
     MTurkConfig,
     MTurkCrowd,
@@ -36,16 +38,16 @@ from labelflow.integrations.crowd.mturk import (
     make_mturk_client,
     mturk_endpoint,
     parse_answer,
-    question_xml,
     request_token,
 )
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.crowd.task import TaskConfig
 from labelflow.integrations.mturk_local import (
     EndpointClock,
     Faults,
     LocalMTurk,
     LocalMTurkServer,
-    crowd_form_answer,
+    form_answer,
 )
 from labelflow.integrations.mturk_local.workers import question_labels
 
@@ -108,21 +110,24 @@ def wave(items: Sequence[str], wave: int = 1, n: int = 3, before: int = 0) -> li
 # ---------------------------------------------------------------------- pure parts
 
 
+def text_question(item_id: str, payload: str | None, labels: Sequence[str] = LABELS) -> str:
+    return HitPages(TaskConfig(), labels, "text", ImageHost(MTurkConfig())).question(item_id, payload)
+
+
 def test_the_question_escapes_the_payload_and_lists_the_labels() -> None:
     nasty = '<script>alert("x")</script> ]]> & more'
-    question = question_xml("i1", nasty, ["cat", 'd"og'], title="T", instructions="Pick <one>")
+    question = text_question("i1", nasty, ["cat", 'd"og'])
     root = ET.fromstring(question)  # well-formed: the payload cannot break out of the CDATA section
     content = next(iter(root)).text or ""
     assert "<script>alert" not in content and "&lt;script&gt;" in content
-    assert "<crowd-form>" in content and '<crowd-classifier name="label"' in content
-    assert "Pick &lt;one&gt;" in content
+    assert '<input type="radio" name="label" value="cat"' in content
     assert question_labels(question) == ["cat", 'd"og']
-    image = question_xml("i2", "https://example.org/a.png", LABELS, title="T", instructions="I")
+    image = text_question("i2", "https://example.org/a.png")
     assert '<img src="https://example.org/a.png"' in image
 
 
-def test_answers_parse_from_the_crowd_form_document_or_say_why_not() -> None:
-    assert parse_answer(crowd_form_answer("7"), LABELS) == ("7", None)
+def test_answers_parse_from_the_form_or_an_older_crowd_form_or_say_why_not() -> None:
+    assert parse_answer(form_answer("7"), LABELS) == ("7", None)
     mturk_sample = (
         '<?xml version="1.0" encoding="ASCII"?><QuestionFormAnswers xmlns="http://mechanicalturk.amazonaws.com/'
         'AWSMechanicalTurkDataSchemas/2005-10-01/QuestionFormAnswers.xsd"><Answer><QuestionIdentifier>'
@@ -131,11 +136,11 @@ def test_answers_parse_from_the_crowd_form_document_or_say_why_not() -> None:
     )
     assert parse_answer(mturk_sample, LABELS) == ("3", None)
     for raw, why in [
-        (crowd_form_answer("7")[:60], "does not parse"),
-        (crowd_form_answer("cat"), "not one of the labels"),
-        (mturk_sample.replace("taskAnswers", "other"), "no taskAnswers"),
-        (mturk_sample.replace('[{"label":{"label":"3"}}]', "{not json"), "not JSON"),
-        (mturk_sample.replace('[{"label":{"label":"3"}}]', '[{"x": 1}]'), "has no"),
+        (form_answer("7")[:60], "does not parse"),
+        (form_answer("cat"), "not one of the labels"),
+        (mturk_sample.replace("taskAnswers", "other"), 'no "label" answer'),
+        (mturk_sample.replace('[{"label":{"label":"3"}}]', "{not json"), "has no label"),
+        (mturk_sample.replace('[{"label":{"label":"3"}}]', '[{"x": 1}]'), "has no label"),
     ]:
         label, error = parse_answer(raw, LABELS)
         assert label is None and error is not None and why in error
@@ -356,7 +361,7 @@ def test_a_restarted_endpoint_loses_nothing(mturk_endpoint: Callable[..., LocalM
             again.crowd.client.create_hit_with_hit_type(
                 HITTypeId=again.crowd.hit_type_id(),
                 LifetimeInSeconds=3600,
-                Question=question_xml("item-1", None, LABELS, title="T", instructions="I"),
+                Question=text_question("item-1", None),
                 UniqueRequestToken=request_token("hit", "proj/r1/item-1/w1"),
             )
     finally:

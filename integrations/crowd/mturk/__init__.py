@@ -2,7 +2,8 @@
 
 - :mod:`.config` — the ``[crowd.mturk]`` section, endpoints, the boto3 client, fees and the 10-assignment rule;
 - :mod:`.calls` — idempotency tokens and MTurk's errors as the crowd protocol's;
-- :mod:`.forms` — the HTMLQuestion workers see and the answer document that comes back;
+- :mod:`.forms` — the HIT page template workers see (an HTMLQuestion) and the answer document that comes back;
+- :mod:`.pages` — each item's page from config, with its image inlined or hosted on S3;
 - :mod:`.qualifications` — who may work: system qualifications and the blocking one;
 - :mod:`.crowd` — :class:`MTurkCrowd`, the crowd protocol over those.
 """
@@ -30,7 +31,18 @@ from labelflow.integrations.crowd.mturk.config import (
     mturk_fee,
 )
 from labelflow.integrations.crowd.mturk.crowd import ANNOTATION_MAX, HIT_ID, MTurkCrowd
-from labelflow.integrations.crowd.mturk.forms import ANSWER_FIELD, QUESTION_MAX, parse_answer, question_xml
+from labelflow.integrations.crowd.mturk.forms import (
+    ANSWER_FIELD,
+    PREVIEW_ASSIGNMENT,
+    QUESTION_MAX,
+    form_answers,
+    hit_page,
+    item_html,
+    page_of_question,
+    parse_answer,
+    question_xml,
+)
+from labelflow.integrations.crowd.mturk.pages import HitPages, ImageHost
 from labelflow.integrations.crowd.mturk.qualifications import (
     APPROVAL_RATE_QUALIFICATION,
     APPROVED_HITS_QUALIFICATION,
@@ -50,10 +62,13 @@ __all__ = [
     "LARGE_HIT",
     "LIVE_ENDPOINT",
     "LOCALE_QUALIFICATION",
+    "PREVIEW_ASSIGNMENT",
     "QUESTION_MAX",
     "SANDBOX_ENDPOINT",
     "THROTTLING_CODES",
     "TOKEN_MAX",
+    "HitPages",
+    "ImageHost",
     "LargeHitError",
     "LiveOptInError",
     "MTurkConfig",
@@ -63,9 +78,13 @@ __all__ = [
     "check_redundancy",
     "crosses_large_hit",
     "find_or_create_blocked_qualification",
+    "form_answers",
+    "hit_page",
+    "item_html",
     "make_mturk_client",
     "mturk_endpoint",
     "mturk_fee",
+    "page_of_question",
     "parse_answer",
     "qualification_requirements",
     "question_xml",

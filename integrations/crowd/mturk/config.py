@@ -27,8 +27,8 @@ LARGE_HIT: Final = 10  # MaxAssignments from which the higher fee applies
 
 
 class MTurkConfig(BaseModel):
-    """The ``[crowd.mturk]`` section: where the HITs go and what workers see. The reward per answer is
-    ``crowd.reward_per_answer``."""
+    """The ``[crowd.mturk]`` section: where the HITs go, how they are listed, where large images are hosted.
+    The reward per answer is ``crowd.reward_per_answer``; what the page says is the ``[task]`` section."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -46,15 +46,11 @@ class MTurkConfig(BaseModel):
         "credentials are used when the AWS chain has none.",
     )
     region: str = Field("us-east-1", description="AWS region (MTurk runs in us-east-1 only).")
-    title: str = Field("Choose the right label", description="HIT title workers see in the list.")
     description: str = Field(
-        "Look at one item and pick the label that fits it best.", description="HIT description."
+        "Look at one item and pick the label that fits it best.",
+        description="HIT description in the HIT list (the page's title and instructions are in [task]).",
     )
     keywords: tuple[str, ...] = Field(("labeling", "classification"), description="HIT keywords.")
-    instructions: str = Field(
-        "Pick the one label that best describes the item. If unsure, pick the most likely one.",
-        description="Instructions shown beside the item.",
-    )
     assignment_duration_minutes: int = Field(
         10, ge=1, le=7 * 24 * 60, description="How long a worker has for one answer."
     )
@@ -81,6 +77,28 @@ class MTurkConfig(BaseModel):
         8, ge=5, le=20, description="Attempts per call, the first included (botocore standard retries)."
     )
     page_size: int = Field(100, ge=1, le=100, description="Assignments per ListAssignmentsForHIT page.")
+    image_bucket: str | None = Field(
+        None,
+        description="S3 bucket for images too large to inline in a HIT (MTurk takes 64 KB per question): they "
+        "are uploaded there and shown through presigned links. Needed for local image files.",
+    )
+    image_prefix: str = Field("labelflow/hit-images/", description="Key prefix of the uploaded images.")
+    image_bucket_region: str | None = Field(None, description="The bucket's region (unset: the AWS default).")
+    s3_endpoint_url: str | None = Field(
+        None, description="Override the S3 endpoint (an S3-compatible store, or moto's server in tests)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_to_task(cls, data: object) -> object:
+        if isinstance(data, dict):
+            moved = sorted({"title", "instructions"} & set(data))
+            if moved:
+                raise ValueError(
+                    f"crowd.mturk.{moved[0]} moved to the [task] section (task.title, task.instruction for "
+                    "one line, task.instructions for full Markdown instructions)"
+                )
+        return data
 
     @model_validator(mode="after")
     def _local_needs_an_endpoint(self) -> MTurkConfig:

@@ -1,4 +1,4 @@
-"""Mechanical Turk through boto3: one HIT per item, more assignments for later waves, answers from crowd-form XML.
+"""Mechanical Turk through boto3: one HIT per item, more assignments for later waves, answers from the form's XML.
 
 How the crowd protocol maps onto MTurk:
 
@@ -50,11 +50,13 @@ from labelflow.integrations.crowd.mturk.config import (
     crosses_large_hit,
     mturk_fee,
 )
-from labelflow.integrations.crowd.mturk.forms import QUESTION_MAX, parse_answer, question_xml
+from labelflow.integrations.crowd.mturk.forms import parse_answer
+from labelflow.integrations.crowd.mturk.pages import HitPages, ImageHost
 from labelflow.integrations.crowd.mturk.qualifications import (
     find_or_create_blocked_qualification,
     qualification_requirements,
 )
+from labelflow.integrations.crowd.task import TaskConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_mturk.client import MTurkClient
@@ -78,7 +80,8 @@ class MTurkCrowd:
     ``client`` is a boto3 ``mturk`` client (:func:`make_mturk_client`). ``round_handles(round_id)`` returns the
     round's published handles (the label store's ``handles``): it gives later waves their item's HIT and tells
     ``poll`` which of a HIT's assignments belong to which wave. ``redundancy`` and ``max_answers`` are the
-    first wave's assignments per HIT and the most a HIT may get.
+    first wave's assignments per HIT and the most a HIT may get. ``pages`` makes each item's HIT page (the
+    ``[task]`` section's template for the dataset's kind); by default, text items with the default task.
     """
 
     name = "mturk"
@@ -94,6 +97,7 @@ class MTurkCrowd:
         max_answers: int,
         round_handles: Callable[[int], Sequence[Handle]],
         clock: Clock | None = None,
+        pages: HitPages | None = None,
     ) -> None:
         check_redundancy(redundancy, max_answers)
         self.client = client
@@ -104,6 +108,7 @@ class MTurkCrowd:
         self.max_answers = max_answers
         self.round_handles = round_handles
         self.clock: Clock = clock or RealClock()
+        self.pages = pages or HitPages(TaskConfig(), self.label_names, "text", ImageHost(config))
         self._hit_type_id: str | None = None
         self._blocked_qualification_id: str | None = None
         self._complete: dict[str, list[CrowdAnswer]] = {}
@@ -180,18 +185,7 @@ class MTurkCrowd:
 
     def _create_hit(self, request: LabelRequest) -> tuple[str, bool]:
         """The new HIT's id, or the id of the HIT an earlier attempt posted with the same token (and True)."""
-        question = question_xml(
-            request.item_id,
-            request.payload,
-            self.label_names,
-            title=self.config.title,
-            instructions=self.config.instructions,
-        )
-        if len(question) > QUESTION_MAX:
-            raise CrowdBackendError(
-                f"the question for item {request.item_id!r} is {len(question)} characters; MTurk takes at "
-                f"most {QUESTION_MAX} (is the payload an inline image? host it and give its URL)"
-            )
+        question = self.pages.question(request.item_id, request.payload)
         try:
             response = call_mturk(
                 "CreateHITWithHITType",
@@ -248,7 +242,7 @@ class MTurkCrowd:
                 "CreateHITType",
                 None,
                 self.client.create_hit_type,
-                Title=self.config.title,
+                Title=self.pages.task.title,
                 Description=self.config.description,
                 Reward=f"{self.reward_per_answer:.2f}",
                 AssignmentDurationInSeconds=self.config.assignment_duration_minutes * 60,
