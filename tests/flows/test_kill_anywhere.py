@@ -1,0 +1,463 @@
+"""Kill a round anywhere: ``labelflow run`` SIGKILLed at each task boundary of a round in turn, then run again.
+Nothing is asked, answered, registered or paid twice, and nothing the killed command started is left running.
+
+The boundaries come from the flow itself: one uninterrupted round (in this process) records its task runs in the
+order they completed, so a task added to the round is covered without touching this file. Then, on a fresh copy
+of the project, run k is killed by a Prefect completion hook the moment the k-th boundary's task run completes
+(never a sleep), and run k + 1 starts from what that kill left; a last run completes the round. Each run is
+checked after its kill: every process it had started is gone, and the store holds nothing twice.
+
+Cost: about twenty runs. Each is forked from one "zygote" process that imported labelflow, Prefect, scikit-learn
+and Great Expectations once (3-5 s of CPU per process otherwise), and all report to the session's Prefect
+server, except the first, a plain ``python -m labelflow.flows.cli run``-like process that starts its own
+temporary server, to show that the server dies with a SIGKILLed command.
+
+The uninterrupted round also shows two things of its own: its flow and task runs are named after the round's
+number, in the console as in the UI; and the batch validation is given only the batch, not the pool.
+
+Run as a script, this module is the zygote (``zygote``) or one run (``run ORDER``) of the test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from labelflow.integrations.datasets import digits_table
+from labelflow.integrations.prefect_server import wait_for
+from labelflow.integrations.store import LabelStore
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
+
+PROJECT = "kill-test"
+SEED_SIZE, GOLD, REDUNDANCY, MAX_ANSWERS = 8, 3, 2, 3
+WALKED_BY_PREFECT = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    dict,
+)  # a task's arguments of these types are walked item by item
+
+
+def write_project(folder: Path) -> Path:
+    """A tiny digits project (120 items) whose rounds take two waves: the second asks one more answer about every
+    batch item (no label reaches confidence 1). Its store already holds another project's round, so the round's
+    database id (2) is not its number (1)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    digits_table(0, 120).to_csv(folder / "digits.csv", index=False)
+    config = folder / "labelflow.toml"
+    config.write_text(
+        f"""name = "{PROJECT}"
+store_url = "sqlite:///{folder / "store.db"}"
+workdir = "{folder / "work"}"
+[dataset]
+source = "digits.csv"
+id_column = "id"
+n_gold = 10
+[selection]
+seed_size = {SEED_SIZE}
+[crowd]
+gold_per_round = {GOLD}
+redundancy = {REDUNDANCY}
+max_answers = {MAX_ANSWERS}
+[quality]
+confidence_target = 1.0
+[training]
+self_training_max_iter = 1
+[budget]
+max_rounds = 1
+max_spend = 100.0
+"""
+    )
+    with LabelStore(f"sqlite:///{folder / 'store.db'}", "another-project") as other:
+        other.open_round()
+    return config
+
+
+def store_of(folder: Path) -> LabelStore:
+    return LabelStore(f"sqlite:///{folder / 'store.db'}", PROJECT)
+
+
+# ------------------------------------------------------------------------------------------------ the hook
+
+
+def flow_tasks() -> list[Any]:
+    """Every Prefect task defined in labelflow's flows (all are module-level objects)."""
+    from prefect import Task
+
+    import labelflow.flows.campaign  # noqa: F401  (imports the round and its steps)
+
+    found: dict[int, Any] = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("labelflow.flows") and module is not None:
+            found.update({id(v): v for v in vars(module).values() if isinstance(v, Task)})
+    return list(found.values())
+
+
+@contextmanager
+def on_task_completion(hook: Callable[[Any, Any, Any], None]) -> Iterator[None]:
+    """``hook(task, task_run, state)`` runs as each task run of the flows completes (a Prefect state hook)."""
+    tasks = flow_tasks()
+    for task in tasks:
+        task.on_completion(hook)
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.on_completion_hooks.remove(hook)
+
+
+Boundary = tuple[str, int]  # a task run's name and which completion of that name it is (1, 2, ...)
+
+
+def recorder(boundaries: list[Boundary]) -> Callable[[Any, Any, Any], None]:
+    seen: Counter[str] = Counter()
+
+    def record(task: Any, task_run: Any, state: Any) -> None:
+        seen[task_run.name] += 1
+        boundaries.append((task_run.name, seen[task_run.name]))
+
+    return record
+
+
+# ------------------------------------------------------------------------------------------------ the runs
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``, read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended while we looked
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def run_cli(order: dict[str, Any]) -> int:
+    """``labelflow ARGV`` in this process, killed by SIGKILL right after the task run ``order["kill_after"]``
+    completes (after writing the pids of every process it had started to ``order["pids"]``). Returns the exit
+    code when not killed."""
+    from labelflow.flows.cli import app
+
+    target = tuple(order["kill_after"]) if order["kill_after"] else None
+    completed: list[Boundary] = []
+    record = recorder(completed)
+
+    def kill_at_target(task: Any, task_run: Any, state: Any) -> None:
+        record(task, task_run, state)
+        if completed[-1] == target:
+            Path(order["pids"]).write_text(json.dumps(sorted(descendants(os.getpid()))))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.chdir(order["cwd"])
+    with on_task_completion(kill_at_target):
+        try:
+            app(order["argv"], prog_name="labelflow")
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
+    return 0
+
+
+def zygote() -> None:
+    """Import everything once, then fork one ``labelflow`` run per order line read from stdin; answer each with
+    its pid and then its exit code (negative: killed by that signal). Nothing here starts a thread before the
+    forks, so each child is a clean process."""
+    import labelflow.flows.campaign
+    import labelflow.flows.cli  # noqa: F401
+    from labelflow.tasks.validation.runtime import gx_runtime
+
+    gx_runtime()
+    for line in sys.stdin:
+        order = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            code = 1
+            try:
+                with open(order["log"], "ab") as log:
+                    os.dup2(log.fileno(), 1)
+                    os.dup2(log.fileno(), 2)
+                code = run_cli(order)
+            finally:
+                _deliver_logs_and_events()
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+def _deliver_logs_and_events() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=10)
+
+
+@dataclass
+class Run:
+    pid: int
+    returncode: int
+    log: Path
+    started: list[int]  # the processes it had started when it was killed
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+class Zygote:
+    """The zygote process, started with ``env``; :meth:`run` forks one run and waits for it to end."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "zygote"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, order: dict[str, Any]) -> tuple[int, int]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(order) + "\n")
+        self.process.stdin.flush()
+        pid = json.loads(self.process.stdout.readline())["pid"]
+        return pid, json.loads(self.process.stdout.readline())["returncode"]
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def run_labelflow(
+    folder: Path, kill_after: Boundary | None, *, zygote: Zygote | None, env: dict[str, str], name: str
+) -> Run:
+    """One ``labelflow run`` of the project in ``folder``: forked by the zygote, or (without one) a process of
+    its own started with ``env``."""
+    order = {
+        "argv": ["run", "--config", str(folder / "labelflow.toml")],
+        "cwd": str(folder),
+        "kill_after": kill_after,
+        "pids": str(folder / f"{name}.pids"),
+        "log": str(folder / f"{name}.log"),
+    }
+    if zygote is not None:
+        pid, returncode = zygote.run(order)
+    else:
+        with open(order["log"], "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, __file__, "run", json.dumps(order)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            pid, returncode = process.pid, process.wait()
+    pids = Path(order["pids"])
+    started = json.loads(pids.read_text()) if pids.exists() else []
+    return Run(pid, returncode, Path(order["log"]), started)
+
+
+def assert_nothing_left_running(run: Run) -> None:
+    wait_for(
+        lambda: not any(is_alive(pid) for pid in run.started),
+        30,
+        f"the processes {run.started} started by the killed run gone",
+        every=0.2,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the round
+
+
+@dataclass
+class UninterruptedRound:
+    folder: Path
+    boundaries: list[Boundary]
+    records: list[logging.LogRecord]
+    batch_validations: list[dict[str, Any]]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UninterruptedRound]:
+    """One round of the project, run here as ``labelflow run`` runs it; its task runs in the order they
+    completed, its runs' log records and what its batch validation was given."""
+    import labelflow.flows.labeling_round as labeling_round_module
+    from labelflow.flows.campaign import labeling_campaign
+    from labelflow.flows.config import load_config
+
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    config = load_config(write_project(folder))
+    boundaries: list[Boundary] = []
+    batch_validations: list[dict[str, Any]] = []
+    validate_frame = labeling_round_module.validate_frame
+
+    def spy(frame: pd.DataFrame, suite: str, *args: Any, **kwargs: Any) -> Any:
+        if suite == "batch":
+            batch_validations.append({"batch": frame, **kwargs})
+        return validate_frame(frame, suite, *args, **kwargs)
+
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    with pytest.MonkeyPatch.context() as patch, on_task_completion(recorder(boundaries)):
+        patch.setattr(labeling_round_module, "validate_frame", spy)
+        for logger in loggers:
+            logger.addHandler(records)
+        try:
+            report = labeling_campaign(config, str(folder))
+        finally:
+            for logger in loggers:
+                logger.removeHandler(records)
+    assert report.final is not None and report.final.number == 1
+    yield UninterruptedRound(folder, boundaries, records.records, batch_validations)
+
+
+def test_a_round_and_its_task_runs_are_named_after_its_number_in_the_console_as_in_the_ui(
+    uninterrupted: UninterruptedRound,
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    with store_of(uninterrupted.folder) as store:
+        round_ = store.rounds().iloc[0]
+    assert (round_["number"], round_["id"]) == (1, 2)  # another project's round came first
+    round_lines = [r for r in uninterrupted.records if getattr(r, "flow_name", None) == "labeling-round"]
+    assert round_lines and {r.flow_run_name for r in round_lines} == {f"{PROJECT}-round-1"}  # type: ignore[attr-defined]
+    with get_client(sync_client=True) as client:
+        shown = client.read_flow_run(round_lines[0].flow_run_id).name  # type: ignore[attr-defined]
+    assert shown == f"{PROJECT}-round-1"
+    names = [name for name, _ in uninterrupted.boundaries]
+    assert all(re.fullmatch(r"[a-z-]+-round-1(-wave-[12])?", name) for name in names), names
+    assert {"dispatch-round-1-wave-2", "aggregate-round-1-wave-2", "validate-answers-round-1-wave-2"} <= set(
+        names
+    )
+    task_lines = {r.task_run_name for r in uninterrupted.records if hasattr(r, "task_run_name")}  # type: ignore[attr-defined]
+    assert task_lines and task_lines <= set(names)  # the console names the task runs as the UI does
+
+
+def test_the_batch_validation_is_given_the_batch_not_the_pool(uninterrupted: UninterruptedRound) -> None:
+    """On a 2M-item pool the batch's validation took 40 s for 40 rows: Prefect walked the set of the pool's ids
+    it was given, item by item, looking for upstream results. Only the batch may be walked now."""
+    (validation,) = uninterrupted.batch_validations
+    batch = validation.pop("batch")
+    assert len(batch) == SEED_SIZE
+    walked = {name: len(value) for name, value in validation.items() if isinstance(value, WALKED_BY_PREFECT)}
+    assert all(size <= len(batch) for size in walked.values()), walked
+    pool_ids = validation["unlabeled_pool_ids"]
+    assert set(batch["item_id"]) <= set(pool_ids) and len(pool_ids) > len(batch)
+
+
+def test_a_round_killed_at_each_task_boundary_and_run_again_buys_registers_and_pays_nothing_twice(
+    uninterrupted: UninterruptedRound, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    boundaries = uninterrupted.boundaries
+    assert len(boundaries) >= 18 and len(set(boundaries)) == len(boundaries)
+    folder = tmp_path / "project"
+    write_project(folder)
+    served = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    alone = {k: v for k, v in served.items() if k != "PREFECT_API_URL"}
+    alone["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+
+    # The first run starts its own temporary Prefect server: it must die with the command.
+    first = run_labelflow(folder, boundaries[0], zygote=None, env=alone, name="run-00")
+    assert first.returncode == -signal.SIGKILL, first.output()
+    assert first.started, "labelflow run without PREFECT_API_URL started no server"
+    assert_nothing_left_running(first)
+    zygote = Zygote(served)
+    try:
+        for k, boundary in enumerate(boundaries[1:], start=1):
+            killed = run_labelflow(folder, boundary, zygote=zygote, env=served, name=f"run-{k:02d}")
+            assert killed.returncode == -signal.SIGKILL, f"not killed after {boundary}:\n{killed.output()}"
+            assert_nothing_left_running(killed)
+            with store_of(folder) as store:
+                assert_nothing_twice(store, f"after a kill after {boundary}")
+        last = run_labelflow(folder, None, zygote=zygote, env=served, name="run-last")
+    finally:
+        zygote.close()
+    assert last.returncode == 0, last.output()
+    with store_of(folder) as store:
+        assert_nothing_twice(store, "after the last run")
+        assert store.rounds()["status"].tolist() == ["completed"]
+        round_id = int(store.rounds()["id"].iloc[0])
+        requests = store.requests(round_id)
+        answers = store.answers(round_id)
+        first_wave = requests[requests["wave"] == 1]
+        assert (len(first_wave), int(first_wave["is_gold"].sum())) == (SEED_SIZE + GOLD, GOLD)
+        assert set(requests.loc[requests["wave"] == 2, "item_id"]) == set(
+            first_wave.loc[~first_wave["is_gold"].astype(bool), "item_id"]
+        )
+        assert len(answers) == int(requests["n_answers"].sum()) == (SEED_SIZE + GOLD) * REDUNDANCY + SEED_SIZE
+        assert store.requested_answers() == len(answers)  # what is paid for: every answer once
+        assert len(store.model_versions()) == 1
+
+
+def assert_nothing_twice(store: LabelStore, when: str) -> None:
+    """No item asked twice in a wave or beyond ``MAX_ANSWERS`` in the round, no second batch, no answer stored
+    twice or beyond what was asked, at most one model and one round."""
+    rounds = store.rounds()
+    assert len(rounds) <= 1, f"{when}: rounds {rounds['number'].tolist()}"
+    if rounds.empty:
+        return
+    round_id = int(rounds["id"].iloc[0])
+    requests = store.requests(round_id)
+    answers = store.answers(round_id)
+    assert not requests.duplicated(["item_id", "wave"]).any(), when
+    assert (requests.groupby("item_id")["n_answers"].sum() <= MAX_ANSWERS).all(), when
+    first_wave = requests[requests["wave"] == 1]
+    assert len(first_wave) in (0, SEED_SIZE + GOLD), f"{when}: a first wave of {len(first_wave)} requests"
+    assert requests["external_id"].dropna().is_unique, when
+    assert answers["answer_id"].is_unique, when
+    asked = requests.set_index(["item_id", "wave"])["n_answers"]
+    given = answers.groupby(["item_id", "wave"]).size()
+    assert (given <= asked.reindex(given.index).fillna(0)).all(), f"{when}: answers beyond what was asked"
+    assert len(store.model_versions()) <= 1, when
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "zygote":
+        zygote()
+    else:
+        code = run_cli(json.loads(sys.argv[2]))
+        _deliver_logs_and_events()
+        sys.exit(code)
