@@ -7,15 +7,15 @@ of the project, run k is killed by a Prefect completion hook the moment the k-th
 (never a sleep), and run k + 1 starts from what that kill left; a last run completes the round. Each run is
 checked after its kill: every process it had started is gone, and the store holds nothing twice.
 
-Cost: about twenty runs. Each is forked from one "zygote" process that imported labelflow, Prefect, scikit-learn
-and Great Expectations once (3-5 s of CPU per process otherwise), and all report to the session's Prefect
-server, except the first, a plain ``python -m labelflow.flows.cli run``-like process that starts its own
-temporary server, to show that the server dies with a SIGKILLed command.
+Cost: some twenty runs. Each is forked from one "zygote" process that imported labelflow, Prefect,
+scikit-learn and Great Expectations once (3-5 s of CPU per process otherwise), and all report to the session's
+Prefect server. That a SIGKILLed ``labelflow run`` takes its own temporary Prefect server with it is
+``tests/integrations/test_temporary_server.py``; here every process a killed run had started must be gone too.
 
 The uninterrupted round also shows two things of its own: its flow and task runs are named after the round's
 number, in the console as in the UI; and the batch validation is given only the batch, not the pool.
 
-Run as a script, this module is the zygote (``zygote``) or one run (``run ORDER``) of the test.
+Run as a script, this module is the zygote.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ class Zygote:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "zygote"],
+            [sys.executable, __file__],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -260,11 +260,8 @@ class Zygote:
         self.process.wait(timeout=30)
 
 
-def run_labelflow(
-    folder: Path, kill_after: Boundary | None, *, zygote: Zygote | None, env: dict[str, str], name: str
-) -> Run:
-    """One ``labelflow run`` of the project in ``folder``: forked by the zygote, or (without one) a process of
-    its own started with ``env``."""
+def run_labelflow(folder: Path, kill_after: Boundary | None, zygote: Zygote, *, name: str) -> Run:
+    """One ``labelflow run`` of the project in ``folder``, forked by the zygote."""
     order = {
         "argv": ["run", "--config", str(folder / "labelflow.toml")],
         "cwd": str(folder),
@@ -272,18 +269,7 @@ def run_labelflow(
         "pids": str(folder / f"{name}.pids"),
         "log": str(folder / f"{name}.log"),
     }
-    if zygote is not None:
-        pid, returncode = zygote.run(order)
-    else:
-        with open(order["log"], "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, __file__, "run", json.dumps(order)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            pid, returncode = process.pid, process.wait()
+    pid, returncode = zygote.run(order)
     pids = Path(order["pids"])
     started = json.loads(pids.read_text()) if pids.exists() else []
     return Run(pid, returncode, Path(order["log"]), started)
@@ -389,44 +375,56 @@ def test_the_batch_validation_is_given_the_batch_not_the_pool(uninterrupted: Uni
 def test_a_round_killed_at_each_task_boundary_and_run_again_buys_registers_and_pays_nothing_twice(
     uninterrupted: UninterruptedRound, tmp_path: Path
 ) -> None:
+    """Runs follow one another on a project until its round completes; a resumed run may skip a boundary (a
+    resumed round whose second wave's answers are all stored aggregates them with the first wave's), and then
+    the boundaries left are taken up on a fresh project, so that each one is killed at once."""
     from prefect.settings import PREFECT_API_URL
 
-    boundaries = uninterrupted.boundaries
-    assert len(boundaries) >= 18 and len(set(boundaries)) == len(boundaries)
-    folder = tmp_path / "project"
-    write_project(folder)
-    served = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    alone = {k: v for k, v in served.items() if k != "PREFECT_API_URL"}
-    alone["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-
-    # The first run starts its own temporary Prefect server: it must die with the command.
-    first = run_labelflow(folder, boundaries[0], zygote=None, env=alone, name="run-00")
-    assert first.returncode == -signal.SIGKILL, first.output()
-    assert first.started, "labelflow run without PREFECT_API_URL started no server"
-    assert_nothing_left_running(first)
-    zygote = Zygote(served)
+    left = list(uninterrupted.boundaries)
+    assert len(left) >= 18 and len(set(left)) == len(left)
+    projects = 1
+    folder = write_project(tmp_path / "project-1").parent
+    zygote = Zygote({**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())})
+    runs, fresh = 0, False
     try:
-        for k, boundary in enumerate(boundaries[1:], start=1):
-            killed = run_labelflow(folder, boundary, zygote=zygote, env=served, name=f"run-{k:02d}")
-            assert killed.returncode == -signal.SIGKILL, f"not killed after {boundary}:\n{killed.output()}"
-            assert_nothing_left_running(killed)
+        while True:
+            run = run_labelflow(folder, left[0] if left else None, zygote, name=f"run-{runs:02d}")
+            runs += 1
+            assert_nothing_left_running(run)
             with store_of(folder) as store:
-                assert_nothing_twice(store, f"after a kill after {boundary}")
-        last = run_labelflow(folder, None, zygote=zygote, env=served, name="run-last")
+                assert_nothing_twice(store, f"after run {runs}, to be killed after {left[:1]}")
+            if run.returncode == -signal.SIGKILL:
+                left.pop(0)
+                fresh = False
+                continue
+            assert run.returncode == 0, run.output()
+            assert not fresh, f"a round never reached {left[0]}:\n{run.output()}"
+            assert_round_completed_once(folder)
+            if not left:
+                break
+            # The resumed round had nothing left to do at the next boundary: take it up on a fresh project.
+            projects += 1
+            folder = write_project(tmp_path / f"project-{projects}").parent
+            fresh = True
     finally:
         zygote.close()
-    assert last.returncode == 0, last.output()
+    print(f"{len(uninterrupted.boundaries)} boundaries killed in {runs} runs on {projects} projects")
+
+
+def assert_round_completed_once(folder: Path) -> None:
+    """The project's one round is completed, with exactly what an uninterrupted round buys: a first wave of the
+    batch and the gold items, a second of one more answer about each batch item, each answer stored and paid
+    once, one model."""
     with store_of(folder) as store:
-        assert_nothing_twice(store, "after the last run")
-        assert store.rounds()["status"].tolist() == ["completed"]
-        round_id = int(store.rounds()["id"].iloc[0])
+        rounds = store.rounds()
+        assert rounds["status"].tolist() == ["completed"]
+        round_id = int(rounds["id"].iloc[0])
         requests = store.requests(round_id)
         answers = store.answers(round_id)
         first_wave = requests[requests["wave"] == 1]
         assert (len(first_wave), int(first_wave["is_gold"].sum())) == (SEED_SIZE + GOLD, GOLD)
-        assert set(requests.loc[requests["wave"] == 2, "item_id"]) == set(
-            first_wave.loc[~first_wave["is_gold"].astype(bool), "item_id"]
-        )
+        batch = set(first_wave.loc[~first_wave["is_gold"].astype(bool), "item_id"])
+        assert set(requests.loc[requests["wave"] == 2, "item_id"]) == batch
         assert len(answers) == int(requests["n_answers"].sum()) == (SEED_SIZE + GOLD) * REDUNDANCY + SEED_SIZE
         assert store.requested_answers() == len(answers)  # what is paid for: every answer once
         assert len(store.model_versions()) == 1
@@ -455,9 +453,4 @@ def assert_nothing_twice(store: LabelStore, when: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "zygote":
-        zygote()
-    else:
-        code = run_cli(json.loads(sys.argv[2]))
-        _deliver_logs_and_events()
-        sys.exit(code)
+    zygote()
