@@ -133,7 +133,11 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
     try:
         dataset = project.dataset
         validate_frame(
-            dataset.items, "pool", config.name, round_number=round_.number, feature_columns=dataset.feature_columns
+            dataset.items,
+            "pool",
+            config.name,
+            round_number=round_.number,
+            feature_columns=dataset.feature_columns,
         )
         register_items(project, round_number=round_.number)
         crowd = project.crowd()
@@ -498,4 +502,3 @@ def publish_round(
     project.store.finish_round(round_.id, "completed", summary=report.as_dict())
     publish_monitoring_artifacts(project.store, project.config.name, project.workdir, round_.id)
     return report
-

@@ -188,8 +188,8 @@ def run_cli(order: dict[str, Any]) -> int:
 
 def zygote() -> None:
     """Import everything once, then fork one ``labelflow`` run per order line read from stdin; answer each with
-    its pid and then its exit code (negative: killed by that signal). Nothing here starts a thread before the
-    forks, so each child is a clean process."""
+    its pid, then its exit code (negative: killed by that signal) and CPU seconds. Nothing here starts a thread
+    before the forks, so each child is a clean process."""
     import labelflow.flows.campaign
     import labelflow.flows.cli  # noqa: F401
     from labelflow.tasks.validation.runtime import gx_runtime
@@ -212,8 +212,9 @@ def zygote() -> None:
                 sys.stderr.flush()
                 os._exit(code)
         print(json.dumps({"pid": pid}), flush=True)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+        _, status, usage = os.wait4(pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
+        print(json.dumps({"returncode": returncode, "cpu": usage.ru_utime + usage.ru_stime}), flush=True)
 
 
 def _deliver_logs_and_events() -> None:
@@ -230,6 +231,7 @@ class Run:
     returncode: int
     log: Path
     started: list[int]  # the processes it had started when it was killed
+    cpu: float  # seconds
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -247,12 +249,13 @@ class Zygote:
             text=True,
         )
 
-    def run(self, order: dict[str, Any]) -> tuple[int, int]:
+    def run(self, order: dict[str, Any]) -> tuple[int, int, float]:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(json.dumps(order) + "\n")
         self.process.stdin.flush()
         pid = json.loads(self.process.stdout.readline())["pid"]
-        return pid, json.loads(self.process.stdout.readline())["returncode"]
+        ended = json.loads(self.process.stdout.readline())
+        return pid, ended["returncode"], ended["cpu"]
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -269,10 +272,10 @@ def run_labelflow(folder: Path, kill_after: Boundary | None, zygote: Zygote, *, 
         "pids": str(folder / f"{name}.pids"),
         "log": str(folder / f"{name}.log"),
     }
-    pid, returncode = zygote.run(order)
+    pid, returncode, cpu = zygote.run(order)
     pids = Path(order["pids"])
     started = json.loads(pids.read_text()) if pids.exists() else []
-    return Run(pid, returncode, Path(order["log"]), started)
+    return Run(pid, returncode, Path(order["log"]), started, cpu)
 
 
 def assert_nothing_left_running(run: Run) -> None:
@@ -385,11 +388,11 @@ def test_a_round_killed_at_each_task_boundary_and_run_again_buys_registers_and_p
     projects = 1
     folder = write_project(tmp_path / "project-1").parent
     zygote = Zygote({**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())})
-    runs, fresh = 0, False
+    runs, fresh, cpu = 0, False, 0.0
     try:
         while True:
             run = run_labelflow(folder, left[0] if left else None, zygote, name=f"run-{runs:02d}")
-            runs += 1
+            runs, cpu = runs + 1, cpu + run.cpu
             assert_nothing_left_running(run)
             with store_of(folder) as store:
                 assert_nothing_twice(store, f"after run {runs}, to be killed after {left[:1]}")
@@ -408,7 +411,10 @@ def test_a_round_killed_at_each_task_boundary_and_run_again_buys_registers_and_p
             fresh = True
     finally:
         zygote.close()
-    print(f"{len(uninterrupted.boundaries)} boundaries killed in {runs} runs on {projects} projects")
+    print(
+        f"{len(uninterrupted.boundaries)} boundaries killed in {runs} runs on {projects} projects "
+        f"({cpu:.0f} s of CPU in the runs)"
+    )
 
 
 def assert_round_completed_once(folder: Path) -> None:
