@@ -163,9 +163,10 @@ def is_alive(pid: int) -> bool:
 
 def run_cli(order: dict[str, Any]) -> int:
     """``labelflow ARGV`` in this process, killed by SIGKILL right after the task run ``order["kill_after"]``
-    completes (after writing the pids of every process it had started to ``order["pids"]``). Returns the exit
-    code when not killed."""
+    completes (after writing the pids of every process it had started to ``order["pids"]``), with every review
+    decision the crowd is sent appended to ``order["decisions"]``. Returns the exit code when not killed."""
     from labelflow.flows.cli import app
+    from labelflow.integrations.crowd.simulated import SimulatedCrowd
 
     target = tuple(order["kill_after"]) if order["kill_after"] else None
     completed: list[Boundary] = []
@@ -177,6 +178,14 @@ def run_cli(order: dict[str, Any]) -> int:
             Path(order["pids"]).write_text(json.dumps(sorted(descendants(os.getpid()))))
             os.kill(os.getpid(), signal.SIGKILL)
 
+    review = SimulatedCrowd.review
+
+    def record_decisions(crowd: SimulatedCrowd, decisions: Any) -> None:
+        with open(order["decisions"], "a") as ledger:
+            ledger.writelines(json.dumps([d.action.value, d.answer_id]) + "\n" for d in decisions)
+        review(crowd, decisions)
+
+    SimulatedCrowd.review = record_decisions  # type: ignore[method-assign]  # this process is ended after the run
     os.chdir(order["cwd"])
     with on_task_completion(kill_at_target):
         try:
@@ -271,6 +280,7 @@ def run_labelflow(folder: Path, kill_after: Boundary | None, zygote: Zygote, *, 
         "kill_after": kill_after,
         "pids": str(folder / f"{name}.pids"),
         "log": str(folder / f"{name}.log"),
+        "decisions": str(folder / "decisions.jsonl"),
     }
     pid, returncode, cpu = zygote.run(order)
     pids = Path(order["pids"])
@@ -427,7 +437,8 @@ def test_a_round_killed_at_each_task_boundary_and_run_again_buys_registers_and_p
 def assert_round_completed_once(folder: Path) -> None:
     """The project's one round is completed, with exactly what an uninterrupted round buys: a first wave of the
     batch and the gold items, a second of one more answer about each batch item, each answer stored and paid
-    once, one model."""
+    once, one model; and every answer was approved or rejected (a decision sent again after a kill is harmless:
+    a crowd treats a decided answer as done), none both."""
     with store_of(folder) as store:
         rounds = store.rounds()
         assert rounds["status"].tolist() == ["completed"]
@@ -441,6 +452,12 @@ def assert_round_completed_once(folder: Path) -> None:
         assert len(answers) == int(requests["n_answers"].sum()) == (SEED_SIZE + GOLD) * REDUNDANCY + SEED_SIZE
         assert store.requested_answers() == len(answers)  # what is paid for: every answer once
         assert len(store.model_versions()) == 1
+        unparsed = store.answers(round_id, parsed=False)
+    decisions = [json.loads(line) for line in (folder / "decisions.jsonl").read_text().splitlines()]
+    approved = {answer for action, answer in decisions if action == "approve"}
+    rejected = {answer for action, answer in decisions if action == "reject"}
+    assert approved | rejected == {*answers["answer_id"], *unparsed["answer_id"]}  # every answer decided
+    assert not approved & rejected
 
 
 def assert_nothing_twice(store: LabelStore, when: str) -> None:
