@@ -27,6 +27,7 @@ import re
 import signal
 import subprocess
 import sys
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,13 +46,8 @@ pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 
 PROJECT = "kill-test"
 SEED_SIZE, GOLD, REDUNDANCY, MAX_ANSWERS = 8, 3, 2, 3
-WALKED_BY_PREFECT = (
-    list,
-    tuple,
-    set,
-    frozenset,
-    dict,
-)  # a task's arguments of these types are walked item by item
+# A Prefect task walks every item of an argument of these types, looking for upstream results.
+WALKED_BY_PREFECT = (list, tuple, set, frozenset, dict)
 
 
 def write_project(folder: Path) -> Path:
@@ -197,7 +193,7 @@ def run_cli(order: dict[str, Any]) -> int:
 
 def zygote() -> None:
     """Import everything once, then fork one ``labelflow`` run per order line read from stdin; answer each with
-    its pid, then its exit code (negative: killed by that signal) and CPU seconds. Nothing here starts a thread
+    its exit code (negative: killed by that signal) and CPU seconds once it has ended. Nothing here starts a thread
     before the forks, so each child is a clean process."""
     import labelflow.flows.campaign
     import labelflow.flows.cli  # noqa: F401
@@ -209,18 +205,19 @@ def zygote() -> None:
         pid = os.fork()
         if pid == 0:
             os.setsid()
+            with open(order["log"], "ab") as log:
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
             code = 1
             try:
-                with open(order["log"], "ab") as log:
-                    os.dup2(log.fileno(), 1)
-                    os.dup2(log.fileno(), 2)
                 code = run_cli(order)
+            except BaseException:  # into the run's log: the child must never return into this loop
+                traceback.print_exc()
             finally:
                 _deliver_logs_and_events()
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        print(json.dumps({"pid": pid}), flush=True)
         _, status, usage = os.wait4(pid, 0)
         returncode = os.waitstatus_to_exitcode(status)
         print(json.dumps({"returncode": returncode, "cpu": usage.ru_utime + usage.ru_stime}), flush=True)
@@ -236,7 +233,6 @@ def _deliver_logs_and_events() -> None:
 
 @dataclass
 class Run:
-    pid: int
     returncode: int
     log: Path
     started: list[int]  # the processes it had started when it was killed
@@ -258,13 +254,13 @@ class Zygote:
             text=True,
         )
 
-    def run(self, order: dict[str, Any]) -> tuple[int, int, float]:
+    def run(self, order: dict[str, Any]) -> tuple[int, float]:
+        """The run's exit code and CPU seconds."""
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(json.dumps(order) + "\n")
         self.process.stdin.flush()
-        pid = json.loads(self.process.stdout.readline())["pid"]
         ended = json.loads(self.process.stdout.readline())
-        return pid, ended["returncode"], ended["cpu"]
+        return ended["returncode"], ended["cpu"]
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -282,10 +278,10 @@ def run_labelflow(folder: Path, kill_after: Boundary | None, zygote: Zygote, *, 
         "log": str(folder / f"{name}.log"),
         "decisions": str(folder / "decisions.jsonl"),
     }
-    pid, returncode, cpu = zygote.run(order)
+    returncode, cpu = zygote.run(order)
     pids = Path(order["pids"])
     started = json.loads(pids.read_text()) if pids.exists() else []
-    return Run(pid, returncode, Path(order["log"]), started, cpu)
+    return Run(returncode, Path(order["log"]), started, cpu)
 
 
 def assert_nothing_left_running(run: Run) -> None:
