@@ -72,7 +72,19 @@ DATA_ERRORS = (
 )
 
 
-@flow(name="labeling-round", flow_run_name="{config.name}-round", log_prints=False)
+def round_run_name() -> str:
+    """``<project>-round-<n>``, n the round this run resumes (the running one) or opens, read from the store as
+    the run starts: its console lines and the UI then give it one name from its first line on."""
+    parameters = flow_run.parameters
+    config: ProjectConfig = parameters["config"]
+    with Project(config, Path(parameters.get("base_dir", ".")).resolve()) as project:
+        rounds = project.store.rounds()
+    running = rounds.loc[rounds["status"] == "running", "number"]
+    number = running.iloc[0] if len(running) else rounds["number"].max() + 1 if len(rounds) else 1
+    return f"{config.name}-round-{int(number)}"
+
+
+@flow(name="labeling-round", flow_run_name=round_run_name, log_prints=False)
 def labeling_round(
     config: ProjectConfig,
     base_dir: str = ".",
@@ -118,12 +130,17 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
     """The round itself, under the lease: its report, or None while its wave's answers are awaited."""
     config, store = project.config, project.store
     round_ = store.open_round()
-    _name_flow_run(f"{config.name}-round-{round_.number}")
     settled = False
     try:
         dataset = project.dataset
-        validate_frame(dataset.items, "pool", config.name, feature_columns=dataset.feature_columns)
-        register_items(project)
+        validate_frame(
+            dataset.items,
+            "pool",
+            config.name,
+            round_number=round_.number,
+            feature_columns=dataset.feature_columns,
+        )
+        register_items(project, round_number=round_.number)
         crowd = project.crowd()
         pool = dataset.frame(ItemSet.POOL)
         weak = weak_labels(project, round_)
@@ -155,12 +172,14 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 round_.id,
                 batch_size=affordable_batch_size(project, crowd, has_model=champion is not None),
                 committee=committee,
+                round_number=round_.number,
             )
         validate_frame(
             batch,
             "batch",
             config.name,
-            unlabeled_pool_ids=set(unlabeled[ITEM_ID]),
+            round_number=round_.number,
+            unlabeled_pool_ids=unlabeled[ITEM_ID],
             max_size=max(len(batch), 1),
         )
         labeled = label_batch(
@@ -169,7 +188,9 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         if labeled is None:
             return None  # waiting for answers; the collector resumes this round
         labels, waves = labeled
-        validate_frame(labels, "labels", project.config.name, label_names=project.label_names)
+        validate_frame(
+            labels, "labels", config.name, round_number=round_.number, label_names=project.label_names
+        )
         store.save_labels(labels)
         review_workers(
             store,
@@ -192,11 +213,11 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             dataset.feature_columns,
             project.label_names,
             config.training,
-            round_.id,
+            round_.number,
             gold_ids=set(gold_labels(dataset).index),
         )
         store.save_labels(pseudo_label_frame(model, round_.id))
-        metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.id)
+        metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.number)
         version = register_model(store, model, metrics, round_, workdir=project.workdir)
         issues = report_label_issues(
             crowd_labeled_frame(store, dataset),
@@ -289,8 +310,8 @@ def refuse_unanswerable(batch: pd.DataFrame, never_answered: pd.Series, round_: 
         )
 
 
-@task(name="register-items", cache_policy=NO_CACHE)
-def register_items(project: Project) -> None:
+@task(name="register-items", task_run_name="register-items-round-{round_number}", cache_policy=NO_CACHE)
+def register_items(project: Project, *, round_number: int) -> None:
     """Record each item's set in the store (idempotent; an item never changes set)."""
     dataset = project.dataset
     frame = dataset.items[[ITEM_ID, "item_set"]].assign(
@@ -317,7 +338,9 @@ def weak_labels(project: Project, round_: RoundRecord) -> pd.DataFrame:
         round_number=round_.number,
         artifact_key=artifact_key(project.config.name, "labeling-functions"),
     )
-    validate_frame(labels, "labels", project.config.name, label_names=project.label_names)
+    validate_frame(
+        labels, "labels", project.config.name, round_number=round_.number, label_names=project.label_names
+    )
     return labels
 
 
@@ -395,13 +418,22 @@ def label_batch(
         if not progress.done:
             return None
         answers = store.answers()
-        validate_frame(answers, "answers", project.config.name, label_names=project.label_names)
+        validate_frame(
+            answers,
+            "answers",
+            config.name,
+            round_number=round_.number,
+            wave=wave,
+            label_names=project.label_names,
+        )
         labels = aggregate_answers(
             answers,
             project.label_names,
             method=config.quality.method,
             gold=gold_labels(project.dataset),
             round_id=round_.id,
+            round_number=round_.number,
+            wave=wave,
             warm_start=warm_start_from(store.workers(), project.label_names),
         )
         this_round = labels[labels[ITEM_ID].isin(batch[ITEM_ID])]
@@ -414,7 +446,7 @@ def label_batch(
     return labels, wave - 1
 
 
-@task(name="register-model", cache_policy=NO_CACHE)
+@task(name="register-model", task_run_name="register-model-round-{round_.number}", cache_policy=NO_CACHE)
 def register_model(
     store: LabelStore, model: TrainedModel, metrics: dict[str, float], round_: RoundRecord, *, workdir: Path
 ) -> ModelVersionRecord:
@@ -448,7 +480,7 @@ def register_model(
     return version
 
 
-@task(name="publish-round", cache_policy=NO_CACHE)
+@task(name="publish-round", task_run_name="publish-round-{round_.number}", cache_policy=NO_CACHE)
 def publish_round(
     project: Project,
     crowd: CrowdBackend,
@@ -471,13 +503,3 @@ def publish_round(
     project.store.finish_round(round_.id, "completed", summary=report.as_dict())
     publish_monitoring_artifacts(project.store, project.config.name, project.workdir, round_.id)
     return report
-
-
-def _name_flow_run(name: str) -> None:
-    """Give the flow run a name that says which round it is, once the store has told us."""
-    from prefect.client.orchestration import get_client
-
-    run_id = flow_run.get_id()
-    if run_id:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(run_id, name=name)

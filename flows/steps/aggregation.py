@@ -12,7 +12,7 @@ from labelflow.contracts import LABEL_COLUMNS, LabelSource, empty_frame
 from labelflow.tasks.aggregation import aggregate_answers_frame
 
 
-@task(name="aggregate-answers", task_run_name="aggregate-answers-round-{round_id}")
+@task(name="aggregate-answers", task_run_name="aggregate-round-{round_number}-wave-{wave}")
 def aggregate_answers(
     answers: pd.DataFrame,
     label_names: Sequence[str],
@@ -20,6 +20,8 @@ def aggregate_answers(
     method: str,
     gold: pd.Series,
     round_id: int,
+    round_number: int,
+    wave: int,
     warm_start: Mapping[str, npt.ArrayLike] | None = None,
 ) -> pd.DataFrame:
     """Labels (the label contract, ``source = crowd``) for every answered non-gold item, from all answers so far:

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from labelflow.tasks.selection import Committee, ProbabilisticModel, SelectionConfig, choose_batch
 
 
-@task(name="select-batch", task_run_name="select-batch-round-{round_id}")
+@task(name="select-batch", task_run_name="select-batch-round-{round_number}")
 def select_batch(
     pool: pd.DataFrame,
     feature_columns: list[str],
@@ -17,6 +17,8 @@ def select_batch(
     round_id: int,
     batch_size: int | None = None,
     committee: Committee | None = None,
+    *,
+    round_number: int,
 ) -> pd.DataFrame:
     """:func:`labelflow.tasks.selection.choose_batch`, logged."""
     batch = choose_batch(

@@ -16,14 +16,14 @@ from labelflow.tasks.training import (
 )
 
 
-@task(name="retrain-model", task_run_name="retrain-model-round-{round_id}")
+@task(name="retrain-model", task_run_name="retrain-model-round-{round_number}")
 def retrain_model(
     labeled: pd.DataFrame,
     unlabeled: pd.DataFrame,
     feature_columns: list[str],
     label_names: list[str],
     config: TrainingConfig,
-    round_id: int,
+    round_number: int,
     gold_ids: Collection[str] = (),
 ) -> TrainedModel:
     """Train (see :func:`labelflow.tasks.training.train_on_labels`) and log the threshold used, and whether the
@@ -54,9 +54,9 @@ def retrain_model(
     return model
 
 
-@task(name="evaluate-model", task_run_name="evaluate-model-round-{round_id}")
+@task(name="evaluate-model", task_run_name="evaluate-model-round-{round_number}")
 def evaluate_model(
-    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str], round_id: int
+    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str], round_number: int
 ) -> dict[str, float]:
     """Held-out metrics (:func:`labelflow.tasks.training.evaluate_frame`), logged."""
     metrics = evaluate_frame(model, held_out, feature_columns)

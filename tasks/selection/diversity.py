@@ -110,11 +110,15 @@ def diverse_top(
 
 
 def cold_start(features: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """The pool items nearest to k k-means centroids: a first batch that covers the feature space."""
+    """The pool items nearest to k k-means centroids: a first batch that covers the feature space.
+
+    On standardized features, as the diversity steps: on raw ones the feature with the largest unit (a body
+    mass in grams beside lengths in millimetres) alone decides the clusters."""
     k = min(k, len(features))
-    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(features)
+    z = _standardized(features)
+    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(z)
     chosen: list[int] = []
-    distances = kmeans.transform(features)
+    distances = kmeans.transform(z)
     for cluster in range(k):
         for index in np.argsort(distances[:, cluster]):
             if index not in chosen:

@@ -16,7 +16,7 @@ from labelflow.contracts import ItemSet
 from labelflow.flows.config import ProjectConfig, parse_config
 from labelflow.flows.project import Project
 from labelflow.flows.round_frames import UnanswerableItemsError
-from labelflow.integrations.crowd.base import LabelRequest
+from labelflow.integrations.crowd.base import Handle, LabelRequest
 from labelflow.integrations.datasets import digits_table
 from labelflow.integrations.inbox import checksum
 
@@ -119,3 +119,62 @@ def test_a_poisoned_round_fails_cleanly_and_the_next_run_starts_a_new_one(tmp_pa
         assert report is not None and report.number == 2
         assert store.rounds()["status"].tolist() == ["failed", "completed"]
         assert not set(store.requests(int(store.rounds()["id"].iloc[1]))["item_id"]) & set(CATS)
+
+
+def test_a_failed_rounds_answers_are_collected_and_each_approved_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad data stops a round whose first wave is out: every answer given by then is stored and approved (the
+    workers did the work; nobody reviewed it) exactly once, and the published requests are closed."""
+    from labelflow.flows.labeling_round import labeling_round
+    from labelflow.integrations.crowd.base import Review, ReviewAction
+    from labelflow.integrations.crowd.simulated import SimulatedCrowd
+    from labelflow.tasks.validation import DataValidationError
+
+    approved: list[str | None] = []
+    closed: list[str] = []
+    review, close = SimulatedCrowd.review, SimulatedCrowd.close
+
+    def recording_review(crowd: SimulatedCrowd, decisions: list[Review]) -> None:
+        approved.extend(d.answer_id for d in decisions if d.action is ReviewAction.APPROVE)
+        review(crowd, decisions)
+
+    def recording_close(crowd: SimulatedCrowd, handles: list[Handle]) -> None:
+        closed.extend(h.key for h in handles)
+        close(crowd, handles)
+
+    monkeypatch.setattr(SimulatedCrowd, "review", recording_review)
+    monkeypatch.setattr(SimulatedCrowd, "close", recording_close)
+    config = project_with_cats(tmp_path)
+    with Project(config, tmp_path) as project:
+        store = project.store
+        store.add_items(
+            project.dataset.items[["item_id", "item_set"]].assign(
+                known_label=project.dataset.items["item_id"].map(project.dataset.known_labels)
+            )
+        )
+        round_ = store.open_round()
+        asked = [item for item in project.dataset.frame(ItemSet.POOL)["item_id"] if item not in CATS][:6]
+        requests = [
+            LabelRequest(key=f"out-{item}", item_id=item, round_id=round_.id, wave=1, n_answers=3)
+            for item in asked
+        ]
+        store.add_requests(requests)
+        days_ago = datetime.now(UTC) - timedelta(days=3)  # every answer is in by now
+        store.mark_published(
+            [dataclasses.replace(h, published_at=days_ago) for h in project.crowd().publish(requests)]
+        )
+        given = {a.answer_id for a in project.crowd().poll(store.handles(round_.id))}
+    table = digits_table(0, 200)
+    table.loc[7, "px20"] = float("nan")  # the pool turns bad before the round is resumed
+    table.to_csv(tmp_path / "base.csv", index=False)
+
+    with pytest.raises(DataValidationError):
+        labeling_round(config, str(tmp_path))
+
+    with Project(config, tmp_path) as project:
+        store = project.store
+        assert store.rounds()["status"].tolist() == ["failed"]
+        assert len(given) == 18 and set(store.answers(round_.id)["answer_id"]) == given
+    assert sorted(map(str, approved)) == sorted(given)  # each once
+    assert sorted(closed) == sorted(r.key for r in requests)
