@@ -96,54 +96,56 @@ def _answer_folds(item: IntArray, n_items: int, n_folds: int, rng: np.random.Gen
 
 
 def _answer_probabilities(
-    model: Aggregator, posteriors: FloatArray, items: pd.Index, workers: pd.Series, labels: IntArray
+    model: Aggregator,
+    posteriors: FloatArray,
+    crowd_accuracy: float,
+    items: pd.Index,
+    workers: pd.Index,
+    labels: IntArray,
 ) -> FloatArray:
-    """``P(answer | the fitted model)`` of answers ``(item row of posteriors, worker id, label code)``."""
+    """``P(answer | the fitted model)`` of answers ``(item, worker id, label code)``, given the posteriors of
+    their items (one row per answer); ``crowd_accuracy`` is majority vote's one accuracy."""
     k = posteriors.shape[1]
     if isinstance(model, DawidSkene):
-        position = model.workers_.get_indexer(pd.Index(workers))
-        weights = np.bincount(np.maximum(position, 0), minlength=len(model.workers_))
-        average = np.tensordot(weights / max(weights.sum(), 1), model.errors_, axes=1)
-        errors = np.where((position >= 0)[:, None, None], model.errors_[np.maximum(position, 0)], average)
+        position = model.workers_.get_indexer(workers)
+        seen = position >= 0
+        answered = np.bincount(position[seen], minlength=len(model.workers_))
+        average = np.tensordot(answered / max(int(answered.sum()), 1), model.errors_, axes=1)
+        errors = np.where(seen[:, None, None], model.errors_[np.maximum(position, 0)], average[None])
         return np.asarray(np.einsum("nt,nt->n", posteriors, errors[np.arange(len(labels)), :, labels]))
     if isinstance(model, GLAD):
-        skill = model.alphas_.reindex(pd.Index(workers)).fillna(float(model.alphas_.mean())).to_numpy()
+        skill = model.alphas_.reindex(workers).fillna(float(model.alphas_.mean())).to_numpy()
         right = expit(skill * model.betas_.reindex(items).to_numpy())
     else:
-        right = np.full(len(labels), _crowd_accuracy(model))
+        right = np.full(len(labels), crowd_accuracy)
     p_label = posteriors[np.arange(len(labels)), labels]
     return np.asarray(p_label * right + (1.0 - p_label) * (1.0 - right) / max(k - 1, 1))
 
 
-def _crowd_accuracy(model: Aggregator) -> float:
-    """Majority vote's one accuracy: set by :func:`_identical_workers` on the fitted vote."""
-    return float(getattr(model, "crowd_accuracy_", 0.7))
+def _posteriors(model: Aggregator, answers: pd.DataFrame, gold: pd.Series | None) -> tuple[FloatArray, float]:
+    """The fitted model's posteriors as a generative model's, and majority vote's crowd accuracy (NaN for the
+    other models).
 
-
-def _identical_workers(model: MajorityVote, answers: pd.DataFrame, k: int) -> FloatArray:
-    """Posteriors of majority vote's generative model (identical one-coin workers, accuracy = the share of
-    answers agreeing with the vote), stored on the model as ``crowd_accuracy_``."""
+    Majority vote's vote shares are not posteriors of anything: its generative model is the crowd of identical
+    one-coin workers whose accuracy is the share of answers agreeing with the vote; gold stays one-hot.
+    """
+    probas = np.asarray(model.probas_.to_numpy(), dtype=np.float64)
+    if not isinstance(model, MajorityVote):
+        return probas, float("nan")
+    k = probas.shape[1]
     codes = model.probas_.columns.get_indexer(pd.Index(answers[LABEL].astype(str)))
     chosen = model.probas_.columns.get_indexer(pd.Index(model.labels_.to_numpy()))
     rows = model.probas_.index.get_indexer(pd.Index(answers[ITEM_ID].astype(str)))
-    agree = float(np.mean(codes == chosen[rows]))
-    accuracy = float(np.clip(agree, 1.0 / k + 1e-3, 1.0 - 1e-3))
-    votes = model.probas_.to_numpy() * model.n_answers_.to_numpy()[:, None]
-    n = model.n_answers_.to_numpy()[:, None]
+    accuracy = float(np.clip(np.mean(codes == chosen[rows]), 1.0 / k + 1e-3, 1.0 - 1e-3))
+    n = model.n_answers_.to_numpy()[:, None].astype(np.float64)
+    votes = probas * n
     log_post = votes * np.log(accuracy) + (n - votes) * np.log((1.0 - accuracy) / max(k - 1, 1))
-    log_post -= log_post.max(axis=1, keepdims=True)
-    post = np.exp(log_post)
+    post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
     post /= post.sum(axis=1, keepdims=True)
-    clamped = model.probas_.to_numpy().max(axis=1) == 1.0
-    post[clamped] = model.probas_.to_numpy()[clamped]  # unanimous or gold: keep one-hot where the vote is
-    model.crowd_accuracy_ = accuracy  # type: ignore[attr-defined]
-    return post
-
-
-def _posteriors(model: Aggregator, answers: pd.DataFrame, k: int) -> FloatArray:
-    if isinstance(model, MajorityVote):
-        return _identical_workers(model, answers, k)
-    return np.asarray(model.probas_.to_numpy(), dtype=np.float64)
+    if gold is not None:
+        gold_rows = model.probas_.index.isin(pd.Index([str(i) for i in gold.index]))
+        post[gold_rows] = probas[gold_rows]
+    return post, accuracy
 
 
 def choose_aggregator(
@@ -195,7 +197,6 @@ def choose_aggregator(
     answers = answer_columns(answers)
     coded = encode(answers, label_names, gold, None)
     names = list(coded.labels)
-    k = coded.n_labels
     rng = np.random.default_rng(random_state)
     folds = _answer_folds(coded.item, coded.n_items, n_folds, rng)
     gold_rows = np.flatnonzero(coded.gold >= 0)
@@ -222,13 +223,14 @@ def choose_aggregator(
         for c, name in enumerate(candidates):
             model = make_aggregator(name, names, random_state=random_state)
             model.fit(train, clamped)
-            posteriors = _posteriors(model, train, k)
+            posteriors, crowd_accuracy = _posteriors(model, train, clamped)
             rows = model.probas_.index.get_indexer(test_items)
             p = _answer_probabilities(
                 model,
                 posteriors[rows],
+                crowd_accuracy,
                 pd.Index(test_items),
-                pd.Series(coded.workers.take(coded.worker[test])),
+                pd.Index(coded.workers.take(coded.worker[test])),
                 coded.label[test],
             )
             answer_loglik[c, answer_slot[test]] = np.log(np.maximum(p, _PROBABILITY_FLOOR))

@@ -120,12 +120,16 @@ class GLAD(BaseAggregator):
             x = alpha[worker] * easiness[item]
             value = right @ log_expit(x) + (1.0 - right) @ log_expit(-x)
             residual = right - expit(x)  # d/dx of each answer's term
-            grad_alpha = np.bincount(worker, weights=residual * easiness[item], minlength=n_workers)
-            grad_b = np.bincount(item, weights=residual * x, minlength=n_items)
             value -= 0.5 * (((alpha - _SKILL_PRIOR[0]) / _SKILL_PRIOR[1]) ** 2).sum()
             value -= 0.5 * (((b - _EASINESS_PRIOR[0]) / _EASINESS_PRIOR[1]) ** 2).sum()
-            grad_alpha -= (alpha - _SKILL_PRIOR[0]) / _SKILL_PRIOR[1] ** 2
-            grad_b -= (b - _EASINESS_PRIOR[0]) / _EASINESS_PRIOR[1] ** 2
+            grad_alpha = (
+                np.bincount(worker, weights=residual * easiness[item], minlength=n_workers)
+                - (alpha - _SKILL_PRIOR[0]) / _SKILL_PRIOR[1] ** 2
+            )
+            grad_b = (
+                np.bincount(item, weights=residual * x, minlength=n_items)
+                - (b - _EASINESS_PRIOR[0]) / _EASINESS_PRIOR[1] ** 2
+            )
             return -float(value), -np.concatenate([grad_alpha, grad_b])
 
         priors = (probas.sum(axis=0) + 1.0) / (n_items + k)
