@@ -11,15 +11,24 @@ class confusion, item difficulty) is closest to this crowd's. :func:`choose_aggr
 2. per fold and candidate, fits on the other answers, with the gold of the other folds clamped, and scores
    ``log P(held-out answer | the item's other answers)`` = ``log Σ_t P(t | rest) P(answer | t, worker)``, and,
    for the fold's gold items, ``log P(gold label | rest)``;
-3. picks the candidate with the largest total (answer and gold log-likelihoods are both nats of held-out data),
-   unless a simpler candidate (earlier in :data:`CANDIDATES`) is within one paired standard error of it: a
-   more complex model has to show it predicts better by more than noise.
+3. keeps the default, the shrunk Dawid-Skene, unless the candidate with the largest total (answer and gold
+   log-likelihoods are both nats of held-out data) beats it by more than :data:`MARGIN_SE` paired standard errors
+   (over items).
 
 Majority vote as a generative model is the crowd of identical one-coin workers (one accuracy for everyone,
 fitted as the share of answers agreeing with the vote); its label is the plurality, as majority vote's. A worker
-seen only in held-out answers is predicted as the crowd's average worker. The rule and the one-standard-error
-margin were fixed leave-one-crowd-out on the real crowds of ``../shared/data`` (``benchmarks/calibration.py
---develop-choice``), never by the crowd being reported on.
+seen only in held-out answers is predicted as the crowd's average worker.
+
+How the rule was fixed: leave-one-crowd-out on the six real crowds of ``../shared/data`` (50 gold items, draws
+with seeds 0-4, never the reported seeds), scoring each rule by the accuracy of the model it picks on the
+non-gold items. Rules tried: the largest total; the largest answer likelihood; the largest gold likelihood; the
+best gold accuracy; simplest within one standard error; the default unless beaten by m = 0, 1, 2, 2.5, 3 or 4
+standard errors. Held-out likelihood does not track accuracy everywhere: on labelme (2.5 answers per item) the
+identical-workers model (majority vote) predicts held-out answers best by ~66 nats (2.4 standard errors) and
+is 1.4 points less accurate than the default; on duck and product full Dawid-Skene predicts best, and is
+more accurate on product, less on duck. For five of the six held-out crowds the other five chose m = 4 (without
+labelme, m = 2), which is :data:`MARGIN_SE`. The default itself was not chosen on these crowds (see
+:class:`~labelflow.tasks.aggregation.DawidSkene`).
 """
 
 from __future__ import annotations
@@ -50,6 +59,9 @@ from labelflow.tasks.aggregation.majority_vote import MajorityVote
 # Simplest first: a tie (within one standard error) goes to the earlier one.
 CANDIDATES: Final = ("majority_vote", "one_coin_dawid_skene", "dawid_skene", "full_dawid_skene", "glad")
 DEFAULT_FOLDS: Final = 3
+# The default, and how many paired standard errors of held-out log-likelihood another model must beat it by.
+DEFAULT_CHOICE: Final = "dawid_skene"
+MARGIN_SE: Final = 4.0
 # Probabilities are floored here before the log, so one impossible answer costs ~14 nats, not infinity.
 _PROBABILITY_FLOOR: Final = 1e-6
 
@@ -250,7 +262,8 @@ def choose_aggregator(
     best = int(total.argmax())
     gap = total - total[best]
     gap_se = np.sqrt(coded.n_items * (per_item - per_item[best]).var(axis=1))
-    chosen = next(c for c in range(len(candidates)) if gap[c] >= -gap_se[c])
+    default = list(candidates).index(DEFAULT_CHOICE) if DEFAULT_CHOICE in candidates else best
+    chosen = best if -gap[default] > MARGIN_SE * gap_se[default] else default
     scores = pd.DataFrame(
         {
             "answer_loglik": answer_loglik.mean(axis=1) if answer_loglik.size else np.nan,
@@ -263,12 +276,18 @@ def choose_aggregator(
         index=pd.Index(list(candidates), name="method"),
     )
     name = candidates[chosen]
-    if chosen == best:
-        reason = f"{name} predicts held-out answers{' and gold' if len(gold_rows) else ''} best"
+    what = f"held-out answers{' and gold' if len(gold_rows) else ''}"
+    if chosen == default == best:
+        reason = f"{name}, the default, predicts {what} best"
+    elif chosen == best:
+        reason = (
+            f"{name} predicts {what} better than the default {candidates[default]} by {-gap[default]:.1f} nats, "
+            f"more than {MARGIN_SE:g} standard errors ({gap_se[default]:.1f})"
+        )
     else:
         reason = (
-            f"{name} is within one standard error ({gap_se[chosen]:.1f} nats) of the best, "
-            f"{candidates[best]} ({-gap[chosen]:.1f} nats better), and simpler"
+            f"{candidates[best]} predicts {what} best, but only {-gap[chosen]:.1f} nats better than the default "
+            f"{name}, within {MARGIN_SE:g} standard errors ({gap_se[chosen]:.1f})"
         )
     n_scored = int(held_out.sum())
     reason += f" ({n_scored} held-out answers, {len(gold_rows)} gold items)"
