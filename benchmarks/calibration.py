@@ -348,9 +348,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 draws instead of 20")
     parser.add_argument("--develop", action="store_true", help="compare map families on seeds 0-9")
     parser.add_argument("--crowds", nargs="+", choices=list(CROWDS), help="only these crowds")
+    parser.add_argument("--gold", nargs="+", type=int, choices=GOLD_SIZES, help="only these gold sizes")
     args = parser.parse_args()
     started, started_cpu = time.perf_counter(), time.process_time()
     crowds = [crowd for crowd in load_crowds() if not args.crowds or crowd.name in args.crowds]
+    if args.gold:
+        global GOLD_SIZES
+        GOLD_SIZES = tuple(args.gold)
     if args.develop:
         develop(crowds, DEVELOP_SEEDS)
     else:

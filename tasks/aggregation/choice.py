@@ -59,6 +59,10 @@ from labelflow.tasks.aggregation.majority_vote import MajorityVote
 # Simplest first: a tie (within one standard error) goes to the earlier one.
 CANDIDATES: Final = ("majority_vote", "one_coin_dawid_skene", "dawid_skene", "full_dawid_skene", "glad")
 DEFAULT_FOLDS: Final = 3
+# Beyond this many answers the choice is made on a random subset of items (with all their answers and gold):
+# which model fits a crowd shows long before millions of answers, and 15 fits of everything would cost more than
+# the aggregation itself.
+MAX_ANSWERS: Final = 200_000
 # The default, and how many paired standard errors of held-out log-likelihood another model must beat it by.
 DEFAULT_CHOICE: Final = "dawid_skene"
 MARGIN_SE: Final = 4.0
@@ -167,6 +171,7 @@ def choose_aggregator(
     label_names: Sequence[str] | None = None,
     candidates: Sequence[str] = CANDIDATES,
     n_folds: int = DEFAULT_FOLDS,
+    max_answers: int = MAX_ANSWERS,
     random_state: int = 0,
 ) -> ModelChoice:
     """Pick the aggregator that best predicts held-out answers and gold labels (module docstring).
@@ -183,6 +188,8 @@ def choose_aggregator(
         Method names among :data:`CANDIDATES`, simplest first.
     n_folds : int, default 3
         Folds of held-out answers; every candidate is fitted ``n_folds`` times.
+    max_answers : int, default 200,000
+        With more answers, the choice is made on the answers of a random subset of items of about this size.
     random_state : int, default 0
         Seeds the folds and the models' tie-breaks.
 
@@ -207,9 +214,18 @@ def choose_aggregator(
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     answers = answer_columns(answers)
+    rng = np.random.default_rng(random_state)
+    if len(answers) > max_answers:
+        if label_names is None:  # the labels of all the answers, not only of the subset's
+            seen = {str(x) for x in answers[LABEL].unique()}
+            label_names = sorted(seen | ({str(x) for x in gold.dropna()} if gold is not None else set()))
+        item_ids = np.asarray(answers[ITEM_ID].unique())
+        kept = rng.choice(
+            item_ids, size=max(1, int(len(item_ids) * max_answers / len(answers))), replace=False
+        )
+        answers = answers[answers[ITEM_ID].isin(kept)]
     coded = encode(answers, label_names, gold, None)
     names = list(coded.labels)
-    rng = np.random.default_rng(random_state)
     folds = _answer_folds(coded.item, coded.n_items, n_folds, rng)
     gold_rows = np.flatnonzero(coded.gold >= 0)
     gold_fold = rng.permutation(np.arange(len(gold_rows)) % n_folds)
