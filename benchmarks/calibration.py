@@ -103,8 +103,8 @@ def draw_gold(crowd: Crowd, n: int, seed: int) -> pd.Series:
     return crowd.truth.iloc[np.sort(rng.choice(len(crowd.truth), size=n, replace=False))]
 
 
-def gold_sizes(crowd: Crowd) -> list[int]:
-    return [n for n in GOLD_SIZES if n <= len(crowd.truth) // 2]
+def gold_sizes(crowd: Crowd, sizes: Iterable[int] = GOLD_SIZES) -> list[int]:
+    return [n for n in sizes if n <= len(crowd.truth) // 2]
 
 
 @dataclass
@@ -171,7 +171,9 @@ Maps = dict[tuple[str, int], list[CalibrationMap]]
 Choices = dict[tuple[str, int], list[str]]
 
 
-def run_draws(crowds: list[Crowd], seeds: Iterable[int]) -> tuple[Pools, Maps, Choices]:
+def run_draws(
+    crowds: list[Crowd], seeds: Iterable[int], sizes: Iterable[int] = GOLD_SIZES
+) -> tuple[Pools, Maps, Choices]:
     """Every method on every draw: the pooled non-gold items per (crowd, gold size, method), our maps and the
     models auto chose."""
     crowd_kit = crowd_kit_dawid_skene()
@@ -180,7 +182,7 @@ def run_draws(crowds: list[Crowd], seeds: Iterable[int]) -> tuple[Pools, Maps, C
     choices: Choices = defaultdict(list)
     for crowd in crowds:
         started = time.perf_counter()
-        for n in gold_sizes(crowd):
+        for n in gold_sizes(crowd, sizes):
             for seed in seeds:
                 gold = draw_gold(crowd, n, seed)
                 others = crowd.truth.drop(gold.index)
@@ -225,7 +227,9 @@ def figures(pool: Pool) -> dict[str, float]:
     }
 
 
-def report(crowds: list[Crowd], pools: Pools, maps: Maps, choices: Choices, n_draws: int) -> None:
+def report(
+    crowds: list[Crowd], pools: Pools, maps: Maps, choices: Choices, n_draws: int, sizes: Iterable[int]
+) -> None:
     print(
         f"\nNon-gold items pooled over {n_draws} draws; ECE with {BINS} equal-width bins beside its floor; "
         f"right@{THRESHOLD} is the share right among items at confidence >= {THRESHOLD} (their count)."
@@ -238,7 +242,7 @@ def report(crowds: list[Crowd], pools: Pools, maps: Maps, choices: Choices, n_dr
     print(header)
     print("-" * len(header))
     for crowd in crowds:
-        for n in gold_sizes(crowd):
+        for n in gold_sizes(crowd, sizes):
             for method in METHODS:
                 if (crowd.name, n, method) not in pools:
                     continue
@@ -352,9 +356,7 @@ def main() -> None:
     args = parser.parse_args()
     started, started_cpu = time.perf_counter(), time.process_time()
     crowds = [crowd for crowd in load_crowds() if not args.crowds or crowd.name in args.crowds]
-    if args.gold:
-        global GOLD_SIZES
-        GOLD_SIZES = tuple(args.gold)
+    sizes = tuple(args.gold) if args.gold else GOLD_SIZES
     if args.develop:
         develop(crowds, DEVELOP_SEEDS)
     else:
@@ -365,7 +367,7 @@ def main() -> None:
         )
         if crowd_kit_dawid_skene() is None:
             print("crowd-kit is not installed (pip install -e '.[bench]'): its column is skipped")
-        report(crowds, *run_draws(crowds, seeds), len(seeds))
+        report(crowds, *run_draws(crowds, seeds, sizes), len(seeds), sizes)
     print(
         f"\n{time.perf_counter() - started:.0f} s wall, {time.process_time() - started_cpu:.0f} s CPU "
         "(the wall time depends on what else the machine runs)"
