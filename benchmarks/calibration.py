@@ -3,7 +3,7 @@
     .venv/bin/pip install -e '.[bench]'                                # crowd-kit, benchmark-only
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py           # 20 draws (seeds 100-119), one core
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --quick   # 4 draws
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --develop # seeds 0-9: how the map was chosen
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --develop # seeds 0-19: how the map was chosen
 
 For each crowd (duck, product, dog, face, sentiment_polarity, labelme) and each gold size n = 20, 50, 100 (never
 more than half the crowd's items), n gold items are drawn at random from the truth, 20 times. The gold is used by
@@ -17,7 +17,7 @@ model ``choose_aggregator`` picks on the draw's answers and gold, calibrated the
 crowd-kit's Dawid-Skene with the gold as ``true_labels`` when crowd-kit is installed.
 
 The reported draws (seeds 100-119) were never used to choose anything; ``--develop`` reruns the comparison of
-calibration families on seeds 0-9 that the module docstring of ``labelflow.tasks.calibration`` reports.
+calibration families on seeds 0-19 that the module docstring of ``labelflow.tasks.calibration`` reports.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ CROWDS = {
 }
 GOLD_SIZES = (20, 50, 100)
 REPORT_SEEDS = range(100, 120)
-DEVELOP_SEEDS = range(0, 10)
+DEVELOP_SEEDS = range(0, 20)
 THRESHOLD = 0.95
 BINS = 10
 N_FOLDS = 5
@@ -286,6 +286,7 @@ CANDIDATES: dict[str, tuple[Family, float, Objective] | None] = {
     "temperature_uniform, top": ("temperature_uniform", BUCKET_PRIOR_SD, "top_label"),
     "bucket sd 0.5, top": ("bucket_temperature_uniform", 0.5, "top_label"),
     "bucket sd 1, top": ("bucket_temperature_uniform", 1.0, "top_label"),
+    "averaged, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label"),
 }
 
 
@@ -350,7 +351,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="4 draws instead of 20")
-    parser.add_argument("--develop", action="store_true", help="compare map families on seeds 0-9")
+    parser.add_argument("--develop", action="store_true", help="compare map families on seeds 0-19")
     parser.add_argument("--crowds", nargs="+", choices=list(CROWDS), help="only these crowds")
     parser.add_argument("--gold", nargs="+", type=int, choices=GOLD_SIZES, help="only these gold sizes")
     args = parser.parse_args()
