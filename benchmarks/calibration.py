@@ -263,8 +263,10 @@ def report(
     print("\nMeans over the crowds (duck has 108 items, so no n = 100 for it):")
     print(f"{'gold':>5} {'method':<16}{'crowds':>7}{'acc':>7}{'ECE':>7}{'floor':>7}{'right@.95':>10}")
     for (n, method), rows in sorted(means.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1]))):
-        mean = {
-            key: float(np.nanmean([row[key] for row in rows]))
+        mean = {  # right@.95 over the crowds that have items there (NaN when none has)
+            key: float(np.mean(values))
+            if len(values := [row[key] for row in rows if not np.isnan(row[key])])
+            else float("nan")
             for key in ("accuracy", "ece", "floor", "right_at")
         }
         print(
