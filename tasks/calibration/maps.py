@@ -48,6 +48,11 @@ _MAX_COMPONENTS: Final = 64
 _LOG_FLOOR: Final = float(np.log(np.finfo(np.float64).tiny))
 
 
+def _eps_log_prior(epss: FloatArray) -> FloatArray:
+    """Log prior weight of each grid value of eps: flat in eps on the uneven grid."""
+    return np.asarray(np.log(np.gradient(epss)), dtype=np.float64)
+
+
 def _log_probas(probas: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore"):
         return np.asarray(np.maximum(np.log(probas), _LOG_FLOOR), dtype=np.float64)
@@ -230,7 +235,7 @@ class CalibrationMap:
             with np.errstate(divide="ignore"):
                 miss = np.logaddexp(log_kept + log_miss[None], log_eps + np.log(miss_share))
             log_post[i] = np.where(right[None], hit, miss).sum(axis=1)
-        log_post += np.log(np.gradient(epss))[None, :]  # flat in eps on an uneven grid
+        log_post += _eps_log_prior(epss)[None, :]
         weights = np.exp(log_post - log_post.max()).ravel()
         weights /= weights.sum()
         order = np.argsort(weights)[::-1]
