@@ -3,25 +3,27 @@
     .venv/bin/pip install -e '.[bench]'                                # crowd-kit, benchmark-only
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py           # 20 draws (seeds 100-119), one core
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --quick   # 4 draws
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --develop # seeds 0-9: how the map was chosen
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/calibration.py --develop # seeds 0-19: how the map was chosen
 
 For each crowd (duck, product, dog, face, sentiment_polarity, labelme) and each gold size n = 20, 50, 100 (never
 more than half the crowd's items), n gold items are drawn at random from the truth, 20 times. The gold is used by
 every method (clamped, and by ours to calibrate); the OTHER items are scored against the truth and pooled over the
 draws: accuracy, ECE (10 equal-width bins) beside its floor (the ECE a perfectly calibrated predictor shows on
-the same confidences: correctness ~ Bernoulli(confidence), mean of 200 simulations), and the share right among
-items at confidence >= 0.95 with their count. Methods: our default Dawid-Skene uncalibrated, the same calibrated
-from the gold (``labelflow.tasks.calibration.calibrate_from_gold``, its default map and 5 folds), majority vote,
-and crowd-kit's Dawid-Skene with the gold as ``true_labels`` when crowd-kit is installed — at n = 50 only, where
-the issue's targets are set (it takes seconds per fit on product; the whole run stays near 10 minutes on one core).
+the same confidences, mean of 200 simulations; an item scored in several draws shares one uniform draw across
+them, so its outcomes are as correlated as a real item's: ``ece_floor(..., item_ids=...)``), and the share right
+among items at confidence >= 0.95 with their count. Methods: our default Dawid-Skene uncalibrated and calibrated
+from the gold (``labelflow.tasks.calibration.calibrate_from_gold``, its default map and 5 folds); "auto", the
+model ``choose_aggregator`` picks on the draw's answers and gold, calibrated the same way; majority vote; and
+crowd-kit's Dawid-Skene with the gold as ``true_labels`` when crowd-kit is installed.
 
 The reported draws (seeds 100-119) were never used to choose anything; ``--develop`` reruns the comparison of
-calibration families on seeds 0-9 that the module docstring of ``labelflow.tasks.calibration`` reports.
+calibration families on seeds 0-19 that the module docstring of ``labelflow.tasks.calibration`` reports.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -37,7 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 from labelflow.tasks.aggregation import (  # noqa: E402
     DawidSkene,
     MajorityVote,
+    choose_aggregator,
     from_shared_csv,
+    make_aggregator,
     read_shared_truth,
 )
 from labelflow.tasks.calibration import (  # noqa: E402
@@ -64,9 +68,8 @@ CROWDS = {
     "labelme": SHARED / "crowd-items" / "labelme",
 }
 GOLD_SIZES = (20, 50, 100)
-CROWD_KIT_GOLD_SIZE = 50
 REPORT_SEEDS = range(100, 120)
-DEVELOP_SEEDS = range(0, 10)
+DEVELOP_SEEDS = range(0, 20)
 THRESHOLD = 0.95
 BINS = 10
 N_FOLDS = 5
@@ -100,8 +103,8 @@ def draw_gold(crowd: Crowd, n: int, seed: int) -> pd.Series:
     return crowd.truth.iloc[np.sort(rng.choice(len(crowd.truth), size=n, replace=False))]
 
 
-def gold_sizes(crowd: Crowd) -> list[int]:
-    return [n for n in GOLD_SIZES if n <= len(crowd.truth) // 2]
+def gold_sizes(crowd: Crowd, sizes: Iterable[int] = GOLD_SIZES) -> list[int]:
+    return [n for n in sizes if n <= len(crowd.truth) // 2]
 
 
 @dataclass
@@ -110,26 +113,30 @@ class Pool:
 
     confidence: list[npt.NDArray[np.float64]]
     correct: list[npt.NDArray[np.bool_]]
+    items: list[npt.NDArray[np.str_]]
 
-    def add(self, confidence: npt.ArrayLike, correct: npt.ArrayLike) -> None:
+    def add(self, confidence: npt.ArrayLike, correct: npt.ArrayLike, items: npt.ArrayLike) -> None:
         self.confidence.append(np.asarray(confidence, dtype=np.float64))
         self.correct.append(np.asarray(correct, dtype=bool))
+        self.items.append(np.asarray(items, dtype=str))
 
-    def arrays(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-        return np.concatenate(self.confidence), np.concatenate(self.correct)
+    def arrays(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.str_]]:
+        return np.concatenate(self.confidence), np.concatenate(self.correct), np.concatenate(self.items)
 
 
 def new_pool() -> Pool:
-    return Pool([], [])
+    return Pool([], [], [])
 
 
-def scored(probas: pd.DataFrame, labels: pd.Series, truth: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence in the chosen label and whether it is right, for the items of ``truth``."""
+def scored(
+    probas: pd.DataFrame, labels: pd.Series, truth: pd.Series
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confidence in the chosen label, whether it is right, and the item ids, for the items of ``truth``."""
     chosen = labels.astype(str).reindex(truth.index)
     frame = probas.reindex(truth.index)
     columns = frame.columns.get_indexer(pd.Index(chosen.to_numpy()))
     confidence = frame.to_numpy()[np.arange(len(frame)), columns]
-    return confidence, (chosen == truth).to_numpy()
+    return confidence, (chosen == truth).to_numpy(), truth.index.to_numpy()
 
 
 def crowd_kit_dawid_skene() -> Callable[[pd.DataFrame, pd.Series], tuple[pd.DataFrame, pd.Series]] | None:
@@ -156,20 +163,26 @@ def ours(label_names: list[str]) -> Callable[[], DawidSkene]:
 # --------------------------------------------------------------------------------------------- the report
 
 
-METHODS = ("ours", "ours calibrated", "majority vote", "crowd-kit DS")
+METHODS = ("ours", "ours calibrated", "auto calibrated", "majority vote", "crowd-kit DS")
 
 
 Pools = dict[tuple[str, int, str], Pool]
 Maps = dict[tuple[str, int], list[CalibrationMap]]
+Choices = dict[tuple[str, int], list[str]]
 
 
-def run_draws(crowds: list[Crowd], seeds: Iterable[int]) -> tuple[Pools, Maps]:
-    """Every method on every draw: the pooled non-gold items per (crowd, gold size, method), and our maps."""
+def run_draws(
+    crowds: list[Crowd], seeds: Iterable[int], sizes: Iterable[int] = GOLD_SIZES
+) -> tuple[Pools, Maps, Choices]:
+    """Every method on every draw: the pooled non-gold items per (crowd, gold size, method), our maps and the
+    models auto chose."""
     crowd_kit = crowd_kit_dawid_skene()
     pools: Pools = defaultdict(new_pool)
     maps: Maps = defaultdict(list)
+    choices: Choices = defaultdict(list)
     for crowd in crowds:
-        for n in gold_sizes(crowd):
+        started = time.perf_counter()
+        for n in gold_sizes(crowd, sizes):
             for seed in seeds:
                 gold = draw_gold(crowd, n, seed)
                 others = crowd.truth.drop(gold.index)
@@ -178,29 +191,45 @@ def run_draws(crowds: list[Crowd], seeds: Iterable[int]) -> tuple[Pools, Maps]:
                 )
                 pools[crowd.name, n, "ours"].add(*scored(result.raw_probas, result.labels, others))
                 pools[crowd.name, n, "ours calibrated"].add(*scored(result.probas, result.labels, others))
+                chosen = choose_aggregator(
+                    crowd.answers, gold, label_names=crowd.label_names, random_state=seed
+                ).method
+                choices[crowd.name, n].append(chosen)
+                if chosen != "dawid_skene":
+                    result = calibrate_from_gold(
+                        crowd.answers,
+                        gold,
+                        functools.partial(make_aggregator, chosen, crowd.label_names),
+                        n_folds=N_FOLDS,
+                        random_state=seed,
+                    )
+                pools[crowd.name, n, "auto calibrated"].add(*scored(result.probas, result.labels, others))
                 vote = MajorityVote(crowd.label_names, random_state=seed).fit(crowd.answers, gold)
                 pools[crowd.name, n, "majority vote"].add(*scored(vote.probas_, vote.labels_, others))
-                if crowd_kit is not None and n == CROWD_KIT_GOLD_SIZE:
+                if crowd_kit is not None:
                     probas, labels = crowd_kit(crowd.answers, gold)
                     pools[crowd.name, n, "crowd-kit DS"].add(*scored(probas, labels, others))
                 maps[crowd.name, n].append(result.map)
-    return pools, maps
+        print(f"  {crowd.name}: {time.perf_counter() - started:.0f} s", flush=True)
+    return pools, maps, choices
 
 
 def figures(pool: Pool) -> dict[str, float]:
-    confidence, correct = pool.arrays()
+    confidence, correct, items = pool.arrays()
     sure = confidence >= THRESHOLD
     return {
         "items": float(len(confidence)),
         "accuracy": float(correct.mean()),
         "ece": expected_calibration_error(confidence, correct, BINS),
-        "floor": ece_floor(confidence, BINS, n_sims=200),
+        "floor": ece_floor(confidence, BINS, n_sims=200, item_ids=items),
         "right_at": float(correct[sure].mean()) if sure.any() else float("nan"),
         "n_at": float(sure.sum()),
     }
 
 
-def report(crowds: list[Crowd], pools: Pools, maps: Maps, n_draws: int) -> None:
+def report(
+    crowds: list[Crowd], pools: Pools, maps: Maps, choices: Choices, n_draws: int, sizes: Iterable[int]
+) -> None:
     print(
         f"\nNon-gold items pooled over {n_draws} draws; ECE with {BINS} equal-width bins beside its floor; "
         f"right@{THRESHOLD} is the share right among items at confidence >= {THRESHOLD} (their count)."
@@ -213,7 +242,7 @@ def report(crowds: list[Crowd], pools: Pools, maps: Maps, n_draws: int) -> None:
     print(header)
     print("-" * len(header))
     for crowd in crowds:
-        for n in gold_sizes(crowd):
+        for n in gold_sizes(crowd, sizes):
             for method in METHODS:
                 if (crowd.name, n, method) not in pools:
                     continue
@@ -224,16 +253,20 @@ def report(crowds: list[Crowd], pools: Pools, maps: Maps, n_draws: int) -> None:
                     f"{row['ece']:>7.3f}{row['floor']:>7.3f}{row['right_at']:>10.3f}{row['n_at']:>8.0f}"
                 )
             fitted = maps[crowd.name, n]
+            chosen = pd.Series(choices[crowd.name, n]).value_counts()
             print(
-                f"{'':<25}map, median over draws: temperature "
+                f"{'':<25}auto's map, median over draws: temperature "
                 f"{np.median([m.temperature for m in fitted]):.2f}, uniform weight "
-                f"{np.median([m.uniform_weight for m in fitted]):.3f}"
+                f"{np.median([m.uniform_weight for m in fitted]):.3f}; auto chose "
+                + ", ".join(f"{name} {count}x" for name, count in chosen.items())
             )
-    print(f"\nMeans over the crowds (duck has {len(crowds[0].truth)} items, so no n = 100 for it):")
+    print("\nMeans over the crowds (duck has 108 items, so no n = 100 for it):")
     print(f"{'gold':>5} {'method':<16}{'crowds':>7}{'acc':>7}{'ECE':>7}{'floor':>7}{'right@.95':>10}")
     for (n, method), rows in sorted(means.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1]))):
-        mean = {
-            key: float(np.nanmean([row[key] for row in rows]))
+        mean = {  # right@.95 over the crowds that have items there (NaN when none has)
+            key: float(np.mean(values))
+            if len(values := [row[key] for row in rows if not np.isnan(row[key])])
+            else float("nan")
             for key in ("accuracy", "ece", "floor", "right_at")
         }
         print(
@@ -255,6 +288,7 @@ CANDIDATES: dict[str, tuple[Family, float, Objective] | None] = {
     "temperature_uniform, top": ("temperature_uniform", BUCKET_PRIOR_SD, "top_label"),
     "bucket sd 0.5, top": ("bucket_temperature_uniform", 0.5, "top_label"),
     "bucket sd 1, top": ("bucket_temperature_uniform", 1.0, "top_label"),
+    "averaged, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label"),
 }
 
 
@@ -319,10 +353,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="4 draws instead of 20")
-    parser.add_argument("--develop", action="store_true", help="compare map families on seeds 0-9")
+    parser.add_argument("--develop", action="store_true", help="compare map families on seeds 0-19")
+    parser.add_argument("--crowds", nargs="+", choices=list(CROWDS), help="only these crowds")
+    parser.add_argument("--gold", nargs="+", type=int, choices=GOLD_SIZES, help="only these gold sizes")
     args = parser.parse_args()
     started, started_cpu = time.perf_counter(), time.process_time()
-    crowds = load_crowds()
+    crowds = [crowd for crowd in load_crowds() if not args.crowds or crowd.name in args.crowds]
+    sizes = tuple(args.gold) if args.gold else GOLD_SIZES
     if args.develop:
         develop(crowds, DEVELOP_SEEDS)
     else:
@@ -333,7 +370,7 @@ def main() -> None:
         )
         if crowd_kit_dawid_skene() is None:
             print("crowd-kit is not installed (pip install -e '.[bench]'): its column is skipped")
-        report(crowds, *run_draws(crowds, seeds), len(seeds))
+        report(crowds, *run_draws(crowds, seeds, sizes), len(seeds), sizes)
     print(
         f"\n{time.perf_counter() - started:.0f} s wall, {time.process_time() - started_cpu:.0f} s CPU "
         "(the wall time depends on what else the machine runs)"

@@ -149,10 +149,15 @@ def import_answers(
     )
 
 
+AUTO_METHOD: Final = "auto"
+
+
 @dataclass(frozen=True)
 class AggregatedFile:
     labels: pd.DataFrame  # item_id, label, confidence, n_answers
     confidence_note: str  # one line: how the confidence was calibrated, or why it was not
+    method: str  # the aggregator used (the chosen one with --method auto)
+    choice_note: str = ""  # with --method auto: which model was chosen, why, and every candidate's scores
 
 
 def aggregate_file(
@@ -162,13 +167,19 @@ def aggregate_file(
     left out): ``item_id, label, confidence, n_answers``. The labels are every label in either file. With gold
     (drawn at random) and ``calibrate``, the confidence is calibrated on it, cross-fitted
     (:func:`labelflow.tasks.calibration.calibrate_from_gold`): an aggregator's raw posteriors are overconfident
-    on real crowds."""
-    from labelflow.tasks.aggregation import aggregate_answers_frame, make_aggregator
+    on real crowds. ``method="auto"`` picks the aggregator that best predicts held-out answers and gold
+    (:func:`labelflow.tasks.aggregation.choose_aggregator`) and says why."""
+    from labelflow.tasks.aggregation import aggregate_answers_frame, choose_aggregator, make_aggregator
     from labelflow.tasks.calibration import calibrate_from_gold
 
     frame = read_answers(answers).answers
     truth = read_gold(gold) if gold is not None else None
     names = sorted(set(frame["label"]) | (set(truth) if truth is not None else set()))
+    choice_note = ""
+    if method == AUTO_METHOD:
+        choice = choose_aggregator(frame, truth, label_names=names)
+        method = choice.method
+        choice_note = f"--method auto chose {method}: {choice.reason}\n{choice.scores.round(4).to_string()}"
     labels = aggregate_answers_frame(frame, names, method=method, gold=truth)[list(AGGREGATE_COLUMNS)]
     if truth is None or not calibrate:
         why = (
@@ -176,16 +187,18 @@ def aggregate_file(
             if truth is not None
             else "calibrating needs --gold, known labels of random items"
         )
-        return AggregatedFile(labels, f"confidence uncalibrated ({why})")
+        return AggregatedFile(labels, f"confidence uncalibrated ({why})", method, choice_note)
     calibration = calibrate_from_gold(frame, truth, lambda: make_aggregator(method, names))
     if not calibration.calibrated:
-        return AggregatedFile(labels, f"confidence uncalibrated: {calibration.reason}")
+        return AggregatedFile(labels, f"confidence uncalibrated: {calibration.reason}", method, choice_note)
     confidence = calibration.probas.max(axis=1)
     labels = labels.assign(confidence=labels[ITEM_ID].map(confidence).to_numpy())
     return AggregatedFile(
         labels,
         f"confidence calibrated on {calibration.n_gold} gold items "
         f"(their out-of-fold ECE {calibration.ece_before:.3f} before, {calibration.ece_after:.3f} after)",
+        method,
+        choice_note,
     )
 
 
@@ -209,7 +222,10 @@ def aggregate(
     ] = None,
     method: Annotated[
         str,
-        typer.Option(help="majority_vote, wawa, dawid_skene or one_coin_dawid_skene (a project's default)."),
+        typer.Option(
+            help="auto (choose the model that best predicts held-out answers and gold, and say why), "
+            "majority_vote, wawa, dawid_skene (a project's default), one_coin_dawid_skene, full_dawid_skene or glad."
+        ),
     ] = DEFAULT_METHOD,
     calibrate: Annotated[
         bool,
@@ -223,12 +239,14 @@ def aggregate(
 
     Writes item_id,label,confidence,n_answers. A bad row is reported by file, line and field.
 
-    Example: labelflow aggregate answers.csv --gold truth.csv --output labels.csv
+    Example: labelflow aggregate answers.csv --gold truth.csv --method auto --output labels.csv
     """
     from labelflow.tasks.aggregation import METHODS
 
-    if method not in METHODS:
-        console.print(f"[red]--method must be one of {', '.join(METHODS)}, not {method!r}[/red]")
+    if method not in (AUTO_METHOD, *METHODS):
+        console.print(
+            f"[red]--method must be one of {', '.join((AUTO_METHOD, *METHODS))}, not {method!r}[/red]"
+        )
         raise typer.Exit(2)
     writers = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
     kind = writers.get(output.suffix.lower())
@@ -248,4 +266,9 @@ def aggregate(
         labels.to_parquet(output, index=False)
     else:
         labels.to_json(output, orient="records", lines=True)
-    console.print(f"Wrote {len(labels)} labels ({method}) to {output}; {aggregated.confidence_note}")
+    if aggregated.choice_note:
+        console.print(escape(aggregated.choice_note), soft_wrap=True)
+    console.print(
+        f"Wrote {len(labels)} labels ({aggregated.method}) to {output}; {aggregated.confidence_note}",
+        soft_wrap=True,
+    )

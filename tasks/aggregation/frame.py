@@ -18,10 +18,14 @@ from labelflow.tasks.aggregation._encoding import (
     gold_labels,
 )
 from labelflow.tasks.aggregation.dawid_skene import DawidSkene, OneCoinDawidSkene
+from labelflow.tasks.aggregation.glad import GLAD
 from labelflow.tasks.aggregation.majority_vote import MajorityVote, Wawa
 
-METHODS: Final = ("majority_vote", "wawa", "dawid_skene", "one_coin_dawid_skene")
-Aggregator = MajorityVote | Wawa | DawidSkene
+METHODS: Final = ("majority_vote", "wawa", "dawid_skene", "one_coin_dawid_skene", "full_dawid_skene", "glad")
+Aggregator = MajorityVote | Wawa | DawidSkene | GLAD
+# "full_dawid_skene": every worker's own confusion rows, each smoothed by one pseudo-answer spread as the worker's
+# one-coin matrix (so that no cell is zero and an unseen confusion is not impossible).
+FULL_SHRINKAGE: Final = 1.0
 
 
 def make_aggregator(method: str, label_names: Sequence[str] | None, *, random_state: int = 0) -> Aggregator:
@@ -40,6 +44,10 @@ def make_aggregator(method: str, label_names: Sequence[str] | None, *, random_st
         return DawidSkene(label_names, random_state=random_state)
     if method == "one_coin_dawid_skene":
         return OneCoinDawidSkene(label_names, random_state=random_state)
+    if method == "full_dawid_skene":
+        return DawidSkene(label_names, shrinkage=FULL_SHRINKAGE, random_state=random_state)
+    if method == "glad":
+        return GLAD(label_names, random_state=random_state)
     raise ValueError(f"unknown aggregation method {method!r}; choose one of {list(METHODS)}")
 
 

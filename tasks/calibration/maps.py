@@ -1,4 +1,5 @@
-"""The calibration map: a temperature (per answer-count bucket) mixed with the uniform distribution."""
+"""The calibration map: a temperature (per answer-count bucket) mixed with the uniform distribution, fitted at its
+most likely parameters or averaged over their posterior."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from scipy.special import log_softmax, logsumexp
 
 from labelflow.tasks.calibration.reliability import FloatArray, IntArray
 
-Family = Literal["temperature", "temperature_uniform", "bucket_temperature_uniform"]
+Family = Literal[
+    "temperature", "temperature_uniform", "bucket_temperature_uniform", "averaged_temperature_uniform"
+]
 
 
 Objective = Literal["label", "top_label"]
 
-DEFAULT_FAMILY: Final[Family] = "bucket_temperature_uniform"
+DEFAULT_FAMILY: Final[Family] = "averaged_temperature_uniform"
 DEFAULT_OBJECTIVE: Final[Objective] = "top_label"
 # Fewer answered gold items than this and a fitted map is mostly noise: the confidence is reported uncalibrated.
 MIN_GOLD: Final = 20
@@ -31,8 +34,23 @@ ANSWER_BUCKETS: Final = (1, 2, 3, 5, 10)
 # Standard deviation of the prior on a bucket's log-temperature around the global one (chosen on development
 # draws among 0.25, 0.5 and 1).
 BUCKET_PRIOR_SD: Final = 0.5
+# The grid over which "averaged_temperature_uniform" integrates: log T uniform over TEMPERATURE_BOUNDS, eps uniform
+# over UNIFORM_WEIGHT_BOUNDS (0 and a geometric grid, weighted by the spacing so the prior is flat in eps).
+_AVERAGE_LOG_TEMPERATURES: Final = np.linspace(
+    np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1]), 40
+)
+_AVERAGE_UNIFORM_WEIGHTS: Final = np.concatenate([[0.0], np.geomspace(0.002, UNIFORM_WEIGHT_BOUNDS[1], 30)])
+# The averaged map keeps its heaviest grid points up to this share of the posterior mass, at most
+# _MAX_COMPONENTS of them (applying it costs one temperature map per component).
+_KEPT_MASS: Final = 0.999
+_MAX_COMPONENTS: Final = 64
 # Posteriors of 0 (an underflow, or a vote share nobody chose) become this log-probability before scaling.
 _LOG_FLOOR: Final = float(np.log(np.finfo(np.float64).tiny))
+
+
+def _eps_log_prior(epss: FloatArray) -> FloatArray:
+    """Log prior weight of each grid value of eps: flat in eps on the uneven grid."""
+    return np.asarray(np.log(np.gradient(epss)), dtype=np.float64)
 
 
 def _log_probas(probas: FloatArray) -> FloatArray:
@@ -64,13 +82,16 @@ class CalibrationMap:
     """``p' = (1 - uniform_weight) * softmax(log p / T) + uniform_weight / K``; the identity at the defaults.
 
     ``T`` is ``temperature``, or, when ``bucket_temperatures`` is set, the temperature of the item's
-    answer-count bucket (:data:`ANSWER_BUCKETS`; then :meth:`apply` needs each item's answer count). Neither
-    part changes which label is most probable.
+    answer-count bucket (:data:`ANSWER_BUCKETS`; then :meth:`apply` needs each item's answer count). When
+    ``components`` is set (``(weight, T, eps)`` triples, weights summing to 1), the map is their weighted average
+    and ``temperature`` and ``uniform_weight`` only summarize it (posterior geometric mean of ``T``, mean of
+    ``eps``). None of this changes which label is most probable.
     """
 
     temperature: float = 1.0
     uniform_weight: float = 0.0
     bucket_temperatures: tuple[float, ...] = ()
+    components: tuple[tuple[float, float, float], ...] = ()
 
     def item_temperatures(self, n_items: int, n_answers: npt.ArrayLike | None) -> FloatArray:
         """Each item's temperature, as a column to divide its log-posteriors by."""
@@ -85,8 +106,14 @@ class CalibrationMap:
         """Calibrated probabilities of an (items x K) array of posteriors; rows sum to 1. ``n_answers`` (one
         count per item) is needed only by a map with ``bucket_temperatures``."""
         values = np.asarray(probas, dtype=np.float64)
+        log_probas = _log_probas(values)
+        if self.components:
+            averaged = np.zeros_like(log_probas)
+            for weight, temperature, uniform_weight in self.components:
+                averaged += weight * np.exp(_mapped_log_probas(log_probas, temperature, uniform_weight))
+            return averaged
         temperatures = self.item_temperatures(len(values), n_answers)
-        return np.exp(_mapped_log_probas(_log_probas(values), temperatures, self.uniform_weight))
+        return np.exp(_mapped_log_probas(log_probas, temperatures, self.uniform_weight))
 
     @classmethod
     def fit(
@@ -104,6 +131,12 @@ class CalibrationMap:
         most probable label is the true one (``"top_label"``: the confidence in the chosen label is what
         decisions read, and a multiclass likelihood also spends the map on how the remaining probability is
         spread over the other labels).
+
+        ``"averaged_temperature_uniform"`` (the default) does not pick one ``(T, eps)``: it averages the map over
+        their posterior (flat priors on ``log T`` and ``eps``, on a grid), so that a map fitted on few gold items
+        carries its uncertainty. Fifty gold items without a confidently wrong one fit ``eps = 0`` at their most
+        likely point, and such a map sends items at 0.88 accuracy to confidence >= 0.95; the average keeps the
+        plausible ``eps > 0`` in the map.
 
         ``"bucket_temperature_uniform"`` fits one ``eps`` and a temperature per answer-count bucket jointly, by
         maximum a posteriori under a normal prior on each ``log T_b`` centred on a free ``log T`` with standard
@@ -126,6 +159,8 @@ class CalibrationMap:
             return float(-np.where(codes[rows] == top[rows], log_top, log_rest).sum())
 
         every = np.arange(len(codes))
+        if family == "averaged_temperature_uniform":
+            return cls._averaged(log_probas, codes, objective)
         log_t_bounds = (float(np.log(TEMPERATURE_BOUNDS[0])), float(np.log(TEMPERATURE_BOUNDS[1])))
         eps_bounds = UNIFORM_WEIGHT_BOUNDS if family != "temperature" else (0.0, 0.0)
         # A coarse grid first (the NLL is not convex in (T, eps) jointly), then L-BFGS-B from its best point.
@@ -169,6 +204,51 @@ class CalibrationMap:
             temperature=float(np.exp(centre_t)),
             uniform_weight=eps,
             bucket_temperatures=tuple(float(np.exp(x)) for x in bucket_log_t),
+        )
+
+    @classmethod
+    def _averaged(cls, log_probas: FloatArray, codes: IntArray, objective: Objective) -> Self:
+        """The map averaged over the posterior of ``(log T, eps)`` on the grid, given the gold items'
+        log-posteriors and true label codes."""
+        log_ts, epss = _AVERAGE_LOG_TEMPERATURES, _AVERAGE_UNIFORM_WEIGHTS
+        n, k = log_probas.shape
+        at = np.arange(n)
+        top = log_probas.argmax(axis=1)
+        with np.errstate(divide="ignore"):
+            log_kept, log_eps = np.log1p(-epss)[:, None], np.log(epss)[:, None]
+        log_post = np.empty((len(log_ts), len(epss)))
+        for i, log_t in enumerate(log_ts):
+            scaled = log_softmax(log_probas / np.exp(log_t), axis=1)
+            if objective == "label":
+                right = np.ones(n, dtype=bool)
+                log_hit, log_miss = scaled[at, codes], np.zeros(n)
+                miss_share = 0.0
+            else:
+                right = codes == top
+                log_hit = scaled[at, top]
+                others = scaled.copy()
+                others[at, top] = -np.inf
+                log_miss = logsumexp(others, axis=1) if k > 1 else np.full(n, -np.inf)
+                miss_share = (k - 1) / k
+            # log of the mapped probability of what happened, for every eps at once (rows: eps)
+            hit = np.logaddexp(log_kept + log_hit[None], log_eps - np.log(k))
+            with np.errstate(divide="ignore"):
+                miss = np.logaddexp(log_kept + log_miss[None], log_eps + np.log(miss_share))
+            log_post[i] = np.where(right[None], hit, miss).sum(axis=1)
+        log_post += _eps_log_prior(epss)[None, :]
+        weights = np.exp(log_post - log_post.max()).ravel()
+        weights /= weights.sum()
+        order = np.argsort(weights)[::-1]
+        kept = order[: min(int(np.searchsorted(np.cumsum(weights[order]), _KEPT_MASS)) + 1, _MAX_COMPONENTS)]
+        kept_weights = weights[kept] / weights[kept].sum()
+        t_index, eps_index = np.unravel_index(kept, log_post.shape)
+        return cls(
+            temperature=float(np.exp(kept_weights @ log_ts[t_index])),
+            uniform_weight=float(kept_weights @ epss[eps_index]),
+            components=tuple(
+                (float(w), float(np.exp(log_ts[i])), float(epss[j]))
+                for w, i, j in zip(kept_weights, t_index, eps_index, strict=True)
+            ),
         )
 
     def parameters(self) -> dict[str, float]:

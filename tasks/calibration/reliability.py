@@ -53,20 +53,39 @@ def expected_calibration_error(confidence: npt.ArrayLike, correct: npt.ArrayLike
     return float(np.abs(gap).sum() / conf.size) if count.any() else float("nan")
 
 
-def ece_floor(confidence: npt.ArrayLike, bins: int = 10, n_sims: int = 200, random_state: int = 0) -> float:
+def ece_floor(
+    confidence: npt.ArrayLike,
+    bins: int = 10,
+    n_sims: int = 200,
+    random_state: int = 0,
+    *,
+    item_ids: npt.ArrayLike | None = None,
+) -> float:
     """The ECE a perfectly calibrated predictor shows on these confidences: mean over ``n_sims`` simulations in
     which each item is right with probability equal to its confidence.
 
     ECE is biased upwards on finitely many items (every bin's gap is an absolute value of noise), so an ECE is
-    only as good as its distance to this floor.
+    only as good as its distance to this floor. ``item_ids`` (one per confidence) says which rows are the same
+    item scored again (pooled draws of a benchmark): a simulation then draws one uniform per item and each row
+    is right when it falls below that row's confidence, so an item right in one draw tends to be right in the
+    others, as a real item is. Without it every row is independent, which understates the floor when a small
+    crowd's items recur in every draw.
     """
     conf = np.asarray(confidence, dtype=np.float64).ravel()
     if conf.size == 0:
         return float("nan")
     rng = np.random.default_rng(random_state)
     which = _bin_of(conf, bins)
+    if item_ids is None:
+        uniforms = rng.random((n_sims, conf.size))
+    else:
+        ids = np.asarray(item_ids).ravel()
+        if ids.shape != conf.shape:
+            raise ValueError(f"item_ids must give one id per confidence: {ids.size} for {conf.size}")
+        _, item_of = np.unique(ids, return_inverse=True)
+        uniforms = rng.random((n_sims, int(item_of.max()) + 1))[:, item_of]
     # All simulations at once: one row of Bernoulli draws per simulation, binned through a shared index.
-    right = rng.random((n_sims, conf.size)) < conf
+    right = uniforms < conf
     offsets = (np.arange(n_sims) * bins)[:, None] + which[None, :]
     gap = np.bincount(offsets.ravel(), weights=(conf[None, :] - right).ravel(), minlength=n_sims * bins)
     return float(np.abs(gap.reshape(n_sims, bins)).sum(axis=1).mean() / conf.size)

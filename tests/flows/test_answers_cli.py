@@ -75,6 +75,22 @@ def test_aggregate_labels_the_recorded_duck_crowd_well(shared_crowd: Path, tmp_p
     assert float((labels.reindex(truth.index) == truth).mean()) > 0.85
 
 
+def test_aggregate_auto_says_which_model_it_chose_and_why(shared_crowd: Path, tmp_path: Path) -> None:
+    folder = shared_crowd / "duck"
+    output = tmp_path / "labels.csv"
+    result = runner.invoke(
+        app, ["aggregate", str(folder / "answers.csv"), "--method", "auto", "--output", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    said_text = " ".join(result.output.split())
+    chosen = said_text.split("--method auto chose ")[1].split(":")[0]
+    assert chosen in ("majority_vote", "one_coin_dawid_skene", "dawid_skene", "full_dawid_skene", "glad")
+    assert "held-out answers" in said_text and "answer_loglik" in said_text and f"({chosen})" in said_text
+    labels = pd.read_csv(output, dtype=str).set_index("item_id")["label"]
+    truth = pd.read_csv(folder / "truth.csv", dtype=str).set_index("question")["truth"]
+    assert float((labels.reindex(truth.index) == truth).mean()) > 0.85
+
+
 def test_aggregate_calibrates_the_confidence_on_random_gold(shared_crowd: Path, tmp_path: Path) -> None:
     """On the recorded dog crowd the raw Dawid-Skene posteriors are overconfident (ECE ~.15); 50 gold items
     drawn at random make the confidence of the other items mean what it says."""

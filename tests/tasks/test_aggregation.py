@@ -321,7 +321,7 @@ def test_missing_column_is_a_contract_error(tiny: pd.DataFrame) -> None:
 
 def test_unknown_method_lists_the_allowed_ones(tiny: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match=r"majority_vote.*dawid_skene"):
-        aggregate_answers_frame(tiny, TINY_LABELS, method="glad")
+        aggregate_answers_frame(tiny, TINY_LABELS, method="mace")
 
 
 def test_bad_gold_and_label_names_are_value_errors(tiny: pd.DataFrame) -> None:

@@ -239,3 +239,21 @@ def test_calibration_lowers_ece_on_the_dog_crowd(shared_crowd: Path) -> None:
     before = expected_calibration_error(result.raw_probas.reindex(others.index).max(axis=1), correct)
     after = expected_calibration_error(result.probas.reindex(others.index).max(axis=1), correct)
     assert after < before
+
+
+def test_averaged_map_keeps_its_uncertainty() -> None:
+    # 50 gold items the aggregator is sure of, all right: the most likely map has no uniform share, but the
+    # averaged one keeps the plausible eps > 0, so no item is mapped to certainty.
+    sure = np.tile([[1.0 - 1e-9, 1e-9]], (50, 1))
+    truth = np.zeros(50, dtype=np.intp)
+    most_likely = CalibrationMap.fit(sure, truth, "temperature_uniform")
+    averaged = CalibrationMap.fit(sure, truth)
+    assert most_likely.uniform_weight == pytest.approx(0.0, abs=1e-3)
+    assert 0.002 < averaged.uniform_weight < 0.05
+    assert averaged.apply(sure)[:, 0].max() < 1.0 - averaged.uniform_weight / 4
+    assert sum(weight for weight, _, _ in averaged.components) == pytest.approx(1.0)
+    # with plenty of evidence it agrees with the most likely map
+    _, labels_big, probas_big = overconfident(3.0, n=4000, k=3, seed=6)
+    big = CalibrationMap.fit(probas_big, labels_big, objective="label")
+    assert big.temperature == pytest.approx(3.0, rel=0.15)
+    np.testing.assert_allclose(big.apply(probas_big).sum(axis=1), 1.0)
