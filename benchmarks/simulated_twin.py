@@ -93,13 +93,18 @@ def twin_answers(crowd: Crowd, profile: CrowdProfile, seed: int) -> pd.DataFrame
         profile=profile,
     )
     requests = [
-        LabelRequest(key=f"twin/{item}", item_id=item, round_id=1, wave=1, n_answers=K) for item in crowd.items
+        LabelRequest(key=f"twin/{item}", item_id=item, round_id=1, wave=1, n_answers=K)
+        for item in crowd.items
     ]
     handles = backend.publish(requests)
     backend.clock.sleep(365 * 24 * 3600)
     given = backend.poll(handles)
     return pd.DataFrame(
-        {"item_id": [a.item_id for a in given], "worker_id": [a.worker_id for a in given], "label": [a.label for a in given]}
+        {
+            "item_id": [a.item_id for a in given],
+            "worker_id": [a.worker_id for a in given],
+            "label": [a.label for a in given],
+        }
     )
 
 
@@ -109,8 +114,12 @@ def twin_figures(crowd: Crowd, profile: CrowdProfile, n: int) -> tuple[np.ndarra
 
 
 def report(names: Sequence[str], n: int) -> None:
-    print(f"k = {K} answers per item; twin: mean ± standard error over {n} simulations (crowd seeds 0-{n - 1})")
-    print(f"{'crowd':20} {'items':>6} {'real MV':>8} {'twin MV':>14} {'gap':>7} {'real DS':>8} {'twin DS':>14}  set")
+    print(
+        f"k = {K} answers per item; twin: mean ± standard error over {n} simulations (crowd seeds 0-{n - 1})"
+    )
+    print(
+        f"{'crowd':20} {'items':>6} {'real MV':>8} {'twin MV':>14} {'gap':>7} {'real DS':>8} {'twin DS':>14}  set"
+    )
     gaps = []
     for name in names:
         started = time.perf_counter()
@@ -146,10 +155,14 @@ def develop(n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--simulations", type=int, default=20, help="simulations per crowd (default 20)")
     parser.add_argument("--crowds", nargs="+", choices=list(CROWDS), default=list(CROWDS))
-    parser.add_argument("--develop", action="store_true", help="compare the shrinkage candidates (development crowds)")
+    parser.add_argument(
+        "--develop", action="store_true", help="compare the shrinkage candidates (development crowds)"
+    )
     args = parser.parse_args()
     missing = [str(CROWDS[name]) for name in args.crowds if not CROWDS[name].is_dir()]
     if missing:

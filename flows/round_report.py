@@ -57,7 +57,9 @@ class RoundReport:
     calibration_gold: int = 0  # answered gold items the calibration was fitted on
     gold_ece_raw: float | None = None  # out-of-fold ECE (10 bins) of the gold before calibration ...
     gold_ece_calibrated: float | None = None  # ... and after it (nested cross-fitting)
-    gold_at_target: int = 0  # gold items whose out-of-fold calibrated confidence reaches the redundancy target
+    gold_at_target: int = (
+        0  # gold items whose out-of-fold calibrated confidence reaches the redundancy target
+    )
     gold_right_at_target: float | None = None  # the share of them that is right
 
     def as_dict(self) -> dict[str, Any]:
@@ -241,7 +243,9 @@ def _format(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def publish_reliability(project: str, workdir: Path, round_number: int, confidence: DecisionLabels) -> Path | None:
+def publish_reliability(
+    project: str, workdir: Path, round_number: int, confidence: DecisionLabels
+) -> Path | None:
     """The gold's reliability diagram (out-of-fold calibrated confidence against the share right) as a PNG under
     ``workdir`` and an image artifact; nothing when the round's confidence is uncalibrated.
 

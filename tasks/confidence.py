@@ -122,7 +122,9 @@ def decision_labels(
     'uncalibrated: 1 answered gold item(s), fewer than the 20 a calibration needs'
     """
     if not random_gold:
-        labels = aggregate_answers_frame(answers, label_names, method=method, gold=gold, warm_start=warm_start)
+        labels = aggregate_answers_frame(
+            answers, label_names, method=method, gold=gold, warm_start=warm_start
+        )
         return DecisionLabels(labels, None, "uncalibrated: the gold is not known to be drawn at random")
     calibration = calibrate_from_gold(
         answers,

@@ -38,7 +38,9 @@ from labelflow.tasks.aggregation import DawidSkene
 PRIOR_ANSWERS: Final = 3.0
 # The difficulty grid: log-odds penalties from much easier than a worker's average item to hopeless.
 DIFFICULTY_GRID: Final = tuple(float(d) for d in np.linspace(-4.0, 8.0, 25))
-_SKILL_BOUND: Final = 6.0  # |logit| of a worker's accuracy, so that a perfect record stays movable by difficulty
+_SKILL_BOUND: Final = (
+    6.0  # |logit| of a worker's accuracy, so that a perfect record stays movable by difficulty
+)
 _EM_ITERATIONS: Final = 300
 
 
@@ -97,7 +99,9 @@ def fit_crowd_profile(
     label_code = {name: code for code, name in enumerate(names)}
     true_codes = truth.map(label_code)
     if true_codes.isna().any():
-        raise ValueError(f"the truth gives label(s) {sorted(set(truth[true_codes.isna()]))[:5]} outside {names}")
+        raise ValueError(
+            f"the truth gives label(s) {sorted(set(truth[true_codes.isna()]))[:5]} outside {names}"
+        )
 
     item_codes, _ = pd.factorize(frame["item_id"])
     worker_codes, worker_ids = pd.factorize(frame["worker_id"])

@@ -333,7 +333,9 @@ class SimulatedCrowd:
         # Busy workers come first more often: the order is a draw without replacement by their answer shares.
         order = np.random.default_rng(stable_seed(self.config.seed, handle.round_id, handle.item_id))
         shares = self.profile.worker_shares
-        workers = [self.workers[i] for i in order.choice(len(shares), size=len(shares), replace=False, p=shares)]
+        workers = [
+            self.workers[i] for i in order.choice(len(shares), size=len(shares), replace=False, p=shares)
+        ]
         eligible = [w for w in workers if w.worker_id not in self._blocked]
         return eligible[handle.answers_before : handle.answers_before + handle.n_answers]
 
