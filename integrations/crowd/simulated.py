@@ -60,11 +60,11 @@ class SimulatedCrowdConfig(BaseModel):
         description="Share of a good worker's errors that go to the true label's neighbour (labels are confused "
         "in pairs, drawn from the seed); the rest are uniform over the other labels.",
     )
-    hard_item_share: float = Field(0.15, ge=0, le=1, description="Share of items that are hard.")
+    hard_item_share: float = Field(0.1, ge=0, le=1, description="Share of items that are hard.")
     hard_item_penalty: float = Field(
-        2.0,
+        2.2,
         ge=0,
-        description="How much a hard item lowers a good worker's log-odds of being right (2.0 takes 0.85 to 0.43).",
+        description="How much a hard item lowers a good worker's log-odds of being right (2.2 takes 0.85 to 0.39).",
     )
     lure_share: float = Field(
         0.6,
