@@ -261,11 +261,12 @@ def publish_reliability(
         gold["confidence_after"],
         gold["correct"],
         workdir / f"reliability_round_{round_number:03d}.png",
-        title=f"Round {round_number}, gold out of fold (raw ECE {calibration.ece_before:.3f}):",
+        title=f"Round {round_number} gold, out of fold:",
     )
     create_image_artifact(
         image_url="data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"),
         key=artifact_key(project, "reliability"),
-        description=f"Round {round_number}: calibrated confidence against the share right, on gold out of fold",
+        description=f"Round {round_number}: calibrated confidence against the share right, on gold out of fold "
+        f"(ECE {calibration.ece_before:.3f} before calibration, {calibration.ece_after:.3f} after)",
     )
     return png
