@@ -8,6 +8,9 @@ that column is made: the aggregator's posteriors, mapped by :func:`labelflow.tas
 when at least :data:`~labelflow.tasks.calibration.MIN_GOLD` gold items *drawn at random* have answers, and the
 raw posteriors otherwise, with the reason kept for the round report ("uncalibrated").
 
+The map is fitted on each gold item's answers from the first round it was asked in (:func:`as_first_asked`), as
+pool items are answered, and applied to the posteriors from every answer.
+
 Only gold drawn at random may calibrate: a map fitted on hand-picked or escalated items learns how right the
 aggregator is on *those* items, which says nothing about the rest. Gold that is not known to be a random draw
 (a user's ``dataset.gold_source`` file) is still clamped, but never calibrates.
@@ -127,23 +130,41 @@ def decision_labels(
         )
         return DecisionLabels(labels, None, "uncalibrated: the gold is not known to be drawn at random")
     calibration = calibrate_from_gold(
-        answers,
+        as_first_asked(answers, gold.index),
         gold,
         lambda: _WarmStarted(method, label_names, warm_start),
         threshold=confidence_target,
     )
-    probas = calibration.probas
+    # The labels come from every answer; the map, fitted on gold as first asked, is applied to their posteriors.
+    full = _WarmStarted(method, label_names, warm_start).fit(answers, gold)
     gold_ids = pd.Index([str(i) for i in gold.index])
-    keep = ~probas.index.isin(gold_ids)
+    raw = full.probas_[~full.probas_.index.isin(gold_ids)]
+    n_answers = answers_per_item(answers, raw.index).to_numpy(dtype=np.int64)
+    probas = calibration.map.apply(raw.to_numpy(), n_answers) if calibration.calibrated else raw.to_numpy()
     labels = pd.DataFrame(
         {
-            ITEM_ID: probas.index[keep].to_numpy(),
-            "label": calibration.labels.reindex(probas.index[keep]).to_numpy(),
-            "confidence": probas.to_numpy()[keep].max(axis=1),
+            ITEM_ID: raw.index.to_numpy(),
+            "label": full.labels_.reindex(raw.index).to_numpy(),
+            "confidence": probas.max(axis=1),
             "method": method,
-            "n_answers": answers_per_item(answers, probas.index[keep]).to_numpy(dtype=np.int64),
+            "n_answers": n_answers,
         }
     )
     labels = labels.sort_values(ITEM_ID, kind="stable").reset_index(drop=True)
     reason = "" if calibration.calibrated else f"uncalibrated: {calibration.reason}"
     return DecisionLabels(labels, calibration, reason)
+
+
+def as_first_asked(answers: pd.DataFrame, gold_ids: pd.Index) -> pd.DataFrame:
+    """``answers`` with each gold item's answers cut to those of the first round it was asked in.
+
+    A pool item is asked in one round; a gold item may be asked again in later rounds (``choose_gold`` draws
+    each round's gold from all of them) and gather twice the answers or more. Calibrated on all of them, gold
+    would look far surer than the pool items the map is applied to (in the demo: 4.3 answers per gold item,
+    27 of 28 right, against pool labels 0.88 right on 2 answers). Without a ``round_id`` column, unchanged.
+    """
+    if "round_id" not in answers.columns:
+        return answers
+    is_gold = answers[ITEM_ID].astype(str).isin([str(i) for i in gold_ids]).to_numpy()
+    first_round = answers["round_id"].groupby(answers[ITEM_ID]).transform("min")
+    return answers[~is_gold | (answers["round_id"] == first_round).to_numpy()]

@@ -10,7 +10,7 @@ from labelflow.integrations.crowd.base import LabelRequest
 from labelflow.integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
 from labelflow.tasks.aggregation import aggregate_answers_frame
 from labelflow.tasks.calibration import MIN_GOLD
-from labelflow.tasks.confidence import decision_labels
+from labelflow.tasks.confidence import as_first_asked, decision_labels
 from labelflow.tasks.dispatch import items_needing_answers
 
 LABELS = ["cat", "dog"]
@@ -111,3 +111,27 @@ def test_gold_not_drawn_at_random_is_clamped_but_never_calibrates(
     )
     assert found.calibration is None and "not known to be drawn at random" in found.reason
     assert not found.labels["item_id"].isin(gold.index).any()
+
+
+def test_gold_asked_again_in_later_rounds_calibrates_with_the_answers_of_its_first_round_only() -> None:
+    answers = pd.DataFrame(
+        {
+            "item_id": ["g1", "g1", "g1", "g1", "g2", "g2", "i1", "i1", "i1"],
+            "worker_id": ["a", "b", "c", "d", "a", "b", "a", "b", "c"],
+            "label": ["cat"] * 9,
+            "round_id": [2, 2, 3, 5, 4, 4, 1, 1, 6],
+        }
+    )
+    kept = as_first_asked(answers, pd.Index(["g1", "g2"]))
+    assert kept["item_id"].tolist() == [
+        "g1",
+        "g1",
+        "g2",
+        "g2",
+        "i1",
+        "i1",
+        "i1",
+    ]  # pool items keep every round
+    assert as_first_asked(answers.drop(columns="round_id"), pd.Index(["g1"])).equals(
+        answers.drop(columns="round_id")
+    )
