@@ -12,7 +12,7 @@ accuracy of majority vote and of our default (Dawid-Skene) on the twin — mean 
 the file's order (majority vote's ties broken at random: mean over as many tie-breaking seeds).
 
 The fit's one setting, the shrinkage of worker confusion rows (``PRIOR_ANSWERS``), was chosen with
-``--develop`` on the development crowds duck, dog and sentiment_polarity only (the candidate whose worst
+``--develop --simulations 5`` on the development crowds duck, dog and sentiment_polarity only (the candidate whose worst
 |twin - real| majority-vote gap over them is smallest); product, face and labelme are the check crowds.
 """
 
