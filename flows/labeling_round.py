@@ -30,6 +30,7 @@ from labelflow.flows.reporting import artifact_key, publish_monitoring_artifacts
 from labelflow.flows.round_frames import (
     UnanswerableItemsError,
     crowd_labeled_frame,
+    gold_is_random,
     gold_labels,
     held_out_frame,
     restore_batch,
@@ -38,7 +39,7 @@ from labelflow.flows.round_frames import (
     unanswerable_items,
     unlabeled_pool,
 )
-from labelflow.flows.round_report import RoundReport, round_markdown, summarize_round
+from labelflow.flows.round_report import RoundReport, publish_reliability, round_markdown, summarize_round
 from labelflow.flows.steps.aggregation import aggregate_answers
 from labelflow.flows.steps.answers import collect_answers
 from labelflow.flows.steps.dispatch import dispatch_wave
@@ -54,6 +55,7 @@ from labelflow.integrations.crowd.base import BudgetExceededError, CrowdAnswer, 
 from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
+from labelflow.tasks.confidence import DecisionLabels
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES
 from labelflow.tasks.settlement import settlement_reviews
@@ -187,7 +189,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         if labeled is None:
             return None  # waiting for answers; the collector resumes this round
-        labels, waves = labeled
+        labels, waves, confidence = labeled
         validate_frame(
             labels, "labels", config.name, round_number=round_.number, label_names=project.label_names
         )
@@ -229,7 +231,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         )
         issues.to_csv(project.workdir / f"label_issues_round_{round_.number:03d}.csv", index=False)
         report: RoundReport = publish_round(
-            project, crowd, round_, batch, labels, waves, model, version, issues, weak
+            project, crowd, round_, batch, labels, waves, model, version, issues, weak, confidence
         )
         return report
     except DATA_ERRORS as error:
@@ -373,8 +375,9 @@ def label_batch(
     *,
     wait: bool = True,
     leave_out: Collection[str] = (),
-) -> tuple[pd.DataFrame, int] | None:
-    """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain.
+) -> tuple[pd.DataFrame, int, DecisionLabels] | None:
+    """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain
+    (by the confidence :mod:`labelflow.tasks.confidence` makes: calibrated on random gold when there is enough).
     None if a wave's answers are not in yet and ``wait`` is off. Gold items in ``leave_out`` are never asked."""
     config, store = project.config, project.store
     gold = project.dataset.frame(ItemSet.GOLD)[ITEM_ID]
@@ -386,7 +389,7 @@ def label_batch(
     )
     payloads = shown_payloads(project.dataset.items, project.dataset.kind, project.dataset.feature_columns)
     wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
-    wave, labels = 1, pd.DataFrame()
+    wave, decided = 1, DecisionLabels(pd.DataFrame(), None, "uncalibrated: no answers yet")
     while not wave_items.empty:
         requests = plan_requests(
             wave_items.assign(payload=wave_items[ITEM_ID].map(payloads)),
@@ -426,24 +429,26 @@ def label_batch(
             wave=wave,
             label_names=project.label_names,
         )
-        labels = aggregate_answers(
+        decided = aggregate_answers(
             answers,
             project.label_names,
             method=config.quality.method,
             gold=gold_labels(project.dataset),
+            random_gold=gold_is_random(config),
+            confidence_target=config.quality.confidence_target,
             round_id=round_.id,
             round_number=round_.number,
             wave=wave,
             warm_start=warm_start_from(store.workers(), project.label_names),
         )
-        this_round = labels[labels[ITEM_ID].isin(batch[ITEM_ID])]
+        this_round = decided.labels[decided.labels[ITEM_ID].isin(batch[ITEM_ID])]
         wave_items = items_needing_answers(
             this_round,
             confidence_target=config.quality.confidence_target,
             max_answers=config.crowd.max_answers,
         )
         wave += 1
-    return labels, wave - 1
+    return decided.labels, wave - 1, decided
 
 
 @task(name="register-model", task_run_name="register-model-round-{round_.number}", cache_policy=NO_CACHE)
@@ -492,9 +497,13 @@ def publish_round(
     version: ModelVersionRecord,
     issues: pd.DataFrame,
     weak: pd.DataFrame,
+    confidence: DecisionLabels,
 ) -> RoundReport:
-    """Sum the round up: a markdown artifact in the Prefect UI, the round's summary in the store."""
-    report = summarize_round(project, crowd, round_, batch, labels, waves, model, version, issues, weak)
+    """Sum the round up: a markdown artifact in the Prefect UI (and the gold's reliability plot), the round's
+    summary in the store."""
+    report = summarize_round(
+        project, crowd, round_, batch, labels, waves, model, version, issues, weak, confidence
+    )
     create_markdown_artifact(
         key=artifact_key(project.config.name, "round-summary"),
         markdown=round_markdown(project.config, report),
@@ -502,4 +511,5 @@ def publish_round(
     )
     project.store.finish_round(round_.id, "completed", summary=report.as_dict())
     publish_monitoring_artifacts(project.store, project.config.name, project.workdir, round_.id)
+    publish_reliability(project.config.name, project.workdir, round_.number, confidence)
     return report

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
-from labelflow.integrations.crowd.simulated import SimulatedCrowd
+from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd
 from labelflow.integrations.datasets import Dataset, load_dataset
 from labelflow.integrations.inbox import Inbox, open_inbox
 from labelflow.integrations.store import LabelStore
@@ -105,7 +105,26 @@ class Project:
             reward_per_answer=crowd.reward_per_answer,
             clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
             blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),
+            profile=self.fitted_crowd,
         )
+
+    @cached_property
+    def fitted_crowd(self) -> CrowdProfile | None:
+        """The simulated crowd fitted to the real answers in ``crowd.simulated.fit_from`` (and its truth file);
+        None for the crowd the config's parameters describe."""
+        from labelflow.integrations.answers_file import AnswersFileError, read_answers, read_gold
+        from labelflow.tasks.crowd_model import fit_crowd_profile
+
+        simulated = self.config.crowd.simulated
+        if simulated.fit_from is None:
+            return None
+        path = self.base_dir / simulated.fit_from
+        answers = read_answers(path, known_labels=self.label_names).answers
+        truth = read_gold(self.base_dir / simulated.fit_truth) if simulated.fit_truth else None
+        try:
+            return fit_crowd_profile(answers, self.label_names, truth)
+        except ValueError as error:
+            raise AnswersFileError(path, f"cannot fit crowd.simulated to it: {error}") from error
 
     def _replay_crowd(self) -> CrowdBackend:
         from labelflow.integrations.crowd.replay import ReplayCrowd

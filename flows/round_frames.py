@@ -20,6 +20,12 @@ def gold_labels(dataset: Dataset) -> pd.Series:
     return dataset.known_labels[dataset.frame(ItemSet.GOLD)[ITEM_ID]]
 
 
+def gold_is_random(config: ProjectConfig) -> bool:
+    """Whether the project's gold items are a random draw of its labeled rows (labelflow draws them, stratified,
+    unless ``dataset.gold_source`` names them): only such gold may calibrate the confidence decisions read."""
+    return config.dataset.gold_source is None
+
+
 def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -> pd.DataFrame:
     """Pool items no earlier round has asked the crowd about, and none with answers from another round (imported
     ones); the round's own answers do not count, or a round resumed after a kill would refuse its own batch."""

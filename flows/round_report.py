@@ -3,16 +3,22 @@ markdown table the Prefect UI shows for them."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from labelflow.contracts import ITEM_ID
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.project import Project
+from labelflow.flows.reporting import artifact_key
 from labelflow.integrations.crowd.base import CrowdBackend
 from labelflow.integrations.store import ModelVersionRecord, RoundRecord
+from labelflow.tasks.calibration import reliability_plot
+from labelflow.tasks.confidence import DecisionLabels
 from labelflow.tasks.training import TrainedModel
 
 
@@ -45,6 +51,16 @@ class RoundReport:
     pseudo_label_accuracy: float | None = None  # pseudo-labels vs the simulation's hidden truth
     function_labels: int = 0  # pool items the labeling functions label (weak supervision)
     function_label_accuracy: float | None = None  # their labels vs the simulation's hidden truth
+    # The confidence decisions read (redundancy, training weights, label issues): calibrated on random gold?
+    confidence_calibrated: bool = False
+    confidence_note: str = ""  # why it is uncalibrated
+    calibration_gold: int = 0  # answered gold items the calibration was fitted on
+    gold_ece_raw: float | None = None  # out-of-fold ECE (10 bins) of the gold before calibration ...
+    gold_ece_calibrated: float | None = None  # ... and after it (nested cross-fitting)
+    gold_at_target: int = (
+        0  # gold items whose out-of-fold calibrated confidence reaches the redundancy target
+    )
+    gold_right_at_target: float | None = None  # the share of them that is right
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +77,7 @@ def summarize_round(
     version: ModelVersionRecord,
     issues: pd.DataFrame,
     weak: pd.DataFrame,
+    confidence: DecisionLabels,
 ) -> RoundReport:
     """The round's figures, from what it bought (the store's requests and answers) and what it made of it."""
     store, dataset = project.store, project.dataset
@@ -70,6 +87,7 @@ def summarize_round(
     previous = store.model_versions().query("round_id != @round_.id and promoted")
     evidence = model.gold_evidence
     issues_right = share_right(issues, dataset.hidden_truth)
+    calibration = confidence.calibration if confidence.calibrated else None
     return RoundReport(
         round_id=round_.id,
         number=round_.number,
@@ -99,7 +117,19 @@ def summarize_round(
         pseudo_label_accuracy=share_right(model.pseudo_labels, dataset.hidden_truth),
         function_labels=len(weak),
         function_label_accuracy=share_right(weak, dataset.hidden_truth),
+        confidence_calibrated=calibration is not None,
+        confidence_note=confidence.reason,
+        calibration_gold=calibration.n_gold if calibration else 0,
+        gold_ece_raw=_finite(calibration.ece_before) if calibration else None,
+        gold_ece_calibrated=_finite(calibration.ece_after) if calibration else None,
+        gold_at_target=calibration.n_at_threshold if calibration else 0,
+        gold_right_at_target=_finite(calibration.share_right_at_threshold) if calibration else None,
     )
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None for NaN (the summary is stored and sent as JSON)."""
+    return float(value) if np.isfinite(value) else None
 
 
 def share_right(labels: pd.DataFrame, truth: pd.Series) -> float | None:
@@ -180,6 +210,7 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
                 else ""
             )
             + " |",
+            f"| confidence (decisions read it) | {confidence_line(report, config.quality.confidence_target)} |",
             f"| held-out model accuracy | {report.model_accuracy:.3f} ({change}) |",
             f"| model promoted | {'yes' if report.promoted else 'no'} |",
             f"| label issues offered for relabeling | {report.label_issues}"
@@ -191,3 +222,51 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             + " |",
         ]
     )
+
+
+def confidence_line(report: RoundReport, target: float) -> str:
+    """How far the round's confidence can be trusted, in one table cell."""
+    if not report.confidence_calibrated:
+        return report.confidence_note or "uncalibrated"
+    at_target = (
+        f"{report.gold_right_at_target:.1%} of the {report.gold_at_target} gold items at ≥ {target} are right"
+        if report.gold_right_at_target is not None
+        else f"no gold item reaches {target}"
+    )
+    return (
+        f"calibrated on {report.calibration_gold} random gold items; out of fold, ECE "
+        f"{_format(report.gold_ece_raw)} raw → {_format(report.gold_ece_calibrated)} calibrated, {at_target}"
+    )
+
+
+def _format(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def publish_reliability(
+    project: str, workdir: Path, round_number: int, confidence: DecisionLabels
+) -> Path | None:
+    """The gold's reliability diagram (out-of-fold calibrated confidence against the share right) as a PNG under
+    ``workdir`` and an image artifact; nothing when the round's confidence is uncalibrated.
+
+    An image artifact takes a URL that the UI puts in an ``<img>``; a ``data:`` URI carries the PNG itself, so
+    no server has to serve the file (as the learning curve does)."""
+    from prefect.artifacts import create_image_artifact
+
+    calibration = confidence.calibration
+    if calibration is None or not confidence.calibrated:
+        return None
+    gold = calibration.out_of_fold
+    png = reliability_plot(
+        gold["confidence_after"],
+        gold["correct"],
+        workdir / f"reliability_round_{round_number:03d}.png",
+        title=f"Round {round_number} gold, out of fold:",
+    )
+    create_image_artifact(
+        image_url="data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"),
+        key=artifact_key(project, "reliability"),
+        description=f"Round {round_number}: calibrated confidence against the share right, on gold out of fold "
+        f"(ECE {calibration.ece_before:.3f} before calibration, {calibration.ece_after:.3f} after)",
+    )
+    return png

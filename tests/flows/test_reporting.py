@@ -19,8 +19,17 @@ from labelflow.flows.reporting import (
     learning_curve,
     plot_learning_curve,
 )
-from labelflow.flows.round_report import RoundReport, agreement, fixed_k_answers, round_markdown, share_right
+from labelflow.flows.round_report import (
+    RoundReport,
+    agreement,
+    fixed_k_answers,
+    publish_reliability,
+    round_markdown,
+    share_right,
+)
 from labelflow.integrations.store import LabelStore
+from labelflow.tasks.confidence import decision_labels
+from labelflow.tasks.synthetic import synthetic_crowd
 
 CONFIG = ProjectConfig.model_validate(
     {
@@ -54,6 +63,7 @@ def round_report(**changes: object) -> RoundReport:
         "model_path": "round-003.joblib",
         "label_issues": 4,
         "label_issue_precision": 0.75,
+        "confidence_note": "uncalibrated: 12 answered gold item(s), fewer than the 20 a calibration needs",
     }
     return RoundReport(**{**figures, **changes})  # type: ignore[arg-type]
 
@@ -75,6 +85,8 @@ def test_the_round_markdown_tabulates_the_rounds_figures() -> None:
         "| label accuracy vs hidden truth | 0.950 |",
         "| items labeled per source | crowd 40, labeling functions 0, model 0 |",
         "| pseudo-labels (self-training) | 0 |",
+        "| confidence (decisions read it) | uncalibrated: 12 answered gold item(s), fewer than the 20 a "
+        "calibration needs |",
         "| held-out model accuracy | 0.912 (+0.012) |",
         "| model promoted | yes |",
         "| label issues offered for relabeling | 4 (75% of them wrong by the hidden truth) |",
@@ -102,6 +114,53 @@ def test_the_round_markdown_says_what_it_cannot_know() -> None:
         "| pseudo-labels (self-training) | 1200 at confidence ≥ 0.970, 95.0% right by the hidden truth |"
         in rows
     )
+
+
+def test_the_round_markdown_gives_the_golds_reliability_when_the_confidence_is_calibrated() -> None:
+    report = round_report(
+        confidence_calibrated=True,
+        calibration_gold=30,
+        gold_ece_raw=0.21,
+        gold_ece_calibrated=0.04,
+        gold_at_target=22,
+        gold_right_at_target=21 / 22,
+    )
+    assert (
+        "| confidence (decisions read it) | calibrated on 30 random gold items; out of fold, ECE 0.210 raw → "
+        "0.040 calibrated, 95.5% of the 22 gold items at ≥ 0.9 are right |"
+    ) in round_markdown(CONFIG, report).splitlines()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_reliability_plot_is_an_image_artifact_only_when_the_confidence_is_calibrated(
+    tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    crowd = synthetic_crowd(3000, answers_per_item=3, answers_per_worker=100, seed=1)
+    gold = crowd.truth.iloc[:40]
+    found = decision_labels(
+        crowd.answers,
+        crowd.label_names,
+        method="dawid_skene",
+        gold=gold,
+        random_gold=True,
+        confidence_target=0.9,
+    )
+    png = publish_reliability("rel-test", tmp_path, 4, found)
+    assert png == tmp_path / "reliability_round_004.png" and matplotlib.image.imread(png).shape[2] == 4
+    with get_client(sync_client=True) as client:
+        artifacts = {a.key: a for a in client.read_latest_artifacts(limit=50)}
+    assert str(artifacts["rel-test-reliability"].data).startswith("data:image/png;base64,")
+    few = decision_labels(
+        crowd.answers,
+        crowd.label_names,
+        method="dawid_skene",
+        gold=gold[:5],
+        random_gold=True,
+        confidence_target=0.9,
+    )
+    assert publish_reliability("rel-test", tmp_path, 5, few) is None
 
 
 LABELS = pd.DataFrame({"item_id": ["a", "b", "c", "d"], "label": ["cat", "dog", "dog", "cat"]})

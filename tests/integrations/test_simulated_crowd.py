@@ -115,3 +115,35 @@ def test_items_without_hidden_truth_are_refused_with_their_ids() -> None:
 def test_worker_shares_must_sum_to_one() -> None:
     with pytest.raises(ValidationError, match="must be 1"):
         SimulatedCrowdConfig(good_share=0.5)
+
+
+def good_answers(sim: SimulatedCrowd, n_items: int) -> list[tuple[str, str, str]]:
+    """(item, good worker's answer, truth) of five answers per item."""
+    handles = sim.publish(requests(n_items, 5))
+    sim.clock.sleep(96 * 3600)
+    kind = {w.worker_id: w.kind for w in sim.workers}
+    return [
+        (a.item_id, a.label, sim.truth[a.item_id]) for a in sim.poll(handles) if kind[a.worker_id] == "good"
+    ]
+
+
+def test_hard_items_fool_good_workers_together_toward_their_lure() -> None:
+    sim = crowd(n_items=1500, hard_item_share=0.3, hard_item_penalty=4.0, lure_share=1.0, confusion_share=0.0)
+    given = good_answers(sim, 1500)
+    wrong_by_item = Counter(item for item, label, truth in given if label != truth)
+    right = np.mean([label == truth for _, label, truth in given])
+    # a good worker is 0.75-0.95 right on an ordinary item; hard items (0.3 of them) are mostly answered wrong
+    assert 0.55 < right < 0.75
+    assert sum(n >= 3 for n in wrong_by_item.values()) > 0.2 * 1500  # several wrong together on one item
+    # ... and the same way: every wrong answer of a good worker on an item is its lure
+    lures = {(item, label) for item, label, truth in given if label != truth}
+    assert len(lures) == len(wrong_by_item)
+
+
+def test_good_workers_confuse_each_label_with_its_neighbour() -> None:
+    sim = crowd(n_items=1500, hard_item_share=0.0, confusion_share=1.0)
+    wrong = [(truth, label) for _, label, truth in good_answers(sim, 1500) if label != truth]
+    per_truth = {truth: {label for t, label in wrong if t == truth} for truth, _ in wrong}
+    assert all(len(labels) == 1 for labels in per_truth.values())  # one neighbour per label
+    neighbour = {truth: labels.pop() for truth, labels in per_truth.items()}
+    assert all(neighbour[neighbour[label]] == label for label in neighbour)  # confused both ways, in pairs
