@@ -12,6 +12,7 @@ from labelflow.contracts import ITEM_ID
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.project import Project
 from labelflow.integrations.crowd.base import CrowdBackend
+from labelflow.integrations.crowd.replay import ReplayCrowd
 from labelflow.integrations.store import ModelVersionRecord, RoundRecord
 from labelflow.tasks.training import TrainedModel
 
@@ -45,6 +46,7 @@ class RoundReport:
     pseudo_label_accuracy: float | None = None  # pseudo-labels vs the simulation's hidden truth
     function_labels: int = 0  # pool items the labeling functions label (weak supervision)
     function_label_accuracy: float | None = None  # their labels vs the simulation's hidden truth
+    exhausted_requests: int = 0  # requests a recorded crowd could not fill: the item's answers were used up
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +101,9 @@ def summarize_round(
         pseudo_label_accuracy=share_right(model.pseudo_labels, dataset.hidden_truth),
         function_labels=len(weak),
         function_label_accuracy=share_right(weak, dataset.hidden_truth),
+        exhausted_requests=(
+            crowd.exhausted_requests(store.handles(round_.id)) if isinstance(crowd, ReplayCrowd) else 0
+        ),
     )
 
 
@@ -150,7 +155,14 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             "| figure | value |",
             "|---|---|",
             f"| items sent to the crowd | {report.batch_size} in {report.waves} wave(s) |",
-            f"| answers bought (gold included) | {report.answers_bought} ({report.gold_answers} gold) |",
+            f"| answers bought (gold included) | {report.answers_bought} ({report.gold_answers} gold)"
+            + (
+                f"; {report.exhausted_requests} request(s) got fewer answers than asked, the recording had no "
+                "more for the item (not paid, not waited for)"
+                if report.exhausted_requests
+                else ""
+            )
+            + " |",
             f"| adaptive redundancy (k0 {config.crowd.redundancy}, up to {config.crowd.max_answers} while "
             f"confidence < {config.quality.confidence_target}) | {saved} answers saved against fixed "
             f"k = {config.crowd.max_answers} ({report.answers_fixed_k}) |",
