@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labelflow.contracts import ItemSet
 from labelflow.flows.config import parse_config
 from labelflow.flows.project import Project
 from labelflow.tasks.features import DENSE_PREFIX, latest_version
+from labelflow.tasks.training import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SENTENCES = REPO.parent / "shared" / "data" / "crowd-items" / "sentiment_polarity"
@@ -61,7 +63,16 @@ def test_a_text_project_runs_a_round_on_the_simulated_crowd(tmp_path: Path) -> N
         assert list(rounds["status"]) == ["completed"]
         crowd = project.store.labels().query("source == 'crowd'")
         assert len(crowd) == 20
-        assert project.store.champion() is not None
+        champion = project.store.champion()
+        assert champion is not None
+        # the model was fitted on the sparse TF-IDF rows, not on their 64-d dense view
+        model = load_model(Path(champion.path))
+        assert (
+            model.n_features == project.text_features.matrix.shape[1] > len(project.dataset.feature_columns)
+        )
+        assert model.features_version == 1 and project.feature_rows is not None
+        held_out = project.dataset.frame(ItemSet.HELD_OUT)["item_id"].tolist()
+        assert model.predict_proba(project.feature_rows(held_out)).shape == (len(held_out), 2)
 
 
 @pytest.mark.skipif(
