@@ -19,7 +19,6 @@ from collections.abc import Sequence
 import numpy as np
 from joblib import Parallel, delayed
 from PIL import Image, UnidentifiedImageError
-from skimage.color import rgb2hsv
 from skimage.feature import hog
 
 from labelflow.tasks.features.base import DenseFeaturizer
@@ -95,9 +94,9 @@ def describe_images(locations: Sequence[str], size: int, timeout: float) -> np.n
     return rows
 
 
-def load_image(location: str, size: int, timeout: float = 30.0) -> np.ndarray:
-    """The image at ``location`` as ``size`` x ``size`` RGB floats in [0, 1], decoded at a reduced scale when the
-    format allows; an :class:`ImageError` naming the location when it cannot be read."""
+def load_image(location: str, size: int, timeout: float = 30.0) -> Image.Image:
+    """The image at ``location`` as a ``size`` x ``size`` RGB image, decoded at a reduced scale when the format
+    allows; an :class:`ImageError` naming the location when it cannot be read."""
     try:
         if location.startswith(("http://", "https://")):
             with urllib.request.urlopen(location, timeout=timeout) as response:
@@ -106,8 +105,7 @@ def load_image(location: str, size: int, timeout: float = 30.0) -> np.ndarray:
             source = location
         with Image.open(source) as image:
             image.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale, still >= size
-            pixels = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(pixels, dtype=np.float32) / 255.0
+            return image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
     except FileNotFoundError:
         raise ImageError(f"{location}: no such image file") from None
     except UnidentifiedImageError:
@@ -116,12 +114,12 @@ def load_image(location: str, size: int, timeout: float = 30.0) -> np.ndarray:
         raise ImageError(f"{location}: cannot read the image ({error})") from None
 
 
-def describe_image(rgb: np.ndarray) -> np.ndarray:
+def describe_image(image: Image.Image) -> np.ndarray:
     """An HSV colour histogram (normalized to sum 1) followed by the HOG of the grey image."""
-    hsv = rgb2hsv(rgb).reshape(-1, 3)
-    histogram, _ = np.histogramdd(
-        hsv, bins=(HUE_BINS, SATURATION_BINS, VALUE_BINS), range=((0, 1), (0, 1), (0, 1))
-    )
-    grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    hsv = np.asarray(image.convert("HSV"), dtype=np.int64).reshape(-1, 3)  # Pillow's HSV: 0-255 each
+    bins = (hsv[:, 0] * HUE_BINS // 256 * SATURATION_BINS + hsv[:, 1] * SATURATION_BINS // 256) * VALUE_BINS
+    bins += hsv[:, 2] * VALUE_BINS // 256
+    histogram = np.bincount(bins, minlength=HUE_BINS * SATURATION_BINS * VALUE_BINS) / len(hsv)
+    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     gradients = hog(grey, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), feature_vector=True)
-    return np.concatenate([histogram.ravel() / len(hsv), gradients])
+    return np.concatenate([histogram, gradients])
