@@ -141,6 +141,14 @@ class TextFeaturizer:
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "_fitted_rows": None}
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        if "columns" not in state:
+            raise ValueError(
+                "this text featurizer was stored by an earlier labelflow, whose features this version cannot "
+                "extend; run `labelflow features refit` to fit a new version on the pool"
+            )
+        self.__dict__.update(state)
+
 
 def _hashed_counts(texts: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     return WORDS.transform(texts), CHARS.transform(texts)

@@ -122,3 +122,9 @@ def test_the_featurizer_is_fitted_on_the_pool_only(tmp_path: Path) -> None:
         return int(featurizer.transform([text])[:, :n_words].nnz)
 
     assert word_features("warm") == 1 and word_features("unseenword") == 0
+
+
+def test_a_text_featurizer_stored_by_an_earlier_version_says_how_to_go_on() -> None:
+    stale = TextFeaturizer.__new__(TextFeaturizer)
+    with pytest.raises(ValueError, match="run `labelflow features refit`"):
+        stale.__setstate__({"version": 1, "words": None, "chars": None, "svd": None})
