@@ -135,7 +135,10 @@ class ReplayedCrowd:
         return pd.DataFrame(self.bought, columns=["item_id", "worker_id", "label"])
 
 
-def campaign(data: Data, config: dict[str, Any], seed: int) -> dict[str, float]:
+def campaign(
+    data: Data, config: dict[str, Any], seed: int
+) -> tuple[dict[str, float], list[tuple[int, float]]]:
+    """One seed's campaign: its figures, and its learning curve (answers paid, held-out accuracy) per round."""
     settings = config["campaign"]
     rng = np.random.default_rng(seed)
     budget = int(settings["budget_share"] * data.n_recorded)
@@ -148,6 +151,7 @@ def campaign(data: Data, config: dict[str, Any], seed: int) -> dict[str, float]:
     asked: set[str] = set(gold_ids)
     model = None
     labels = pd.DataFrame(columns=["item_id", "label", "confidence"])
+    curve: list[tuple[int, float]] = []
     while len(crowd.bought) < budget:
         candidates = np.asarray([i for i in data.pool_ids if i not in asked], dtype=object)
         if len(candidates) == 0:
@@ -184,10 +188,13 @@ def campaign(data: Data, config: dict[str, Any], seed: int) -> dict[str, float]:
             data.labels,
             TRAINING,
         )
+        curve.append(
+            (len(crowd.bought), float(np.mean(model.predict(data.held_out_matrix) == data.held_out_labels)))
+        )
     assert model is not None
     items = labels["item_id"].to_numpy(dtype=object)
     truth = data.truth[items].to_numpy(dtype=object)
-    return {
+    figures = {
         "paid": float(len(crowd.bought)),
         "items": float(len(items)),
         "per_item": (len(crowd.bought) - len(gold) * settings["gold_answers"]) / max(len(items), 1),
@@ -196,6 +203,7 @@ def campaign(data: Data, config: dict[str, Any], seed: int) -> dict[str, float]:
         "mv3": float(np.mean(majority_of_first(data.recorded, items, 3, seed, data.labels) == truth)),
         "ds_all": float(np.mean(ds_all(data, seed)[items].to_numpy(dtype=object) == truth)),
     }
+    return figures, curve
 
 
 def majority_of_first(
@@ -235,7 +243,36 @@ def ceiling(data: Data) -> float:
     return float(np.mean(model.predict(data.held_out_matrix) == data.held_out_labels))
 
 
-def run(name: str, config_path: Path, seeds: list[int]) -> None:
+def plot_curves(
+    name: str, curves: list[list[tuple[int, float]]], seeds: list[int], clean: float, budget: int, path: Path
+) -> None:
+    """Each seed's learning curve (held-out accuracy after each round against answers paid) and the ceiling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for seed, curve in zip(seeds, curves, strict=True):
+        paid, accuracy = zip(*curve, strict=True)
+        axes.plot(paid, accuracy, marker="o", markersize=3, linewidth=1, label=f"seed {seed}")
+    axes.axhline(
+        clean, color="black", linestyle="--", linewidth=1, label=f"ceiling (true labels) {clean:.3f}"
+    )
+    axes.axhline(clean - 0.01, color="grey", linestyle=":", linewidth=1, label="ceiling - 0.01")
+    axes.axvline(budget, color="red", linestyle=":", linewidth=1, label=f"budget ({budget} answers)")
+    axes.set_xlabel("answers paid (gold included)")
+    axes.set_ylabel("held-out accuracy")
+    axes.set_title(f"labelflow on a replayed real crowd: {name}")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    print(f"learning curve: {path}")
+
+
+def run(name: str, config_path: Path, seeds: list[int], plot: Path | None = None) -> None:
     """One campaign over ``seeds``: its figures per seed, their mean, and the done-when comparison."""
     config = tomllib.loads(config_path.read_text())
     started = time.perf_counter()
@@ -252,10 +289,11 @@ def run(name: str, config_path: Path, seeds: list[int]) -> None:
     print(
         f"{'seed':>4} {'paid':>6} {'items':>6} {'ans/item':>8} {'held-out':>8} {'labels':>7} {'MV3':>7} {'DS all':>7}"
     )
-    results = []
+    results, curves = [], []
     for seed in seeds:
-        result = campaign(data, config, seed)
+        result, curve = campaign(data, config, seed)
         results.append(result)
+        curves.append(curve)
         print(
             f"{seed:>4} {result['paid']:>6.0f} {result['items']:>6.0f} {result['per_item']:>8.2f} "
             f"{result['held_out']:>8.3f} {result['labels']:>7.3f} {result['mv3']:>7.3f} {result['ds_all']:>7.3f}",
@@ -272,6 +310,8 @@ def run(name: str, config_path: Path, seeds: list[int]) -> None:
         f"{mean['per_item']:.2f} answers/item; {time.perf_counter() - started:.0f} s\n",
         flush=True,
     )
+    if plot is not None:
+        plot_curves(name, curves, seeds, clean, budget, plot / f"real-crowds-{name}.png")
 
 
 def main() -> None:
@@ -281,6 +321,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--campaigns", nargs="+", choices=sorted(CAMPAIGNS), default=list(CAMPAIGNS))
     parser.add_argument("--config", type=Path, help="another campaign config (instead of --campaigns)")
+    parser.add_argument(
+        "--plot", type=Path, help="a folder to write each campaign's learning curves to (PNG)"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(
@@ -290,7 +333,7 @@ def main() -> None:
         {args.config.stem: args.config} if args.config else {name: CAMPAIGNS[name] for name in args.campaigns}
     )
     for name, path in chosen.items():
-        run(name, path, args.seeds)
+        run(name, path, args.seeds, args.plot)
 
 
 if __name__ == "__main__":

@@ -152,6 +152,11 @@ def load_dataset(
         kind: DatasetKind = "table"
     else:
         path = (base / config.source).resolve()
+        if path.is_dir() and config.kind not in (None, "image"):
+            raise DatasetError(
+                f"{path} is a folder, which holds images, but dataset.kind = {config.kind!r}; set kind = "
+                '"image" (or leave it out), or set dataset.source to a file'
+            )
         raw = (
             image_folder_table(path, config)
             if path.is_dir()

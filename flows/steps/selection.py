@@ -33,9 +33,11 @@ def select_batch(
         round_id=round_id,
         batch_size=batch_size,
         committee=committee,
-        scoring_features=scoring_rows(pool[ITEM_ID].astype(str).tolist())
-        if scoring_rows and len(pool)
-        else None,
+        scoring_features=(
+            scoring_rows(pool[ITEM_ID].astype(str).tolist())
+            if scoring_rows is not None and (model is not None or committee is not None) and len(pool)
+            else None
+        ),
     )
     get_run_logger().info(
         "selected %d of %d unlabeled items (%s)",
