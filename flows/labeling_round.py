@@ -147,9 +147,8 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 if champion is not None and config.selection.strategy in COMMITTEE_STRATEGIES
                 else None
             )
-            candidates = selectable(unlabeled, weak, project.config)
             batch = select_batch(
-                candidates,
+                selectable(unlabeled, weak, project.config),
                 dataset.feature_columns,
                 champion,
                 config.selection,
