@@ -203,9 +203,9 @@ def load_dataset(
 
 
 def dataset_kind(config: DatasetConfig, raw: pd.DataFrame) -> DatasetKind:
-    """The configured kind, or the obvious one: image when an image column is named or the file's only
-    non-numeric column names image files in every row, text when a text column is named, or when the file has
-    no numeric column and exactly one text column besides the id and the label."""
+    """The configured kind, or the obvious one: image when an image column is named, text when a text column
+    is named; else, for a file with no numeric column and exactly one other column besides the id and the label,
+    image when that column names an image file in every row, text otherwise."""
     if config.kind is not None:
         return config.kind
     if config.image_column is not None:
@@ -215,9 +215,9 @@ def dataset_kind(config: DatasetConfig, raw: pd.DataFrame) -> DatasetKind:
     others = [c for c in raw.columns if c not in {config.id_column, config.label_column}]
     numeric = [c for c in others if pd.api.types.is_numeric_dtype(raw[c])]
     texts = [c for c in others if not pd.api.types.is_numeric_dtype(raw[c])]
-    if len(texts) == 1 and names_images(raw[texts[0]]):
-        return "image"
-    return "text" if not numeric and len(texts) == 1 else "table"
+    if numeric or len(texts) != 1:
+        return "table"  # numeric features (a column of image links beside them is what a worker sees)
+    return "image" if names_images(raw[texts[0]]) else "text"
 
 
 def names_images(column: pd.Series) -> bool:

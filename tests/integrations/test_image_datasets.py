@@ -118,3 +118,20 @@ def test_an_empty_folder_says_what_it_expects(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
     with pytest.raises(DatasetError, match="no images"):
         load_dataset(config(source="photos"), [], tmp_path)
+
+
+def test_a_table_whose_payload_links_images_stays_a_table(tmp_path: Path) -> None:
+    pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "x": [0.1, 0.2, 0.3, 0.4],
+            "picture": [f"https://example.org/{k}.png" for k in "abcd"],
+            "label": list("xyxy"),
+        }
+    ).to_csv(tmp_path / "items.csv", index=False)
+    dataset = load_dataset(
+        DatasetConfig(source="items.csv", payload_column="picture", n_gold=0, held_out_fraction=0.5),
+        [],
+        tmp_path,
+    )
+    assert dataset.kind == "table" and dataset.feature_columns == ["x"]
