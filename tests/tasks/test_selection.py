@@ -130,3 +130,23 @@ def test_chunked_scoring_matches_whole_pool_scoring(chunk_rows: int) -> None:
     chosen = choose_batch(pool, ["f0", "f1"], FixedModel(), config, round_id=1).set_index("item_id")["score"]
     expected = margin_scores(FixedModel().predict_proba(pool[["f0", "f1"]].to_numpy()))
     np.testing.assert_allclose(chosen.loc[pool["item_id"]].to_numpy(), expected)
+
+
+def test_a_model_trained_on_sparse_rows_scores_those_rows_while_the_dense_view_spreads_the_batch() -> None:
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    from labelflow.tasks.selection import SelectionConfig, choose_batch, margin_scores
+
+    rng = np.random.default_rng(0)
+    rows = sp.random(60, 500, density=0.05, format="csr", random_state=0)
+    model = LogisticRegression().fit(rows, rng.choice(["a", "b"], 60))
+    pool = pd.DataFrame(
+        {"item_id": [f"i{k}" for k in range(60)], "v0": rng.normal(size=60), "v1": rng.normal(size=60)}
+    )
+    config = SelectionConfig(batch_size=5, diversity="kmeans")
+    batch = choose_batch(pool, ["v0", "v1"], model, config, round_id=1, scoring_features=rows)
+    expected = pd.Series(margin_scores(model.predict_proba(rows)), index=pool["item_id"])
+    np.testing.assert_allclose(batch["score"], expected[batch["item_id"]].to_numpy())
