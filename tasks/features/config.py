@@ -28,7 +28,9 @@ class FeaturesConfig(BaseModel):
     image_size: int = Field(
         64, ge=16, le=1024, description="Images are downscaled to this many pixels a side."
     )
-    n_jobs: int = Field(2, ge=1, description="Processes that describe images (and call nothing else).")
+    n_jobs: int = Field(
+        2, ge=1, description="Processes that describe images, or count a large batch of texts' n-grams."
+    )
     dense_dimensions: int = Field(
         64, ge=2, description="Dimensions of the dense view used for distances (diversity, cold start)."
     )
@@ -49,7 +51,7 @@ def featurizer_factory(kind: str, config: FeaturesConfig) -> Callable[[int], Fea
         return partial(_function_featurizer, config.function, n)
     if kind == "image":
         return partial(_image_featurizer, config.image_size, config.n_jobs, n)
-    return partial(_text_featurizer, n)
+    return partial(_text_featurizer, config.n_jobs, n)
 
 
 def _function_featurizer(function: str, n_components: int, version: int) -> Featurizer:
@@ -60,5 +62,5 @@ def _image_featurizer(size: int, n_jobs: int, n_components: int, version: int) -
     return ImageFeaturizer(version=version, size=size, n_jobs=n_jobs, n_components=n_components)
 
 
-def _text_featurizer(n_components: int, version: int) -> Featurizer:
-    return TextFeaturizer(version=version, n_components=n_components)
+def _text_featurizer(n_jobs: int, n_components: int, version: int) -> Featurizer:
+    return TextFeaturizer(version=version, n_components=n_components, n_jobs=n_jobs)
