@@ -324,7 +324,7 @@ def example_config(kind: str | None = None) -> str:
     settings, notes = KIND_SETTINGS[kind] if kind else ({}, [])
     lines = [
         "# labelflow project config. Every value shown is the default"
-        + (f", except those set for a {kind} project" if kind else "")
+        + (f", except those set for {'an' if kind == 'image' else 'a'} {kind} project" if kind else "")
         + "; delete what you do not change.",
         *(f"# {note}" for note in notes),
         "",
