@@ -74,8 +74,15 @@ def stopping_rule_blocker(project: Project) -> str | None:
     dataset = project.dataset
     pool = dataset.frame(ItemSet.POOL).set_index(ITEM_ID)
     ids = stop_set(pool.index.tolist(), rule.stop_set_size, seed=project.config.selection.seed)
-    features = pool.loc[ids, dataset.feature_columns].to_numpy(dtype=np.float64)
-    predictions = [load_model(Path(path)).predict(features) for path in versions["path"]]
+    rows = project.feature_rows
+    features = rows(ids) if rows else pool.loc[ids, dataset.feature_columns].to_numpy(dtype=np.float64)
+    models = [load_model(Path(path)) for path in versions["path"]]
+    # models fitted on another featurizer version than the project's now (before a refit) cannot predict
+    # today's rows: the rule looks at the rounds since
+    models = [model for model in models if model.features_version == project.features_version]
+    if len(models) <= rule.window:
+        return None
+    predictions = [model.predict(features) for model in models]
     reason = stop_reason(predictions, rule)
     return f"{reason}, after round {int(versions['round_number'].iloc[-1])}" if reason else None
 

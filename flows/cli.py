@@ -23,7 +23,7 @@ from labelflow.flows.cli_common import (
     global_options,
     load_or_exit,
 )
-from labelflow.flows.config import CONFIG_FILE, ProjectConfig, example_config
+from labelflow.flows.config import CONFIG_FILE, DATASET_KINDS, ProjectConfig, example_config
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local, preview
 from labelflow.integrations.inbox import LocalInbox
 
@@ -39,6 +39,11 @@ app.command("mturk-local")(mturk_local)
 app.command("preview")(preview)
 app.command("import-answers")(import_answers)
 app.command("aggregate")(aggregate)
+features_app = typer.Typer(
+    help="The featurizer of a text or image project: fitted once on the pool, then kept.",
+    no_args_is_help=True,
+)
+app.add_typer(features_app, name="features")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The project's labelflow.toml (`labelflow init` writes one).")
@@ -388,16 +393,54 @@ def ingest(
             raise typer.Exit(1)
 
 
+@features_app.command("refit")
+def refit_features(config: ConfigOption = Path(CONFIG_FILE)) -> None:
+    """Fit a new featurizer version on today's pool and featurize every item with it.
+
+    The featurizer is fitted once, on the first pool, and every later item is featurized by that same version,
+    so that an item's features never change under a model. Refit on purpose when the pool has changed a lot
+    (new vocabulary, new kinds of images): the next round trains its model on the new version and, as the
+    current model was fitted on the old one, chooses its batch as a cold start."""
+    from labelflow.flows.project import Project
+
+    project_config = load_or_exit(config)
+    with Project(project_config, config.resolve().parent) as project:
+        rounds = project.store.rounds()
+        if (rounds["status"] == "running").any():
+            console.print(
+                "[red]a round of this project is running; let it finish (labelflow run) before refitting, so "
+                "that its model and its batch use one featurizer[/red]"
+            )
+            raise typer.Exit(1)
+        before, features = project.refit_features()
+    console.print(
+        f"Featurizer version {features.version} fitted on the pool "
+        f"({'was version ' + str(before) if before else 'the first one'}); {features.computed} item(s) featurized "
+        f"into {features.matrix.shape[1]} features, kept under {project.workdir / 'features'}. The next round "
+        "trains on them; its batch is a cold start, since the current model knows the old features."
+    )
+
+
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path(CONFIG_FILE),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Start a project of this kind: table (numeric columns), text (a text column) or image (a folder "
+            "or a column of image paths/URLs). Without it, the digits demo's settings."
+        ),
+    ] = None,
 ) -> None:
     """Write a commented example labelflow.toml with every setting at its default."""
+    if kind is not None and kind not in DATASET_KINDS:
+        console.print(f"[red]--kind must be one of {', '.join(DATASET_KINDS)} (got {kind!r})[/red]")
+        raise typer.Exit(2)
     if path.exists() and not force:
         console.print(f"[red]{path} exists; pass --force to overwrite it[/red]")
         raise typer.Exit(1)
-    path.write_text(example_config(), encoding="utf-8")
+    path.write_text(example_config(kind), encoding="utf-8")
     console.print(f"Wrote {path}. Edit it, then `labelflow run --config {path}`.")
 
 

@@ -21,8 +21,10 @@ from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.crowd.task import TaskConfig
 from labelflow.integrations.datasets import DIGITS, DatasetConfig
 from labelflow.integrations.inbox import InboxConfig
+from labelflow.tasks.features.config import FeaturesConfig
+from labelflow.tasks.features.plugin import load_callable
 from labelflow.tasks.selection import SelectionConfig
-from labelflow.tasks.training import TrainingConfig
+from labelflow.tasks.training import BUILT_IN_MODELS, TrainingConfig
 from labelflow.tasks.weak_supervision import WeakSupervisionConfig
 
 CONFIG_FILE = "labelflow.toml"
@@ -165,6 +167,7 @@ class ProjectConfig(BaseModel):
     training: TrainingConfig = Field(
         default_factory=lambda: TrainingConfig(model="kernel_logistic_regression")
     )
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     weak_supervision: WeakSupervisionConfig = Field(default_factory=WeakSupervisionConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
@@ -208,6 +211,15 @@ class ProjectConfig(BaseModel):
                 "to inline in a HIT, 64 KB, are uploaded there and shown to workers through presigned links; "
                 "images given as http(s) URLs are shown as they are)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _plugins_import(self) -> ProjectConfig:
+        """A plug-in that cannot be imported is refused when the file loads, not in the middle of a round."""
+        if self.training.model not in BUILT_IN_MODELS:
+            load_callable(self.training.model, "training.model")
+        if self.features.function is not None:
+            load_callable(self.features.function, "features.function")
         return self
 
 
@@ -277,10 +289,63 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-def example_config() -> str:
-    """The default config as commented TOML: every field, its default and its description."""
+# What `labelflow init --kind K` sets beyond the defaults, and the lines that say what to do next.
+KIND_SETTINGS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "table": (
+        {
+            "name": "my-table-project",
+            "labels": (),
+            "dataset": {"source": "items.csv", "kind": "table"},
+            "training": {"model": "logistic_regression"},
+        },
+        [
+            "A table: items.csv (or .parquet / .jsonl) with item_id, numeric feature columns and a label column",
+            "(empty for unlabeled rows). Every numeric column is a feature unless dataset.feature_columns lists them.",
+        ],
+    ),
+    "text": (
+        {
+            "name": "my-text-project",
+            "labels": (),
+            "dataset": {"source": "items.csv", "kind": "text", "text_column": "text"},
+            "training": {"model": "logistic_regression"},
+        },
+        [
+            "Text: items.csv (or .parquet / .jsonl) with item_id, text and label (empty for unlabeled rows).",
+            "Features: word + char TF-IDF, fitted once on the pool and kept sparse; the model trains on them.",
+            'Your own embeddings instead: [features] function = "my_module:embed" (texts -> 2-D array).',
+        ],
+    ),
+    "image": (
+        {
+            "name": "my-image-project",
+            "labels": (),
+            "dataset": {"source": "images", "kind": "image"},
+            "training": {"model": "logistic_regression"},
+        },
+        [
+            "Images: a folder (here images/) of .jpg/.png files, one sub-folder per label for labeled ones;",
+            "or a .csv / .parquet / .jsonl with item_id, image (a path relative to the file, or an http(s)",
+            'URL) and label: then set dataset.source to the file and image_column = "image".',
+            "Features: colour histogram + HOG of each image downscaled to features.image_size pixels.",
+            'Your own embeddings instead: [features] function = "my_module:embed" (paths -> 2-D array).',
+        ],
+    ),
+}
+DATASET_KINDS = tuple(KIND_SETTINGS)
+
+
+def example_config(kind: str | None = None) -> str:
+    """The default config as commented TOML: every field, its default and its description; with ``kind``
+    ('table', 'text' or 'image'), a starting point for a project of that kind instead of the digits demo."""
+    if kind is not None and kind not in KIND_SETTINGS:
+        raise ValueError(f"kind must be one of {', '.join(DATASET_KINDS)} (got {kind!r})")
+    settings, notes = KIND_SETTINGS[kind] if kind else ({}, [])
     lines = [
-        "# labelflow project config. Every value shown is the default; delete what you do not change.",
+        "# labelflow project config. Every value shown is the default"
+        + (f", except those set for {'an' if kind == 'image' else 'a'} {kind} project" if kind else "")
+        + "; delete what you do not change.",
+        *(f"# {note}" for note in notes),
         "",
     ]
 
@@ -304,5 +369,5 @@ def example_config() -> str:
             lines.extend(["", f"[{prefix}{name}]"])
             section(sub_model, sub, f"{prefix}{name}.")
 
-    section(ProjectConfig, ProjectConfig(), "")
+    section(ProjectConfig, ProjectConfig.model_validate(settings), "")
     return "\n".join(lines) + "\n"

@@ -40,14 +40,16 @@ def check_arrival(content: bytes, name: str, project: Project) -> tuple[pd.DataF
     dataset = project.dataset
     try:
         table = read_table(content, name, text_columns=(project.config.dataset.id_column,))
-        frame = items_from_table(table, project.config.dataset, name, dataset.feature_columns)
+        frame = items_from_table(
+            table, project.config.dataset, name, dataset.feature_columns, image_dir=project.base_dir
+        )
         # an item labeled outside the project's labels could never be answered: the simulated crowd and the
         # aggregation know only these names, so the round that selects it would fail on every rerun
         check_labels(frame["_label"], frame, dataset.label_names, name)
     except DatasetError as error:
         return pd.DataFrame(), str(error)
-    # a text arrival has no features yet: the project's featurizer derives them when the pool is loaded
-    report = validate_pool(frame, [] if dataset.kind == "text" else dataset.feature_columns)
+    # a text or image arrival has no features yet: the project's featurizer derives them when the pool is loaded
+    report = validate_pool(frame, [] if dataset.kind != "table" else dataset.feature_columns)
     problems = [outcome.describe() for outcome in report.failures()]
     clashes = sorted(set(frame[ITEM_ID]) & set(project.store.items()[ITEM_ID]))
     if clashes:

@@ -149,7 +149,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         store.save_labels(weak)
         unlabeled = unlabeled_pool(pool, store, round_)
         never_answered = unanswerable_items(crowd, dataset.items[ITEM_ID], project.label_names)
-        champion = current_model(store)
+        champion = current_model(store, project)
         batch = restore_batch(store, round_) if round_.resumed else None
         if batch is not None:
             refuse_unanswerable(batch, never_answered, round_)
@@ -162,6 +162,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                     config.training,
                     config.selection.committee_size,
                     seed=config.selection.seed + round_.number,
+                    rows=project.feature_rows,
                 )
                 if champion is not None and config.selection.strategy in COMMITTEE_STRATEGIES
                 else None
@@ -175,6 +176,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 batch_size=affordable_batch_size(project, crowd, has_model=champion is not None),
                 committee=committee,
                 round_number=round_.number,
+                scoring_rows=project.feature_rows,
             )
         validate_frame(
             batch,
@@ -217,9 +219,13 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             config.training,
             round_.number,
             gold_ids=set(gold_labels(dataset).index),
+            rows=project.feature_rows,
+            features_version=project.features_version,
         )
         store.save_labels(pseudo_label_frame(model, round_.id))
-        metrics = evaluate_model(model, held_out_frame(dataset), dataset.feature_columns, round_.number)
+        metrics = evaluate_model(
+            model, held_out_frame(dataset), dataset.feature_columns, round_.number, rows=project.feature_rows
+        )
         version = register_model(store, model, metrics, round_, workdir=project.workdir)
         issues = report_label_issues(
             crowd_labeled_frame(store, dataset),
@@ -228,6 +234,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             config.training,
             round_number=round_.number,
             artifact_key=artifact_key(config.name, "label-issues"),
+            rows=project.feature_rows,
         )
         issues.to_csv(project.workdir / f"label_issues_round_{round_.number:03d}.csv", index=False)
         report: RoundReport = publish_round(
@@ -346,10 +353,25 @@ def weak_labels(project: Project, round_: RoundRecord) -> pd.DataFrame:
     return labels
 
 
-def current_model(store: LabelStore) -> TrainedModel | None:
-    """The champion the store records, loaded from its file; None before the first model."""
+def current_model(store: LabelStore, project: Project) -> TrainedModel | None:
+    """The champion the store records, loaded from its file; None before the first model, and None when it was
+    fitted on other features than the project's now (a featurizer refit, a store from before text models
+    trained on their sparse rows): selection then scores with no model rather than with a mismatched one."""
     champion = store.champion()
-    return load_model(Path(champion.path)) if champion else None
+    if champion is None:
+        return None
+    model = load_model(Path(champion.path))
+    if model.features_version != project.features_version:
+        get_run_logger().warning(
+            "the champion (model version %d) was fitted on featurizer version %s, the project's features are "
+            "version %s now: this round's batch is chosen as a cold start; the round's new model uses the new "
+            "features",
+            champion.id,
+            model.features_version,
+            project.features_version,
+        )
+        return None
+    return model
 
 
 def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: bool) -> int:
@@ -390,6 +412,7 @@ def label_batch(
     payloads = shown_payloads(project.dataset.items, project.dataset.kind, project.dataset.feature_columns)
     wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
     wave, decided = 1, DecisionLabels(pd.DataFrame(), None, "uncalibrated: no answers yet")
+    out_of_answers: set[str] = set()  # items the crowd published no answer for: asking again brings none
     while not wave_items.empty:
         requests = plan_requests(
             wave_items.assign(payload=wave_items[ITEM_ID].map(payloads)),
@@ -420,6 +443,7 @@ def label_batch(
         )
         if not progress.done:
             return None
+        out_of_answers |= {handle.item_id for handle in handles if handle.n_answers == 0}
         answers = store.answers()
         validate_frame(
             answers,
@@ -447,6 +471,7 @@ def label_batch(
             confidence_target=config.quality.confidence_target,
             max_answers=config.crowd.max_answers,
         )
+        wave_items = wave_items[~wave_items[ITEM_ID].isin(out_of_answers)]
         wave += 1
     return decided.labels, wave - 1, decided
 

@@ -8,16 +8,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+import scipy.sparse as sp
 from sqlalchemy.engine import make_url
 
 from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd
-from labelflow.integrations.datasets import Dataset, load_dataset
+from labelflow.integrations.datasets import Dataset, DatasetError, load_dataset
 from labelflow.integrations.inbox import Inbox, open_inbox
 from labelflow.integrations.store import LabelStore
-from labelflow.tasks.features import TextFeatures, pool_features
+from labelflow.tasks.features import TextFeatures, latest_version, pool_features
+from labelflow.tasks.features.config import featurizer_factory
+from labelflow.tasks.features.store import fit_featurizer
+from labelflow.tasks.training import FeatureRows
+
+FEATURIZED_KINDS = ("text", "image")  # kinds whose features the project's featurizer derives from the content
 
 if TYPE_CHECKING:
     from labelflow.integrations.crowd.mturk import HitPages
@@ -60,7 +66,7 @@ class Project:
         """The configured source plus every file ingested from the inbox so far; a text dataset's items carry
         the featurizer's dense view as their feature columns (see :attr:`text_features`)."""
         dataset = self._items
-        if dataset.kind != "text":
+        if dataset.kind not in FEATURIZED_KINDS:
             return dataset
         features = self.text_features
         items = dataset.items.merge(features.dense_frame(), on=ITEM_ID, how="left")
@@ -68,11 +74,55 @@ class Project:
 
     @cached_property
     def text_features(self) -> TextFeatures:
-        """A text dataset's sparse TF-IDF rows by the project's featurizer (fitted on the first pool, stored
+        """A text or image dataset's features by the project's featurizer (fitted on the first pool, stored
         under the workdir, and applied unchanged to later arrivals; each item featurized once)."""
         items = self._items.items
         pool = (items["item_set"] == ItemSet.POOL.value).to_numpy()
-        return pool_features(items[[ITEM_ID, PAYLOAD]], self.workdir, fit_on=pool)
+        new_featurizer = featurizer_factory(self._items.kind, self.config.features)
+        return pool_features(
+            items[[ITEM_ID, PAYLOAD]], self.workdir, fit_on=pool, new_featurizer=new_featurizer
+        )
+
+    def refit_features(self) -> tuple[int | None, TextFeatures]:
+        """Fit a new featurizer version on today's pool, on purpose, and featurize every item with it: the
+        version before (None if there was none) and the new features. Later rounds train on the new version."""
+        dataset = self._items
+        if dataset.kind not in FEATURIZED_KINDS:
+            raise DatasetError(
+                f"{self.config.dataset.source}: a {dataset.kind} dataset's features are its columns; only text "
+                "and image projects have a featurizer to refit"
+            )
+        before = latest_version(self.workdir)
+        pool = dataset.items[dataset.items["item_set"] == ItemSet.POOL.value]
+        fit_featurizer(
+            pool[PAYLOAD].astype(str).tolist(),
+            self.workdir,
+            featurizer_factory(dataset.kind, self.config.features),
+        )
+        for derived in ("text_features", "dataset"):
+            self.__dict__.pop(derived, None)
+        return before, self.text_features
+
+    @property
+    def feature_rows(self) -> FeatureRows | None:
+        """Item ids -> the featurizer's full rows, which models train, score and predict on (a text project's
+        sparse TF-IDF, an image project's descriptors); None for a table, whose feature columns are the rows.
+        The dataset's feature columns are then only the dense view, for distances."""
+        if self._items.kind not in FEATURIZED_KINDS:
+            return None
+        features = self.text_features
+        if (
+            sp.issparse(features.matrix)
+            and self._items.kind == "text"
+            and self.config.features.function is None
+        ):
+            return features.rows
+        return lambda item_ids: features.rows(item_ids).toarray()
+
+    @property
+    def features_version(self) -> int | None:
+        """The featurizer version the :attr:`feature_rows` come from (None for a table)."""
+        return self.text_features.version if self._items.kind in FEATURIZED_KINDS else None
 
     @cached_property
     def _items(self) -> Dataset:

@@ -16,6 +16,7 @@ from labelflow.flows.config import ProjectConfig
 from labelflow.flows.project import Project
 from labelflow.flows.reporting import artifact_key
 from labelflow.integrations.crowd.base import CrowdBackend
+from labelflow.integrations.crowd.replay import ReplayCrowd
 from labelflow.integrations.store import ModelVersionRecord, RoundRecord
 from labelflow.tasks.calibration import reliability_plot
 from labelflow.tasks.confidence import DecisionLabels
@@ -61,6 +62,7 @@ class RoundReport:
         0  # gold items whose out-of-fold calibrated confidence reaches the redundancy target
     )
     gold_right_at_target: float | None = None  # the share of them that is right
+    exhausted_requests: int = 0  # requests a recorded crowd could not fill: the item's answers were used up
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +126,9 @@ def summarize_round(
         gold_ece_calibrated=_finite(calibration.ece_after) if calibration else None,
         gold_at_target=calibration.n_at_threshold if calibration else 0,
         gold_right_at_target=_finite(calibration.share_right_at_threshold) if calibration else None,
+        exhausted_requests=(
+            crowd.exhausted_requests(store.handles(round_.id)) if isinstance(crowd, ReplayCrowd) else 0
+        ),
     )
 
 
@@ -180,7 +185,14 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
             "| figure | value |",
             "|---|---|",
             f"| items sent to the crowd | {report.batch_size} in {report.waves} wave(s) |",
-            f"| answers bought (gold included) | {report.answers_bought} ({report.gold_answers} gold) |",
+            f"| answers bought (gold included) | {report.answers_bought} ({report.gold_answers} gold)"
+            + (
+                f"; {report.exhausted_requests} request(s) got fewer answers than asked, the recording had no "
+                "more for the item (not paid, not waited for)"
+                if report.exhausted_requests
+                else ""
+            )
+            + " |",
             f"| adaptive redundancy (k0 {config.crowd.redundancy}, up to {config.crowd.max_answers} while "
             f"confidence < {config.quality.confidence_target}) | {saved} answers saved against fixed "
             f"k = {config.crowd.max_answers} ({report.answers_fixed_k}) |",

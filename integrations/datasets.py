@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.model_selection import train_test_split
 
@@ -31,7 +32,8 @@ from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.integrations.answers_file import AnswersFileError, read_gold
 
 DIGITS = "digits"
-DatasetKind = Literal["table", "text"]
+DatasetKind = Literal["table", "text", "image"]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class DatasetError(ValueError):
@@ -44,15 +46,24 @@ class DatasetConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: str = Field(
-        DIGITS, description='"digits" (the bundled demo) or the path of a .csv, .parquet or .jsonl file.'
+        DIGITS,
+        description='"digits" (the bundled demo), the path of a .csv, .parquet or .jsonl file, or a folder of '
+        "images (optionally one sub-folder per label).",
     )
     kind: DatasetKind | None = Field(
         None,
-        description='"table" (numeric feature columns) or "text" (one text column, featurized by the project); '
-        "None infers it: text when the file has one text column besides the id and label and no numeric one.",
+        description='"table" (numeric feature columns), "text" (one text column) or "image" (one column of '
+        "image paths or URLs, or a folder of images), the last two featurized by the project; None infers it: "
+        "image for a folder or a column whose every value names an image file, text when the file has one "
+        "text column besides the id and label and no numeric one.",
     )
     text_column: str | None = Field(
         None, description="The column holding each item's text (text datasets; inferred when there is one)."
+    )
+    image_column: str | None = Field(
+        None,
+        description="The column holding each item's image: a path relative to the data file's folder, an "
+        "absolute path, or an http(s) URL (image datasets; inferred when there is one).",
     )
     id_column: str = Field("item_id", description="Column holding each item's unique id.")
     feature_columns: tuple[str, ...] = Field(
@@ -91,9 +102,17 @@ class DatasetConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_text_column(self) -> DatasetConfig:
-        if self.kind == "text" and self.feature_columns:
+        if self.kind in ("text", "image") and self.feature_columns:
             raise ValueError(
-                "dataset.feature_columns is for tables; a text dataset is featurized from text_column"
+                f"dataset.feature_columns is for tables; a {self.kind} dataset is featurized from its "
+                f"{self.kind}_column"
+            )
+        if self.text_column and self.image_column:
+            raise ValueError("dataset.text_column and image_column: an item is a text or an image; set one")
+        if self.image_column and self.payload_column not in (None, self.image_column):
+            raise ValueError(
+                f"dataset.payload_column = {self.payload_column!r} and image_column = {self.image_column!r}: "
+                "for images, payload_column is an old name of image_column; set image_column only"
             )
         if self.kind != "table" and self.text_column and self.payload_column not in (None, self.text_column):
             raise ValueError(
@@ -133,7 +152,16 @@ def load_dataset(
         kind: DatasetKind = "table"
     else:
         path = (base / config.source).resolve()
-        raw = read_table(path, text_columns=(config.id_column,))
+        if path.is_dir() and config.kind not in (None, "image"):
+            raise DatasetError(
+                f"{path} is a folder, which holds images, but dataset.kind = {config.kind!r}; set kind = "
+                '"image" (or leave it out), or set dataset.source to a file'
+            )
+        raw = (
+            image_folder_table(path, config)
+            if path.is_dir()
+            else read_table(path, text_columns=(config.id_column,))
+        )
         if (
             config.label_column is not None
             and config.label_column not in raw.columns
@@ -143,9 +171,10 @@ def load_dataset(
                 f"no column {config.label_column!r} in {path} (columns: {', '.join(map(str, raw.columns))}); "
                 "set dataset.label_column to the column holding the known labels"
             )
-        kind = dataset_kind(config, raw)
+        kind = "image" if path.is_dir() else dataset_kind(config, raw)
         config = config.model_copy(update={"kind": kind})
-        frame, features = _file_frame(config, raw, str(path), path.parent)
+        folder = path if path.is_dir() else path.parent
+        frame, features = _file_frame(config, raw, str(path), folder, image_dir=folder)
     labels = frame.pop("_label")
     names = label_names or sorted(labels.dropna().unique().tolist())
     check_labels(labels, frame, names, config.source)
@@ -160,7 +189,7 @@ def load_dataset(
         truths.append(held_out_labels)
     for name, content in arrivals:
         raw_arrival = read_table(content, name, text_columns=(config.id_column,))
-        arrived = items_from_table(raw_arrival, config, name, features)
+        arrived = items_from_table(raw_arrival, config, name, features, image_dir=base)
         truths.append(arrived.pop("_label"))
         frames.append(arrived.assign(item_set=ItemSet.POOL.value)[frame.columns])
     items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frame
@@ -174,20 +203,33 @@ def load_dataset(
 
 
 def dataset_kind(config: DatasetConfig, raw: pd.DataFrame) -> DatasetKind:
-    """The configured kind, or the obvious one: text when a text column is named, or when the file has no
-    numeric column and exactly one text column besides the id and the label."""
+    """The configured kind, or the obvious one: image when an image column is named, text when a text column
+    is named; else, for a file with no numeric column and exactly one other column besides the id and the label,
+    image when that column names an image file in every row, text otherwise."""
     if config.kind is not None:
         return config.kind
+    if config.image_column is not None:
+        return "image"
     if config.text_column is not None or config.feature_columns:
         return "text" if config.text_column is not None else "table"
     others = [c for c in raw.columns if c not in {config.id_column, config.label_column}]
     numeric = [c for c in others if pd.api.types.is_numeric_dtype(raw[c])]
     texts = [c for c in others if not pd.api.types.is_numeric_dtype(raw[c])]
-    return "text" if not numeric and len(texts) == 1 else "table"
+    if numeric or len(texts) != 1:
+        return "table"  # numeric features (a column of image links beside them is what a worker sees)
+    return "image" if names_images(raw[texts[0]]) else "text"
 
 
-def _text_column(config: DatasetConfig, raw: pd.DataFrame, path: str) -> str:
-    named = config.text_column or config.payload_column
+def names_images(column: pd.Series) -> bool:
+    """Whether every value of ``column`` is a file name (or URL) with an image suffix."""
+    values = column.dropna().astype(str).str.lower().str.split("?").str[0]
+    return bool(len(values)) and bool(values.str.endswith(IMAGE_SUFFIXES).all())
+
+
+def _content_column(config: DatasetConfig, raw: pd.DataFrame, path: str, kind: str) -> str:
+    """The column holding a text or image item's content: the one named, or the only non-numeric one."""
+    setting = f"{kind}_column"
+    named = getattr(config, setting) or config.payload_column
     if named is None:
         texts = [
             c
@@ -196,14 +238,38 @@ def _text_column(config: DatasetConfig, raw: pd.DataFrame, path: str) -> str:
         ]
         if len(texts) != 1:
             raise DatasetError(
-                f"{path}: cannot tell which column holds the text among {texts}; set dataset.text_column"
+                f"{path}: cannot tell which column holds the {kind} among {texts}; set dataset.{setting}"
             )
         named = texts[0]
     if named not in raw.columns:
         raise DatasetError(
-            f"{path}: no text column {named!r}; columns are {list(raw.columns)}; set dataset.text_column"
+            f"{path}: no {kind} column {named!r}; columns are {list(raw.columns)}; set dataset.{setting}"
         )
     return named
+
+
+def image_folder_table(folder: Path, config: DatasetConfig) -> pd.DataFrame:
+    """A folder of images as a table: id (the path inside the folder, without its suffix), the image's path
+    and, for images in a sub-folder, the sub-folder's name as their label."""
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and len(p.relative_to(folder).parts) <= 2
+    )
+    if not files:
+        raise DatasetError(
+            f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder or its sub-folders; set "
+            "dataset.source to a folder of images (one sub-folder per label for labeled ones) or to a file"
+        )
+    relative = [p.relative_to(folder) for p in files]
+    label_column = config.label_column or "label"
+    return pd.DataFrame(
+        {
+            config.id_column: [r.with_suffix("").as_posix() for r in relative],
+            "image": [r.as_posix() for r in relative],
+            label_column: [r.parts[0] if len(r.parts) == 2 else None for r in relative],
+        }
+    )
 
 
 def _gold_labels(config: DatasetConfig, base: Path, frame: pd.DataFrame, names: list[str]) -> pd.Series:
@@ -252,13 +318,19 @@ def _held_out_frame(
 
 
 def items_from_table(
-    raw: pd.DataFrame, config: DatasetConfig, name: str, features: list[str]
+    raw: pd.DataFrame,
+    config: DatasetConfig,
+    name: str,
+    features: list[str],
+    *,
+    image_dir: Path | None = None,
 ) -> pd.DataFrame:
     """A new file's rows as items with the dataset's own feature columns (item_id, features, payload, _label);
-    a text file's rows as item_id, payload (the text), _label (its features are the featurizer's business)."""
+    a text or image file's rows as item_id, payload (the text, or the image's absolute path or URL), _label
+    (its features are the featurizer's business). Relative image paths are relative to ``image_dir``."""
     kind = dataset_kind(config, raw)
-    update = {"kind": kind} if kind == "text" else {"kind": kind, "feature_columns": tuple(features)}
-    frame, _ = _file_frame(config.model_copy(update=update), raw, name, None)
+    update = {"kind": kind} if kind != "table" else {"kind": kind, "feature_columns": tuple(features)}
+    frame, _ = _file_frame(config.model_copy(update=update), raw, name, None, image_dir=image_dir)
     return frame
 
 
@@ -422,12 +494,17 @@ def _parquet_frame(source: Path | io.BytesIO) -> pd.DataFrame:
 
 
 def _file_frame(
-    config: DatasetConfig, raw: pd.DataFrame, path: str, answers_dir: Path | None
+    config: DatasetConfig,
+    raw: pd.DataFrame,
+    path: str,
+    answers_dir: Path | None,
+    *,
+    image_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     if config.id_column not in raw.columns:
         raise DatasetError(f"{path}: no id column {config.id_column!r}; columns are {list(raw.columns)}")
-    if config.kind == "text":
-        return _text_frame(config, raw, path, answers_dir), []
+    if config.kind in ("text", "image"):
+        return _content_frame(config, raw, path, answers_dir, image_dir), []
     reserved = {config.id_column, config.label_column, config.payload_column}
     features = list(config.feature_columns) or [
         c for c in raw.columns if c not in reserved and pd.api.types.is_numeric_dtype(raw[c])
@@ -454,22 +531,31 @@ def _file_frame(
     return frame, features
 
 
-def _text_frame(
-    config: DatasetConfig, raw: pd.DataFrame, path: str, answers_dir: Path | None
+def _content_frame(
+    config: DatasetConfig, raw: pd.DataFrame, path: str, answers_dir: Path | None, image_dir: Path | None
 ) -> pd.DataFrame:
-    column = _text_column(config, raw, path)
+    """A text or image file's rows as item_id, payload (the text, or the image's absolute path or URL)."""
+    kind = config.kind or "text"
+    column = _content_column(config, raw, path, kind)
     texts = raw[column].astype("string")
     empty = (texts.isna() | (texts.str.strip() == "")).to_numpy(dtype=bool)
     if empty.all() and len(texts):
-        raise DatasetError(f"{path}: text column {column!r} is empty in every row; is it the right column?")
+        raise DatasetError(f"{path}: {kind} column {column!r} is empty in every row; is it the right column?")
     if empty.any():
         row = int(np.flatnonzero(empty)[0])
         raise DatasetError(
-            f"{path}: row {row} (item {raw[config.id_column].iloc[row]!r}), column {column!r}: the text is "
-            f"empty ({int(empty.sum())} row(s) are); give every item its text or drop the row"
+            f"{path}: row {row} (item {raw[config.id_column].iloc[row]!r}), column {column!r}: the {kind} is "
+            f"empty ({int(empty.sum())} row(s) are); give every item its {kind} or drop the row"
         )
     frame = pd.DataFrame({ITEM_ID: raw[config.id_column].astype("string").astype(object)})
-    frame[PAYLOAD] = texts.astype(object)
+    contents = texts.astype(object)
+    if kind == "image":
+        contents = pd.Series(
+            image_locations(contents.tolist(), raw[config.id_column].tolist(), column, path, image_dir),
+            index=raw.index,
+            dtype=object,
+        )
+    frame[PAYLOAD] = contents
     frame["_label"] = _known_labels(raw, config, answers_dir)
     return frame
 
@@ -490,6 +576,39 @@ def _known_labels(raw: pd.DataFrame, config: DatasetConfig, answers_dir: Path | 
         from_file = raw[config.id_column].astype(str).map(by_id)
         labels = labels.where(labels.notna(), from_file)
     return labels
+
+
+def image_locations(
+    values: Sequence[str], ids: Sequence[object], column: str, path: str, image_dir: Path | None
+) -> list[str]:
+    """Each image's absolute path (relative ones resolved against ``image_dir``) or its http(s) URL, checked:
+    a local file must exist and open as an image; an error names the file, row, item and column."""
+    located = []
+    for row, (value, item) in enumerate(zip(values, ids, strict=True)):
+        where = f"{path}: row {row} (item {item!r}), column {column!r}"
+        if value.startswith(("http://", "https://")):
+            located.append(value)
+            continue
+        if "://" in value or value.startswith("data:"):
+            raise DatasetError(f"{where}: {value[:60]!r} is neither a file path nor an http(s) URL")
+        image = Path(value)
+        if not image.is_absolute():
+            if image_dir is None:
+                raise DatasetError(
+                    f"{where}: {value!r} is a relative path; give absolute paths or URLs in this file"
+                )
+            image = image_dir / image
+        image = image.resolve()
+        if not image.is_file():
+            raise DatasetError(
+                f"{where}: {image} does not exist (relative paths are relative to {image_dir})"
+            )
+        try:
+            Image.open(image).close()  # reads the header only: is it an image at all
+        except (UnidentifiedImageError, OSError) as error:
+            raise DatasetError(f"{where}: {image} is not an image Pillow can read ({error})") from None
+        located.append(str(image))
+    return located
 
 
 def png_data_uri(image: np.ndarray, scale: int = 4) -> str:

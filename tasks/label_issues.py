@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from labelflow.contracts import ITEM_ID
-from labelflow.tasks.training import TrainingConfig, build_pipeline
+from labelflow.tasks.training import FeatureRows, Features, TrainingConfig, build_pipeline, frame_features
 
 ISSUE_COLUMNS = ("item_id", "label", "suggested", "p_label", "p_suggested", "confidence", "n_answers")
 
@@ -38,7 +39,7 @@ def confident_issues(given: np.ndarray, probas: np.ndarray) -> tuple[np.ndarray,
 
 
 def out_of_sample_probas(
-    X: np.ndarray, y: np.ndarray, label_names: Sequence[str], config: TrainingConfig, *, folds: int = 5
+    X: Features, y: np.ndarray, label_names: Sequence[str], config: TrainingConfig, *, folds: int = 5
 ) -> np.ndarray | None:
     """Cross-validated probabilities over ``label_names`` (None if some class has too few items to split)."""
     counts = pd.Series(y).value_counts()
@@ -46,7 +47,9 @@ def out_of_sample_probas(
     if folds < 2 or len(counts) < 2:
         return None
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    seen = cross_val_predict(build_pipeline(config), X, y, cv=cv, method="predict_proba")
+    seen = cross_val_predict(
+        build_pipeline(config, sparse=sp.issparse(X)), X, y, cv=cv, method="predict_proba"
+    )
     classes = sorted(counts.index)  # cross_val_predict orders columns by the sorted classes
     probas = np.zeros((len(y), len(label_names)))
     probas[:, [list(label_names).index(c) for c in classes]] = seen
@@ -54,26 +57,31 @@ def out_of_sample_probas(
 
 
 def find_label_issues(
-    labeled: pd.DataFrame, feature_columns: list[str], label_names: Sequence[str], config: TrainingConfig
+    labeled: pd.DataFrame,
+    feature_columns: list[str],
+    label_names: Sequence[str],
+    config: TrainingConfig,
+    *,
+    rows: FeatureRows | None = None,
 ) -> pd.DataFrame:
-    """Label issues among ``labeled`` (item_id, label, confidence, n_answers and the features), most
-    contradicted first (ISSUE_COLUMNS)."""
+    """Label issues among ``labeled`` (item_id, label, confidence, n_answers and the features, or ``rows`` of
+    the item ids as the model trains on them), most contradicted first (ISSUE_COLUMNS)."""
     y = labeled["label"].astype(str).to_numpy()
-    probas = out_of_sample_probas(labeled[feature_columns].to_numpy(dtype=np.float64), y, label_names, config)
+    probas = out_of_sample_probas(frame_features(labeled, feature_columns, rows), y, label_names, config)
     if probas is None:
         return pd.DataFrame(columns=list(ISSUE_COLUMNS))
     codes = np.array([list(label_names).index(label) for label in y])
     issues, assigned = confident_issues(codes, probas)
-    rows = np.flatnonzero(issues)
+    flagged = np.flatnonzero(issues)
     frame = pd.DataFrame(
         {
-            ITEM_ID: labeled[ITEM_ID].to_numpy()[rows],
-            "label": y[rows],
-            "suggested": np.asarray(label_names, dtype=object)[assigned[rows]],
-            "p_label": probas[rows, codes[rows]],
-            "p_suggested": probas[rows, assigned[rows]],
-            "confidence": labeled["confidence"].to_numpy(dtype=np.float64)[rows],
-            "n_answers": labeled["n_answers"].to_numpy()[rows] if "n_answers" in labeled else 0,
+            ITEM_ID: labeled[ITEM_ID].to_numpy()[flagged],
+            "label": y[flagged],
+            "suggested": np.asarray(label_names, dtype=object)[assigned[flagged]],
+            "p_label": probas[flagged, codes[flagged]],
+            "p_suggested": probas[flagged, assigned[flagged]],
+            "confidence": labeled["confidence"].to_numpy(dtype=np.float64)[flagged],
+            "n_answers": labeled["n_answers"].to_numpy()[flagged] if "n_answers" in labeled else 0,
         }
     )
     return frame.sort_values("p_label").reset_index(drop=True)

@@ -16,15 +16,15 @@ the gold items), because a model fitted on an item is overconfident about it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 import joblib
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.stats import beta
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.dummy import DummyClassifier
@@ -34,11 +34,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import has_fit_parameter
 
 from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, LabelSource
+from labelflow.tasks.features.plugin import load_callable
 from labelflow.tasks.selection import BootstrapCommittee
 
 ModelKind = Literal["logistic_regression", "kernel_logistic_regression", "random_forest"]
+BUILT_IN_MODELS: tuple[str, ...] = get_args(ModelKind)
 # Dense rows (tables) or sparse CSR rows (text's TF-IDF, never densified).
 Features: TypeAlias = np.ndarray | sp.csr_matrix
 # Item ids -> their feature rows in that order (a text project's stored sparse rows).
@@ -75,11 +78,12 @@ class ScaledRBFFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 class TrainingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: ModelKind = Field(
+    model: str = Field(
         "logistic_regression",
         description="The classifier family: logistic_regression (linear, fast on any pool), "
         "kernel_logistic_regression (RBF features, for features on one scale such as pixels; the digits "
-        "demo's), random_forest.",
+        "demo's), random_forest; or 'module:factory', a callable of no arguments returning any "
+        "scikit-learn-compatible classifier (fit, predict_proba, classes_).",
     )
     self_training: bool = Field(True, description="Pseudo-label confident pool items (source = model).")
     self_training_threshold: float = Field(
@@ -97,6 +101,15 @@ class TrainingConfig(BaseModel):
         10, ge=1, description="Gold items a chosen threshold must keep above it to be trusted."
     )
     seed: int = Field(0, description="Seed of the model.")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model not in BUILT_IN_MODELS and ":" not in model:
+            raise ValueError(
+                f"Input should be {', '.join(map(repr, BUILT_IN_MODELS))} or 'module:factory' (got {model!r})"
+            )
+        return model
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,13 @@ class TrainedModel:
     n_train: int
     self_training_threshold: float | None = None  # the threshold used (chosen on gold, or the fixed one)
     gold_evidence: GoldEvidence | None = None  # when the threshold was chosen on gold
+    features_version: int | None = None  # the featurizer version of the rows it was fitted on (None: columns)
+
+    @property
+    def n_features(self) -> int | None:
+        """How many features a row must have (None when the classifier does not say)."""
+        n: int | None = getattr(self.pipeline, "n_features_in_", None)
+        return n
 
     def predict_proba(self, X: Features) -> np.ndarray:
         """Probabilities over ``label_names`` in that order, zero for classes the model never saw."""
@@ -144,7 +164,10 @@ class TrainedModel:
 def build_pipeline(config: TrainingConfig, *, sparse: bool = False) -> Pipeline:
     """The configured model; for ``sparse`` rows (TF-IDF, already on one scale) logistic regression alone, since
     centring them would densify them, and weakly regularized: on the movie-review sentences' ~110k n-grams,
-    C = 10 scores 0.720 held-out against 0.706 at C = 1 (benchmarks/real_crowds.py's ceiling)."""
+    C = 10 scores 0.720 held-out against 0.706 at C = 1 (benchmarks/real_crowds.py's ceiling). A plug-in
+    ``module:factory`` model is used as it is, on any rows."""
+    if config.model not in BUILT_IN_MODELS:
+        return make_pipeline(plugin_classifier(config.model))
     if sparse:
         return make_pipeline(LogisticRegression(C=10.0, max_iter=2000, random_state=config.seed))
     if config.model == "random_forest":
@@ -158,6 +181,29 @@ def build_pipeline(config: TrainingConfig, *, sparse: bool = False) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=config.seed))
 
 
+def plugin_classifier(spec: str) -> Any:
+    """A fresh classifier from the ``training.model`` plug-in ``module:factory``, checked to be one."""
+    classifier = load_callable(spec, "training.model")()
+    missing = [name for name in ("fit", "predict_proba") if not callable(getattr(classifier, name, None))]
+    if missing:
+        raise ValueError(
+            f"training.model = {spec!r} returned {type(classifier).__name__}, which has no "
+            f"{' or '.join(missing)}: the factory must return a scikit-learn-compatible classifier"
+        )
+    return classifier
+
+
+def fit_weighted(
+    pipeline: Pipeline, X: Features, y: np.ndarray, sample_weight: np.ndarray | None
+) -> Pipeline:
+    """Fit ``pipeline`` with ``sample_weight`` routed to its last step, or without it when that step cannot take
+    one (a plug-in classifier may not)."""
+    name, last = pipeline.steps[-1]
+    if sample_weight is None or not has_fit_parameter(last, "sample_weight"):
+        return pipeline.fit(X, y)
+    return pipeline.fit(X, y, **{f"{name}__sample_weight": sample_weight})
+
+
 def fit_classifier(
     config: TrainingConfig, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
 ) -> Pipeline | DummyClassifier:
@@ -169,10 +215,7 @@ def fit_classifier(
     support. The next labels bought bring the other class back, and the real classifier with it."""
     if len(np.unique(y)) < 2:
         return DummyClassifier(strategy="prior").fit(X, y, sample_weight=sample_weight)
-    pipeline = clone(build_pipeline(config))
-    if sample_weight is None:
-        return pipeline.fit(X, y)
-    return pipeline.fit(X, y, **{f"{pipeline.steps[-1][0]}__sample_weight": sample_weight})
+    return fit_weighted(clone(build_pipeline(config, sparse=sp.issparse(X))), X, y, sample_weight)
 
 
 def precision_threshold(
@@ -221,15 +264,12 @@ def gold_threshold(
     confidence = np.zeros(len(y_labeled))
     correct = np.zeros(len(y_labeled), dtype=bool)
     pipeline = build_pipeline(config, sparse=sp.issparse(X_labeled))
-    final_step = pipeline.steps[-1][0]
     for fold in range(n_folds):
         held = np.flatnonzero(folds == fold)
         train = np.flatnonzero(folds != fold)
         if len(held) == 0 or len(np.unique(y_labeled[train])) < 2:
             continue
-        member = clone(pipeline).fit(
-            X_labeled[train], y_labeled[train], **{f"{final_step}__sample_weight": weights[train]}
-        )
+        member = fit_weighted(clone(pipeline), X_labeled[train], y_labeled[train], weights[train])
         probas = member.predict_proba(X_labeled[held])
         confidence[held] = probas.max(axis=1)
         correct[held] = member.classes_[probas.argmax(axis=1)] == y_labeled[held]
@@ -276,7 +316,6 @@ def fit_model(
         threshold = evidence.threshold if evidence is not None else threshold
     sparse = sp.issparse(X_labeled)
     pipeline = clone(build_pipeline(config, sparse=sparse))
-    final_step = pipeline.steps[-1][0]
     pseudo = np.full(n_unlabeled, None, dtype=object)
     pseudo_conf = np.zeros(n_unlabeled)
     for _ in range(config.self_training_max_iter if config.self_training else 1):
@@ -284,7 +323,7 @@ def fit_model(
         X = (sp.vstack if sparse else np.vstack)([X_labeled, X_unlabeled[taken]])
         y = np.concatenate([y_labeled, pseudo[taken]])
         w = np.concatenate([weights, pseudo_conf[taken]])
-        pipeline.fit(X, y, **{f"{final_step}__sample_weight": w})
+        fit_weighted(pipeline, X, y, w)
         if not config.self_training or n_unlabeled == 0:
             break
         probas = pipeline.predict_proba(X_unlabeled)
@@ -327,12 +366,22 @@ def pseudo_label_frame(model: TrainedModel, round_id: int) -> pd.DataFrame:
 
 
 def fit_committee(
-    labeled: pd.DataFrame, feature_columns: list[str], config: TrainingConfig, n_members: int, *, seed: int
+    labeled: pd.DataFrame,
+    feature_columns: list[str],
+    config: TrainingConfig,
+    n_members: int,
+    *,
+    seed: int,
+    rows: FeatureRows | None = None,
 ) -> BootstrapCommittee:
     """A query-by-committee committee: the configured model (no self-training) on ``n_members`` stratified
-    bootstraps of the labeled items, weighted by their confidence (see :class:`BootstrapCommittee`)."""
-    return BootstrapCommittee(build_pipeline(config), n_members, random_state=seed).fit(
-        labeled[feature_columns].to_numpy(dtype=np.float64),
+    bootstraps of the labeled items, weighted by their confidence (see :class:`BootstrapCommittee`); on
+    ``rows`` of their ids when given (as :func:`train_on_labels`)."""
+    X = frame_features(labeled, feature_columns, rows)
+    return BootstrapCommittee(
+        build_pipeline(config, sparse=sp.issparse(X)), n_members, random_state=seed
+    ).fit(
+        X,
         labeled["label"].to_numpy(dtype=object),
         labeled["confidence"].to_numpy(dtype=np.float64),
     )
@@ -360,21 +409,24 @@ def train_on_labels(
     gold_ids: Collection[str] = (),
     *,
     rows: FeatureRows | None = None,
+    features_version: int | None = None,
 ) -> TrainedModel:
     """:func:`fit_model` on frames: ``labeled`` has the features plus ``label`` and ``confidence``;
     ``unlabeled`` the features and item_id; ``gold_ids`` the labeled items whose labels are known (the
     self-training threshold is chosen on them). ``rows`` (item ids -> feature rows, e.g. a text project's sparse
-    TF-IDF) replaces the frames' feature columns."""
-    return fit_model(
-        _features(labeled, feature_columns, rows),
+    TF-IDF) replaces the frames' feature columns; the model records ``features_version``, the featurizer
+    version that made them."""
+    model = fit_model(
+        frame_features(labeled, feature_columns, rows),
         labeled["label"].to_numpy(dtype=object),
         labeled["confidence"].to_numpy(dtype=np.float64),
-        _features(unlabeled, feature_columns, rows),
+        frame_features(unlabeled, feature_columns, rows),
         unlabeled[ITEM_ID].to_numpy(dtype=object),
         label_names,
         config,
         is_gold=labeled[ITEM_ID].isin(list(gold_ids)).to_numpy(),
     )
+    return replace(model, features_version=features_version)
 
 
 def evaluate_frame(
@@ -386,11 +438,11 @@ def evaluate_frame(
 ) -> dict[str, float]:
     """:func:`evaluate` on a frame of the features (or ``rows`` of its item ids) and ``label``."""
     return evaluate(
-        model, _features(held_out, feature_columns, rows), held_out["label"].to_numpy(dtype=object)
+        model, frame_features(held_out, feature_columns, rows), held_out["label"].to_numpy(dtype=object)
     )
 
 
-def _features(frame: pd.DataFrame, feature_columns: list[str], rows: FeatureRows | None) -> Features:
+def frame_features(frame: pd.DataFrame, feature_columns: list[str], rows: FeatureRows | None) -> Features:
     if rows is not None:
         return rows(frame[ITEM_ID].astype(str).tolist())
     return frame[feature_columns].to_numpy(dtype=np.float64)

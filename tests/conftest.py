@@ -121,3 +121,35 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
         yield url, "hit-images"
     finally:
         server.stop()
+
+
+def write_photos(folder: Path, n: int, *, size: int = 48, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` small photos under ``folder/<label>/``: "warm" ones red-orange with horizontal stripes, "cool"
+    ones blue-green with vertical stripes, both with noise, so colour and gradients both tell them apart. Returns
+    (path relative to ``folder``, label) per photo."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    written = []
+    for k in range(n):
+        label = ("warm", "cool")[k % 2]
+        base = np.array([200, 90, 40] if label == "warm" else [40, 110, 200], dtype=np.float64)
+        stripes = (np.arange(size) // 4 % 2 * 50.0)[:, None]
+        pattern = stripes if label == "warm" else stripes.T
+        pixels = base + pattern[..., None] + rng.normal(0, 25, (size, size, 3))
+        relative = f"{label}/{k:04d}.{'jpg' if k % 3 else 'png'}"
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / relative)
+        written.append((relative, label))
+    return written
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Callable[..., list[tuple[str, str]]]:
+    """``photos(n, folder=tmp_path/"photos")`` writes ``n`` labeled test photos (:func:`write_photos`)."""
+
+    def make(n: int, folder: Path | None = None, **kwargs: int) -> list[tuple[str, str]]:
+        return write_photos(folder or tmp_path / "photos", n, **kwargs)
+
+    return make

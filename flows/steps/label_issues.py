@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from labelflow.contracts import ITEM_ID
 from labelflow.tasks.label_issues import find_label_issues
-from labelflow.tasks.training import TrainingConfig
+from labelflow.tasks.training import FeatureRows, TrainingConfig
 
 
 @task(name="find-label-issues", task_run_name="find-label-issues-round-{round_number}", cache_policy=NO_CACHE)
@@ -24,9 +24,11 @@ def report_label_issues(
     *,
     round_number: int,
     artifact_key: str,
+    rows: FeatureRows | None = None,
 ) -> pd.DataFrame:
-    """Find the issues and offer them for relabeling as a table artifact."""
-    issues = find_label_issues(labeled, feature_columns, label_names, config)
+    """Find the issues (on ``rows`` of the items when given, as the model is trained) and offer them for
+    relabeling as a table artifact."""
+    issues = find_label_issues(labeled, feature_columns, label_names, config, rows=rows)
     create_table_artifact(
         table=[
             {

@@ -6,8 +6,10 @@ from collections.abc import Collection
 
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from labelflow.tasks.training import (
+    FeatureRows,
     TrainedModel,
     TrainingConfig,
     evaluate_frame,
@@ -16,7 +18,8 @@ from labelflow.tasks.training import (
 )
 
 
-@task(name="retrain-model", task_run_name="retrain-model-round-{round_number}")
+# NO_CACHE: the inputs include the pool's feature rows, which hashing would serialize for nothing
+@task(name="retrain-model", task_run_name="retrain-model-round-{round_number}", cache_policy=NO_CACHE)
 def retrain_model(
     labeled: pd.DataFrame,
     unlabeled: pd.DataFrame,
@@ -25,16 +28,29 @@ def retrain_model(
     config: TrainingConfig,
     round_number: int,
     gold_ids: Collection[str] = (),
+    rows: FeatureRows | None = None,
+    features_version: int | None = None,
 ) -> TrainedModel:
-    """Train (see :func:`labelflow.tasks.training.train_on_labels`) and log the threshold used, and whether the
-    gold items can certify the pseudo-labels' target precision."""
-    model = train_on_labels(labeled, unlabeled, feature_columns, label_names, config, gold_ids)
+    """Train (see :func:`labelflow.tasks.training.train_on_labels`; ``rows``: item ids -> the featurizer's rows,
+    which then replace the feature columns) and log the threshold used, and whether the gold items can certify
+    the pseudo-labels' target precision."""
+    model = train_on_labels(
+        labeled,
+        unlabeled,
+        feature_columns,
+        label_names,
+        config,
+        gold_ids,
+        rows=rows,
+        features_version=features_version,
+    )
     logger = get_run_logger()
     logger.info(
-        "trained %s on %d crowd labels + %d pseudo-labels (threshold %s)",
+        "trained %s on %d crowd labels + %d pseudo-labels, %s features (threshold %s)",
         config.model,
         model.n_train,
         len(model.pseudo_labels),
+        f"{model.n_features} featurizer v{features_version}" if features_version else "the table's",
         f"{model.self_training_threshold:.3f}" if model.self_training_threshold is not None else "-",
     )
     evidence = model.gold_evidence
@@ -54,11 +70,15 @@ def retrain_model(
     return model
 
 
-@task(name="evaluate-model", task_run_name="evaluate-model-round-{round_number}")
+@task(name="evaluate-model", task_run_name="evaluate-model-round-{round_number}", cache_policy=NO_CACHE)
 def evaluate_model(
-    model: TrainedModel, held_out: pd.DataFrame, feature_columns: list[str], round_number: int
+    model: TrainedModel,
+    held_out: pd.DataFrame,
+    feature_columns: list[str],
+    round_number: int,
+    rows: FeatureRows | None = None,
 ) -> dict[str, float]:
     """Held-out metrics (:func:`labelflow.tasks.training.evaluate_frame`), logged."""
-    metrics = evaluate_frame(model, held_out, feature_columns)
+    metrics = evaluate_frame(model, held_out, feature_columns, rows=rows)
     get_run_logger().info("held-out accuracy %.3f (macro-F1 %.3f)", metrics["accuracy"], metrics["macro_f1"])
     return metrics

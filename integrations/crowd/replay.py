@@ -5,8 +5,9 @@ answer per slot: wave 1 gets the first workers, a later wave (``answers_before``
 Which recorded answer fills a slot, and when it arrives, is a pure function of (file, item, slot), so a crowd
 rebuilt in a new process after a crash returns the very same answers with the very same ids, as the simulated
 crowd does. An item has only the answers in the file: once they are used up, a request gets fewer answers than
-it asked for, or none (:meth:`ReplayCrowd.shortfall`), and the wave's deadline ends the wait for them. Answers of
-blocked workers are skipped, as a blocked worker gets no more work.
+it asked for, or none: the crowd publishes the request for the answers it can give, so only those are paid and
+waited for, and its external id keeps how many were asked (:meth:`ReplayCrowd.shortfall`, counted in the round
+report). Answers of blocked workers are skipped, as a blocked worker gets no more work.
 
 A recorded answer keeps one id however often it is asked for: a gold item asked again in a later round brings
 back answers the store already holds, and so adds nothing (the recording has no second answer from a worker).
@@ -15,6 +16,7 @@ back answers the store already holds, and so adds nothing (the recording has no 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -99,8 +101,16 @@ class ReplayCrowd:
         return self.reward_per_answer
 
     def publish(self, requests: Sequence[LabelRequest]) -> list[Handle]:
+        """Handles for the answers the recording can give each request (``n_answers`` lowered to them, 0 for an
+        item whose recorded answers are used up); the external id ends in the number asked for."""
         now = self.clock.now()
-        return [r.published(f"replay-{stable_seed(self.name, r.key):016x}", now) for r in requests]
+        handles = []
+        for request in requests:
+            handle = request.published(
+                f"replay-{stable_seed(self.name, request.key):016x}-of-{request.n_answers}", now
+            )
+            handles.append(replace(handle, n_answers=len(self._slots(handle))))
+        return handles
 
     def poll(self, handles: Sequence[Handle]) -> list[CrowdAnswer]:
         now = self.clock.now()
@@ -123,9 +133,10 @@ class ReplayCrowd:
         self._closed.update(h.key for h in handles)
 
     def shortfall(self, handle: Handle) -> int:
-        """How many of the answers ``handle`` asked for the file cannot give: its item's recorded answers (less
-        blocked workers') are used up. 0 for a request answered in full."""
-        return handle.n_answers - len(self._slots(handle))
+        """How many of the answers ``handle``'s request asked for the file could not give: its item's recorded
+        answers (less blocked workers') were used up. 0 for a request answered in full."""
+        asked = handle.external_id.rpartition("-of-")[2]
+        return int(asked) - handle.n_answers if asked.isdigit() else 0
 
     def exhausted_requests(self, handles: Sequence[Handle]) -> int:
         """How many of ``handles`` get fewer answers than they asked for (for the round report)."""

@@ -101,6 +101,9 @@ class RequestTable(Repository):
         return frame((stored[key] for key in keys), REQUEST_COLUMNS)
 
     def mark_published(self, handles: Sequence[Handle]) -> None:
+        """Record each request's external id and its ``n_answers`` as published: a backend may publish fewer
+        answers than were asked (a recorded crowd whose answers for the item are used up), and what it published
+        is what is paid and waited for."""
         by_key = first_per_key(handles, key=lambda handle: handle.key, clash=_external_id_clash)
         if not by_key:
             return
@@ -124,7 +127,12 @@ class RequestTable(Repository):
                         f"again as {by_key[key].external_id!r}"
                     )
             params = [
-                {"k": key, "e": by_key[key].external_id, "p": by_key[key].published_at}
+                {
+                    "k": key,
+                    "e": by_key[key].external_id,
+                    "p": by_key[key].published_at,
+                    "n": by_key[key].n_answers,
+                }
                 for key in keys
                 if stored[key] is None
             ]
@@ -132,7 +140,9 @@ class RequestTable(Repository):
                 conn.execute(
                     update(LabelRequestRow)
                     .where(LabelRequestRow.request_key == bindparam("k"))
-                    .values(external_id=bindparam("e"), published_at=bindparam("p")),
+                    .values(
+                        external_id=bindparam("e"), published_at=bindparam("p"), n_answers=bindparam("n")
+                    ),
                     params,
                 )
 

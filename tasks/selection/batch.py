@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,11 +69,19 @@ def choose_indices(
     *,
     committee: Committee | None = None,
     seed: int = 0,
+    scoring_features: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of the batch and their scores, for a model (or committee) and a strategy: the pure core of
-    :func:`choose_batch`, usable on arrays (the benchmark calls it)."""
+    :func:`choose_batch`, usable on arrays (the benchmark calls it). ``scoring_features`` (the same rows in the
+    representation the model was trained on, e.g. sparse TF-IDF) are scored instead of ``features``, which then
+    only spread the batch out."""
     scores = score_pool(
-        model, features, config.strategy, chunk_rows=config.chunk_rows, rng=rng, committee=committee
+        model,
+        features if scoring_features is None else scoring_features,
+        config.strategy,
+        chunk_rows=config.chunk_rows,
+        rng=rng,
+        committee=committee,
     )
     chosen = diverse_top(
         features,
@@ -95,12 +104,15 @@ def choose_batch(
     round_id: int,
     batch_size: int | None = None,
     committee: Committee | None = None,
+    scoring_features: Any = None,
 ) -> pd.DataFrame:
     """The batch contract (item_id, score, strategy, round_id) for the unlabeled ``pool`` rows.
 
     Without a model the batch is the cold start (``seed_size`` items); otherwise the ``batch_size`` (or the
     given, budget-capped ``batch_size``) highest-scoring items, spread out if ``config.diversity`` says so.
-    Committee strategies need ``committee``. Neither the pool nor the model is changed.
+    Committee strategies need ``committee``. Neither the pool nor the model is changed. ``scoring_features``:
+    the pool's rows in the model's own representation when the ``feature_columns`` are only a view of it (a
+    text project's sparse TF-IDF rows, whose dense SVD view spreads the batch and starts cold).
 
     Examples
     --------
@@ -124,7 +136,14 @@ def choose_batch(
         scores, strategy = np.ones(len(chosen)), "cold_start"
     else:
         chosen, scores = choose_indices(
-            features, model, config, size, rng, committee=committee, seed=config.seed + round_id
+            features,
+            model,
+            config,
+            size,
+            rng,
+            committee=committee,
+            seed=config.seed + round_id,
+            scoring_features=scoring_features,
         )
         strategy = config.strategy if config.diversity == "none" else f"{config.strategy}+{config.diversity}"
     batch = pd.DataFrame(

@@ -11,7 +11,7 @@ limit), at no cost in time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -147,13 +147,13 @@ DISAGREEMENT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _chunks(features: np.ndarray, chunk_rows: int) -> list[slice]:
-    return [slice(start, start + chunk_rows) for start in range(0, len(features), chunk_rows)]
+def _chunks(features: Any, chunk_rows: int) -> list[slice]:
+    return [slice(start, start + chunk_rows) for start in range(0, features.shape[0], chunk_rows)]
 
 
 def score_pool(
     model: ProbabilisticModel | None,
-    features: np.ndarray,
+    features: Any,
     strategy: Strategy,
     *,
     chunk_rows: int,
@@ -163,9 +163,10 @@ def score_pool(
     """One score per pool row, higher = more informative; scored in chunks so memory stays bounded.
 
     Chunks are handed over in the pool's own dtype (a view, no copy): whatever the model upcasts, it upcasts one
-    chunk at a time. Committee strategies need ``committee``."""
+    chunk at a time. ``features`` may be sparse rows (a text model's TF-IDF). Committee strategies need
+    ``committee``."""
     if strategy == "random" or (model is None and committee is None):
-        return rng.random(len(features))
+        return np.asarray(rng.random(features.shape[0]))
     if strategy in DISAGREEMENT:
         if committee is None:
             raise ValueError(

@@ -107,3 +107,42 @@ def test_run_labelflow_works_in_the_callers_folder(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "labelflow.toml").exists()
+
+
+@pytest.mark.parametrize("kind", ["table", "text", "image"])
+def test_init_kind_writes_a_commented_config_for_that_kind(tmp_path: Path, kind: str) -> None:
+    from labelflow.flows.config import load_config
+
+    path = tmp_path / "labelflow.toml"
+    assert runner.invoke(app, ["init", str(path), "--kind", kind]).exit_code == 0
+    config = load_config(path)
+    assert config.dataset.kind == kind and config.dataset.source != "digits" and config.labels == ()
+    assert config.training.model == "logistic_regression"
+    assert f" {kind} project" in path.read_text().splitlines()[0]
+    result = runner.invoke(app, ["init", str(tmp_path / "other.toml"), "--kind", "audio"])
+    assert result.exit_code == 2 and "table, text, image" in result.output
+
+
+def test_features_refit_makes_a_new_version_and_says_so(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from labelflow.flows.config import load_config
+    from labelflow.flows.project import Project
+
+    pd.DataFrame(
+        {
+            "item_id": [f"{k:03d}" for k in range(40)],
+            "text": [f"a {'fine' if k % 2 else 'poor'} film number {k}" for k in range(40)],
+            "label": ["pos" if k % 2 else "neg" for k in range(40)],
+        }
+    ).to_csv(tmp_path / "items.csv", index=False)
+    path = tmp_path / "labelflow.toml"
+    runner.invoke(app, ["init", str(path), "--kind", "text"])
+    path.write_text(path.read_text().replace("n_gold = 30", "n_gold = 5"))
+    with Project(load_config(path), tmp_path) as project:
+        assert project.text_features.version == 1
+    result = runner.invoke(app, ["features", "refit", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "version 2" in result.output and "was version 1" in result.output and "40 item(s)" in result.output
+    with Project(load_config(path), tmp_path) as project:
+        assert project.text_features.version == 2 and project.text_features.computed == 0

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labelflow.contracts import ItemSet
 from labelflow.flows.config import parse_config
 from labelflow.flows.project import Project
 from labelflow.tasks.features import DENSE_PREFIX, latest_version
+from labelflow.tasks.training import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SENTENCES = REPO.parent / "shared" / "data" / "crowd-items" / "sentiment_polarity"
@@ -61,7 +63,16 @@ def test_a_text_project_runs_a_round_on_the_simulated_crowd(tmp_path: Path) -> N
         assert list(rounds["status"]) == ["completed"]
         crowd = project.store.labels().query("source == 'crowd'")
         assert len(crowd) == 20
-        assert project.store.champion() is not None
+        champion = project.store.champion()
+        assert champion is not None
+        # the model was fitted on the sparse TF-IDF rows, not on their 64-d dense view
+        model = load_model(Path(champion.path))
+        assert (
+            model.n_features == project.text_features.matrix.shape[1] > len(project.dataset.feature_columns)
+        )
+        assert model.features_version == 1 and project.feature_rows is not None
+        held_out = project.dataset.frame(ItemSet.HELD_OUT)["item_id"].tolist()
+        assert model.predict_proba(project.feature_rows(held_out)).shape == (len(held_out), 2)
 
 
 @pytest.mark.skipif(
@@ -83,3 +94,44 @@ def test_the_shared_sentences_load_as_text_with_their_test_set_held_out_and_gold
     counts = data.items["item_set"].value_counts().to_dict()
     assert data.kind == "text" and counts == {"pool": 4999 - 30, "held_out": 3999, "gold": 30}
     assert data.known_labels[truth["question"]].tolist() == truth["truth"].tolist()
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_replayed_crowd_out_of_answers_is_neither_paid_nor_waited_for(tmp_path: Path) -> None:
+    from labelflow.flows.labeling_round import labeling_round
+
+    sentences = pd.read_csv(write_sentences(tmp_path, 80), dtype=str)
+    recorded = [
+        (item, f"w{worker}", label)
+        for k, (item, label) in enumerate(zip(sentences["item_id"], sentences["label"], strict=True))
+        for worker in range(0 if k % 4 == 0 else 1 if k % 4 == 1 else 3)  # none, one, or three answers
+    ]
+    pd.DataFrame(recorded, columns=["question", "worker", "answer"]).to_csv(
+        tmp_path / "answers.csv", index=False
+    )
+    config = parse_config(
+        {
+            "name": "replay-text",
+            "labels": ["neg", "pos"],
+            "store_url": f"sqlite:///{tmp_path / 'store.db'}",
+            "workdir": str(tmp_path / "work"),
+            "dataset": {"source": "sentences.csv", "n_gold": 6, "held_out_fraction": 0.2},
+            "selection": {"batch_size": 20, "seed_size": 20},
+            # every label below 0.999 asks one more answer per wave, up to 5: most items run out first
+            "crowd": {
+                "backend": "replay",
+                "replay": {"answers": "answers.csv"},
+                "gold_per_round": 4,
+                "max_answers": 5,
+            },
+            "quality": {"confidence_target": 0.999},
+            "training": {"self_training": False},
+        }
+    )
+    report = labeling_round(config, str(tmp_path))
+    assert report is not None and report.exhausted_requests > 0
+    with Project(config, tmp_path) as project:
+        # what was paid is what was answered: the answers the recording lacked were not bought
+        assert project.store.requested_answers() == project.store.count_answers() == report.answers_bought
+        assert list(project.store.rounds()["status"]) == ["completed"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -78,6 +80,7 @@ def test_an_item_whose_recorded_answers_are_used_up_gets_no_more(tmp_path: Path)
     requests = [request("a", 5), request("b", 1), request("a", 1, before=3, wave=2), request("nobody", 2)]
     handles = replay.publish(requests)
     assert [replay.shortfall(h) for h in handles] == [2, 0, 1, 2]
+    assert [h.n_answers for h in handles] == [3, 1, 0, 0]  # published for what the file can give
     assert replay.exhausted_requests(handles) == 3
     replay.clock.sleep(48 * 3600)
     answers = replay.poll(handles)
@@ -146,3 +149,25 @@ def test_the_recorded_dog_crowd_replays_every_answer_once(shared_crowd: Path) ->
     )
     handles = replays[0].publish([request(item, 20, before=3, wave=2) for item in items])
     assert replays[0].exhausted_requests(handles) == len(items)
+
+
+def test_answers_a_recording_lacks_are_neither_paid_nor_waited_for(tmp_path: Path) -> None:
+    from labelflow.integrations.store import LabelStore
+    from labelflow.tasks.answers import WaveOutcome, collect_wave
+    from labelflow.tasks.dispatch import publish_wave
+
+    store = LabelStore(f"sqlite:///{tmp_path / 'labels.db'}", "pets")
+    round_id = store.open_round().id
+    replay = crowd(tmp_path)
+    requests = [
+        replace(r, round_id=round_id, key=f"{r.key}-{round_id}")
+        for r in [request("a", 5), request("b", 1), request("nobody", 2)]
+    ]
+    handles = publish_wave(store, replay, requests, wave=1, spent=0.0, budget=100.0).handles
+    assert store.requested_answers() == 4  # 3 of a's 5 and b's 1: what the recording holds
+    progress = collect_wave(store, replay, handles, poll_interval_minutes=10, deadline_hours=24)
+    assert progress.outcome is not WaveOutcome.DEADLINE and progress.collected == 4
+    # the wave ended when the last recorded answer came, not at the deadline
+    assert replay.clock.now() - min(h.published_at for h in handles) < timedelta(hours=24)
+    # a rebuilt crowd (another process) still tells which requests fell short, from the stored handles
+    assert crowd(tmp_path).exhausted_requests(store.handles(round_id)) == 2

@@ -158,3 +158,23 @@ def test_the_cold_start_covers_groups_that_a_large_scale_column_would_hide(seed:
     )
 
     assert sorted(species[pool["item_id"].isin(batch["item_id"]).to_numpy()]) == [0, 1, 2]
+
+
+def test_a_model_trained_on_sparse_rows_scores_those_rows_while_the_dense_view_spreads_the_batch() -> None:
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    from labelflow.tasks.selection import SelectionConfig, choose_batch, margin_scores
+
+    rng = np.random.default_rng(0)
+    rows = sp.random(60, 500, density=0.05, format="csr", random_state=0)
+    model = LogisticRegression().fit(rows, rng.choice(["a", "b"], 60))
+    pool = pd.DataFrame(
+        {"item_id": [f"i{k}" for k in range(60)], "v0": rng.normal(size=60), "v1": rng.normal(size=60)}
+    )
+    config = SelectionConfig(batch_size=5, diversity="kmeans")
+    batch = choose_batch(pool, ["v0", "v1"], model, config, round_id=1, scoring_features=rows)
+    expected = pd.Series(margin_scores(model.predict_proba(rows)), index=pool["item_id"])
+    np.testing.assert_allclose(batch["score"], expected[batch["item_id"]].to_numpy())
