@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -14,8 +14,9 @@ from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from labelflow.integrations.crowd.simulated import SimulatedCrowd
-from labelflow.integrations.datasets import Dataset, load_dataset
+from labelflow.integrations.datasets import Dataset
 from labelflow.integrations.inbox import Inbox, open_inbox
+from labelflow.integrations.pool_store import load_pool
 from labelflow.integrations.store import LabelStore
 from labelflow.tasks.features import TextFeatures, pool_features
 
@@ -73,13 +74,19 @@ class Project:
 
     @cached_property
     def _items(self) -> Dataset:
-        """The items as the sources give them, before any derived features."""
+        """The items as the sources give them, before any derived features, from the project's pool store: a
+        file is parsed the first time only (the processed inbox files of a store made before the pool store
+        included), then read back from its partition."""
         processed = self.store.ingested_files(status="processed")
         arrivals = [
-            (str(row["filename"]), self.inbox.read_location(str(row["stored_at"])))
+            (
+                str(row["filename"]),
+                str(row["checksum"]),
+                partial(self.inbox.read_location, str(row["stored_at"])),
+            )
             for row in processed.to_dict("records")
         ]
-        return load_dataset(self.config.dataset, list(self.config.labels), self.base_dir, arrivals)
+        return load_pool(self.config.dataset, list(self.config.labels), self.base_dir, self.workdir, arrivals)
 
     @property
     def label_names(self) -> list[str]:
