@@ -157,7 +157,12 @@ class PoolStore:
         for path, file, size in zip(paths, files, sizes, strict=True):
             features[start : start + size] = read_features(path, feature_columns)
             names = [n for n in file.schema_arrow.names if n not in set(feature_columns)]
-            others.append(pq.read_table(path, columns=names).to_pandas())
+            table = pq.read_table(path, columns=names)
+            # object columns, as every reader gives them (pandas would make text columns its "str" dtype)
+            arrays = [column.to_numpy(zero_copy_only=False) for column in table.columns]
+            others.append(
+                pd.DataFrame({n: pd.Series(a, dtype=a.dtype) for n, a in zip(names, arrays, strict=True)})
+            )
             start += size
         rest = pd.concat(others, ignore_index=True) if len(others) != 1 else others[0]
         block = pd.DataFrame(features, columns=list(feature_columns), copy=False)

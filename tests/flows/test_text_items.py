@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labelflow.contracts import ItemSet
 from labelflow.flows.config import parse_config
 from labelflow.flows.project import Project
 from labelflow.tasks.features import DENSE_PREFIX, latest_version
@@ -83,3 +84,47 @@ def test_the_shared_sentences_load_as_text_with_their_test_set_held_out_and_gold
     counts = data.items["item_set"].value_counts().to_dict()
     assert data.kind == "text" and counts == {"pool": 4999 - 30, "held_out": 3999, "gold": 30}
     assert data.known_labels[truth["question"]].tolist() == truth["truth"].tolist()
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_second_round_parses_no_processed_file_and_featurizes_only_new_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labelflow.flows.ingest import ingest_file
+    from labelflow.flows.labeling_round import labeling_round
+    from labelflow.tasks.features import TextFeaturizer
+
+    sentences = pd.read_csv(write_sentences(tmp_path, 150), dtype=str)
+    sentences.iloc[:120].to_csv(tmp_path / "sentences.csv", index=False)
+    (tmp_path / "inbox").mkdir()
+    sentences.iloc[120:].to_csv(tmp_path / "inbox" / "more.csv", index=False)
+    config = parse_config(
+        {
+            "name": "pool-store-test",
+            "labels": ["neg", "pos"],
+            "store_url": f"sqlite:///{tmp_path / 'store.db'}",
+            "workdir": str(tmp_path / "work"),
+            "dataset": {"source": "sentences.csv", "n_gold": 10, "held_out_fraction": 0.2},
+            "selection": {"batch_size": 10, "seed_size": 10},
+            "crowd": {"gold_per_round": 2},
+            "training": {"self_training": False},
+        }
+    )
+    assert ingest_file(config, "more.csv", str(tmp_path)).status == "processed"
+    labeling_round(config, str(tmp_path))
+    # the processed file is corrupted: a run that parsed it again would fail
+    (tmp_path / "inbox" / "processed" / "more.csv").write_text('"broken\n')
+    featurized: list[int] = []
+    transform = TextFeaturizer.transform
+
+    def counted(self: TextFeaturizer, texts: list[str]) -> object:
+        featurized.append(len(texts))
+        return transform(self, texts)
+
+    monkeypatch.setattr(TextFeaturizer, "transform", counted)
+    labeling_round(config, str(tmp_path))
+    assert featurized == []  # every item's features came from the pool store
+    with Project(config, tmp_path) as project:
+        assert list(project.store.rounds()["status"]) == ["completed", "completed"]
+        assert "0149" in set(project.dataset.frame(ItemSet.POOL)["item_id"])
