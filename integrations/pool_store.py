@@ -27,6 +27,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -56,11 +57,25 @@ ARRIVAL_PREFIX = "arrival-"
 _META_KEY = b"labelflow"
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: multiplying by it spreads every input bit
+
+
 def content_hashes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """64 bits of each row's ``columns`` (uint64): equal content, equal hash, in any process or run."""
-    if not len(frame):
-        return np.empty(0, dtype=np.uint64)
-    return pd.util.hash_pandas_object(frame[list(columns)], index=False).to_numpy(dtype=np.uint64)
+    """64 bits of each row's ``columns`` (uint64): equal content, equal hash, in any process or run.
+
+    Numeric columns are mixed in by their bits (no per-row Python, no copy of the frame: pandas' own
+    ``hash_pandas_object`` took 7 s for 2M x 64), other columns by pandas' hash of their values."""
+    hashes = np.zeros(len(frame), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for name in columns:
+            values = frame[name].to_numpy()
+            if values.dtype.kind == "f" and values.dtype.itemsize in (4, 8):
+                bits = values.view(np.uint32 if values.dtype.itemsize == 4 else np.uint64).astype(np.uint64)
+            else:
+                bits = pd.util.hash_array(np.asarray(values, dtype=object))
+            hashes = (hashes ^ bits) * _MIX
+            hashes ^= hashes >> np.uint64(29)
+    return hashes
 
 
 def text_hash(text: str) -> int:
@@ -71,12 +86,12 @@ def text_hash(text: str) -> int:
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     try:
-        write(partial)
-        os.replace(partial, path)
+        write(temporary)
+        os.replace(temporary, path)
     finally:
-        partial.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,9 @@ class PoolStore:
         table = pa.Table.from_pandas(frame.assign(**{CONTENT_HASH: hashes}), preserve_index=False)
         meta = {"kind": kind, "feature_columns": list(feature_columns), "label_names": list(label_names)}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta)})
-        _write_atomically(path, lambda partial: pq.write_table(table, partial, row_group_size=256_000))
+        # dictionary encoding only where values repeat: tried on 64 float columns it took 12x the whole write
+        write = partial(pq.write_table, table, row_group_size=256_000, use_dictionary=["item_set", LABEL])
+        _write_atomically(path, write)
         return True
 
     def remove(self, partition: str) -> None:
@@ -201,10 +218,10 @@ class PoolStore:
         else:
             arrays["values"] = np.asarray(matrix)
         path = folder / f"part-{number:05d}.npz"
-        _write_atomically(path, lambda partial: _save_npz(partial, arrays))
+        _write_atomically(path, partial(_save_npz, arrays=arrays))
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _save_npz(path: Path, *, arrays: dict[str, np.ndarray]) -> None:
     with path.open("wb") as file:
         np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub wants positional arrays too
 

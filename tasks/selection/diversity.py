@@ -136,4 +136,4 @@ def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_ST
                 chosen.append(int(index))
                 taken.add(int(index))
                 break
-    return rows[np.asarray(chosen, dtype=int)]
+    return np.asarray(rows[np.asarray(chosen, dtype=int)])
