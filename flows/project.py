@@ -102,10 +102,11 @@ class Project:
             return self._mturk_crowd()
         if crowd.backend == "replay":
             return self._replay_crowd()
+        truth = self.dataset.hidden_truth
         return SimulatedCrowd(
             crowd.simulated,
             self.label_names,
-            {str(k): str(v) for k, v in self.dataset.hidden_truth.items()},
+            dict(zip(truth.index.tolist(), truth.tolist(), strict=True)),  # ids and labels are text
             reward_per_answer=crowd.reward_per_answer,
             clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
             blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),
