@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="work in this folder and keep it (default: a temporary one)"
     )
+    parser.add_argument(
+        "--no-round", action="store_true", help="ingest and cold start only (the round is the longest step)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="big-pool-") as temporary:
         folder = args.keep or Path(temporary)
