@@ -172,7 +172,7 @@ class PoolStore:
         others = []
         start = 0
         for path, file, size in zip(paths, files, sizes, strict=True):
-            features[start : start + size] = read_features(path, feature_columns)
+            read_features(path, feature_columns, out=features[start : start + size])
             names = [n for n in file.schema_arrow.names if n not in set(feature_columns)]
             table = pq.read_table(path, columns=names)
             # object columns, as every reader gives them (pandas would make text columns its "str" dtype)
