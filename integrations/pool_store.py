@@ -310,6 +310,8 @@ def load_pool(
     partitions = [source]
     for name, checksum, read in arrivals:
         partition = arrival_partition(checksum)
+        if store.has(partition) and _described(store.meta(partition))[:2] != (kind, features):
+            store.remove(partition)  # stored under another config's feature columns: parse the file once more
         if not store.has(partition):
             source_config = config.model_copy(update={"kind": kind})
             arrived = arrival_items(source_config, name, read(), features)

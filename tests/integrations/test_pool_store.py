@@ -168,3 +168,13 @@ def test_features_kept_in_one_file_before_the_pool_store_become_its_first_partit
     migrated = pool_features(items, tmp_path)
     assert migrated.computed == 0 and not legacy.exists()
     assert (migrated.matrix != stored.matrix).nnz == 0
+
+
+def test_arrivals_stored_under_other_feature_columns_are_stored_again_from_their_file(tmp_path: Path) -> None:
+    config = source(tmp_path)
+    arrivals = [("a.csv", "a" * 64, lambda: arrival(150, 160))]
+    load_pool(config, [], tmp_path, tmp_path / "work", arrivals)
+    fewer = config.model_copy(update={"feature_columns": ("px1", "px2")})
+    dataset = load_pool(fewer, [], tmp_path, tmp_path / "work", arrivals)
+    assert dataset.feature_columns == ["px1", "px2"] and len(dataset.frame(ItemSet.POOL)) > 10
+    assert list(dataset.items.columns) == [ITEM_ID, "item_set", "px1", "px2", "payload"]
