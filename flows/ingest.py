@@ -21,6 +21,7 @@ from labelflow.flows.events import DATA_ARRIVED, POOL_GREW, THRESHOLD_LABEL, emi
 from labelflow.flows.project import Project
 from labelflow.integrations.datasets import DatasetError, check_labels, items_from_table, read_table
 from labelflow.integrations.inbox import RefusedFileError, checksum
+from labelflow.integrations.pool_store import store_arrival
 from labelflow.tasks.validation import validate_pool
 
 
@@ -99,6 +100,7 @@ def _ingest(project: Project, name: str) -> IngestResult:
         )
         if result.status == "processed":
             frame, _ = check_arrival(content, name, project)
+            store_arrival(project.workdir, digest, frame)
             added = store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
             result = IngestResult(name, digest, "processed", len(frame), added, result.location)
         return _announce(project, result)
@@ -110,6 +112,7 @@ def _ingest(project: Project, name: str) -> IngestResult:
         return _announce(project, IngestResult(name, digest, "duplicate", 0, 0, location, report))
 
     frame, problems = check_arrival(content, name, project)
+    del content  # parsed: the file's bytes (800 MB for 2M x 64) are not held while its items are stored
     status = "quarantined" if problems else "processed"
     location = inbox.plan(name, "quarantine" if problems else "processed")
     claimed = store.record_ingestion(
@@ -125,6 +128,8 @@ def _ingest(project: Project, name: str) -> IngestResult:
         logger.info("%s is being ingested by another run", name)
         return IngestResult(name, digest, "taken", len(frame), 0, "")
     inbox.move(name, location, problems)
+    if not problems:  # parsed once, here: later runs read the pool store's partition, never this file
+        store_arrival(project.workdir, digest, frame)
     added = 0 if problems else store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
     if problems:
         logger.error(problems)

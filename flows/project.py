@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -15,8 +15,9 @@ from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd
-from labelflow.integrations.datasets import Dataset, DatasetError, load_dataset
+from labelflow.integrations.datasets import Dataset, DatasetError
 from labelflow.integrations.inbox import Inbox, open_inbox
+from labelflow.integrations.pool_store import load_pool
 from labelflow.integrations.store import LabelStore
 from labelflow.tasks.features import TextFeatures, latest_version, pool_features
 from labelflow.tasks.features.config import featurizer_factory
@@ -126,13 +127,19 @@ class Project:
 
     @cached_property
     def _items(self) -> Dataset:
-        """The items as the sources give them, before any derived features."""
+        """The items as the sources give them, before any derived features, from the project's pool store: a
+        file is parsed the first time only (the processed inbox files of a store made before the pool store
+        included), then read back from its partition."""
         processed = self.store.ingested_files(status="processed")
         arrivals = [
-            (str(row["filename"]), self.inbox.read_location(str(row["stored_at"])))
+            (
+                str(row["filename"]),
+                str(row["checksum"]),
+                partial(self.inbox.read_location, str(row["stored_at"])),
+            )
             for row in processed.to_dict("records")
         ]
-        return load_dataset(self.config.dataset, list(self.config.labels), self.base_dir, arrivals)
+        return load_pool(self.config.dataset, list(self.config.labels), self.base_dir, self.workdir, arrivals)
 
     @property
     def label_names(self) -> list[str]:
@@ -148,10 +155,11 @@ class Project:
             return self._mturk_crowd()
         if crowd.backend == "replay":
             return self._replay_crowd()
+        truth = self.dataset.hidden_truth
         return SimulatedCrowd(
             crowd.simulated,
             self.label_names,
-            {str(k): str(v) for k, v in self.dataset.hidden_truth.items()},
+            dict(zip(truth.index.tolist(), truth.tolist(), strict=True)),  # ids and labels are text
             reward_per_answer=crowd.reward_per_answer,
             clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
             blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),

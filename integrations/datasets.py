@@ -135,6 +135,17 @@ class Dataset:
         return self.items[self.items["item_set"] == item_set.value].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class LoadedSource:
+    """Items as the files give them, before the known labels are set apart: item_id, item_set, the feature
+    columns, payload and ``_label`` (the label the data knows, if any), with what describes them."""
+
+    items: pd.DataFrame
+    feature_columns: list[str]
+    label_names: list[str]
+    kind: DatasetKind
+
+
 def load_dataset(
     config: DatasetConfig,
     label_names: list[str],
@@ -146,7 +157,22 @@ def load_dataset(
     ``arrivals`` are files ingested from the inbox later, as (name, content): their rows join the pool, and a
     label they carry is hidden truth only (for the simulated crowd and the report), never a known label.
     """
+    source = load_source(config, label_names, base_dir or Path.cwd())
+    if not arrivals:
+        return assemble_dataset(source)
+    typed = config.model_copy(update={"kind": source.kind})
     base = base_dir or Path.cwd()
+    frames = [
+        arrival_items(typed, name, content, source.feature_columns, image_dir=base)
+        for name, content in arrivals
+    ]
+    items = pd.concat([source.items, *(f[source.items.columns] for f in frames)], ignore_index=True)
+    return assemble_dataset(LoadedSource(items, source.feature_columns, source.label_names, source.kind))
+
+
+def load_source(config: DatasetConfig, label_names: list[str], base: Path) -> LoadedSource:
+    """The configured source (and held-out source) split into pool, gold and held-out items, each row with the
+    label the data knows in ``_label``."""
     if config.source == DIGITS:
         frame, features = _digits_frame()
         kind: DatasetKind = "table"
@@ -180,26 +206,36 @@ def load_dataset(
     check_labels(labels, frame, names, config.source)
     gold = _gold_labels(config, base, frame, names)
     item_set = _split(labels, frame[ITEM_ID], config, gold)
-    labels = labels.where(~frame[ITEM_ID].isin(gold.index), frame[ITEM_ID].map(gold))
+    frame["_label"] = labels.where(~frame[ITEM_ID].isin(gold.index), frame[ITEM_ID].map(gold))
     frame.insert(1, "item_set", item_set)
-    frames, truths = [frame], [labels]
     if config.held_out_source:
-        held_out, held_out_labels = _held_out_frame(config, base, features, names)
-        frames.append(held_out[frame.columns])
-        truths.append(held_out_labels)
-    for name, content in arrivals:
-        raw_arrival = read_table(content, name, text_columns=(config.id_column,))
-        arrived = items_from_table(raw_arrival, config, name, features, image_dir=base)
-        truths.append(arrived.pop("_label"))
-        frames.append(arrived.assign(item_set=ItemSet.POOL.value)[frame.columns])
-    items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frame
-    all_labels = pd.concat(truths, ignore_index=True) if len(truths) > 1 else labels
+        held_out = _held_out_frame(config, base, features, names)
+        frame = pd.concat([frame, held_out[frame.columns]], ignore_index=True)
+    return LoadedSource(frame, features, names, kind)
+
+
+def arrival_items(
+    config: DatasetConfig, name: str, content: bytes, features: list[str], *, image_dir: Path | None = None
+) -> pd.DataFrame:
+    """An inbox file's rows as pool items (item_id, item_set, features, payload, _label); a label they carry is
+    hidden truth only. Relative image paths are relative to ``image_dir`` (the project folder)."""
+    raw = read_table(content, name, text_columns=(config.id_column,))
+    arrived = items_from_table(raw, config, name, features, image_dir=image_dir)
+    arrived.insert(1, "item_set", ItemSet.POOL.value)
+    return arrived
+
+
+def assemble_dataset(source: LoadedSource) -> Dataset:
+    """The :class:`Dataset` of ``source``'s items: ``_label`` becomes the known labels (gold and held-out
+    items) and the hidden truth (every labeled item); the items keep item_id, item_set, features, payload."""
+    items = source.items
+    labels = items["_label"].to_numpy()
+    ids = items[ITEM_ID].to_numpy()
     known_mask = (items["item_set"] != ItemSet.POOL.value).to_numpy()
-    known = pd.Series(
-        all_labels.to_numpy()[known_mask], index=items[ITEM_ID].to_numpy()[known_mask], name="label"
-    )
-    truth = pd.Series(all_labels.to_numpy(), index=items[ITEM_ID].to_numpy(), name="label").dropna()
-    return Dataset(items, features, names, known, truth, kind)
+    known = pd.Series(labels[known_mask], index=ids[known_mask], name="label", dtype=object)
+    truth = pd.Series(labels, index=ids, name="label", dtype=object).dropna()
+    columns = [ITEM_ID, "item_set", *source.feature_columns, PAYLOAD]
+    return Dataset(items[columns], source.feature_columns, source.label_names, known, truth, source.kind)
 
 
 def dataset_kind(config: DatasetConfig, raw: pd.DataFrame) -> DatasetKind:
@@ -296,15 +332,14 @@ def _gold_labels(config: DatasetConfig, base: Path, frame: pd.DataFrame, names: 
     return gold
 
 
-def _held_out_frame(
-    config: DatasetConfig, base: Path, features: list[str], names: list[str]
-) -> tuple[pd.DataFrame, pd.Series]:
-    """The ``held_out_source`` file's rows as held-out items, each with its (required) known label."""
+def _held_out_frame(config: DatasetConfig, base: Path, features: list[str], names: list[str]) -> pd.DataFrame:
+    """The ``held_out_source`` file's rows as held-out items, each with its (required) known label in
+    ``_label``."""
     assert config.held_out_source is not None
     path = (base / config.held_out_source).resolve()
     raw = read_table(path, text_columns=(config.id_column,))
     frame = items_from_table(raw, config, str(path), features)
-    labels = frame.pop("_label")
+    labels = frame["_label"]
     missing = labels.isna().to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
@@ -314,7 +349,7 @@ def _held_out_frame(
         )
     check_labels(labels, frame, names, str(path))
     frame.insert(1, "item_set", ItemSet.HELD_OUT.value)
-    return frame, labels
+    return frame
 
 
 def items_from_table(
@@ -453,7 +488,11 @@ def _check_delimiter(table: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def read_features(
-    source: Path | io.BytesIO, columns: Sequence[str], *, values_per_read: int = 2_000_000
+    source: Path | io.BytesIO,
+    columns: Sequence[str],
+    *,
+    values_per_read: int = 2_000_000,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """A Parquet file's ``columns`` as one (rows, columns) array in their own float dtype (float32 stays float32).
 
@@ -461,13 +500,17 @@ def read_features(
     that the Arrow data in flight stays ~10 MB, whatever row groups the writer chose: reading whole row groups
     of 100k x 64 held ~150 MB besides the array. The array is Fortran-ordered: each column is then one
     contiguous write, where filling a row-major array writes every value to its own cache line (1M x 64
-    float32: 1.8 s instead of 0.2 s). Rows are still sliced as rows; scikit-learn and BLAS take either layout."""
+    float32: 1.8 s instead of 0.2 s). Rows are still sliced as rows; scikit-learn and BLAS take either layout.
+
+    ``out``: fill this (rows, columns) array instead, e.g. a slice of one array that several files fill."""
     file = pq.ParquetFile(source)
     types = [file.schema_arrow.field(name).type.to_pandas_dtype() for name in columns]
     dtype = (
         np.result_type(*types) if types and all(np.issubdtype(t, np.floating) for t in types) else np.float64
     )
-    features = np.empty((file.metadata.num_rows, len(columns)), dtype=dtype, order="F")
+    features = (
+        np.empty((file.metadata.num_rows, len(columns)), dtype=dtype, order="F") if out is None else out
+    )
     start = 0
     for group in range(file.num_row_groups):
         stop = start + file.metadata.row_group(group).num_rows

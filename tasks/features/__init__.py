@@ -7,10 +7,10 @@ arrival (:mod:`.store`); :mod:`.text` is the text kind's default.
 
 from __future__ import annotations
 
+from labelflow.integrations.pool_store import text_hash as content_hash
 from labelflow.tasks.features.base import Featurizer
 from labelflow.tasks.features.store import (
     TextFeatures,
-    content_hash,
     latest_version,
     load_featurizer,
     pool_features,

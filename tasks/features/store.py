@@ -2,13 +2,13 @@
 
 The fitted featurizer is stored under the project's workdir with a version number, and every later arrival is
 transformed by that same version, so an item's vector never changes under the model that was trained on it (a
-refit is a new version, on purpose). Each item's features are computed once: :func:`pool_features` keeps them,
-keyed by item id and a hash of the item's text, and featurizes only items it has not seen.
+refit is a new version, on purpose). Each item's features are computed once: :func:`pool_features` keeps them
+in the project's pool store (:mod:`labelflow.integrations.pool_store`), one partition per call that met new
+items, keyed by item id and a hash of the item's content, and featurizes only items it has not seen.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from labelflow.contracts import ITEM_ID, PAYLOAD
+from labelflow.integrations.pool_store import CONTENT_HASH, FeatureRows, PoolStore, text_hash
 from labelflow.tasks.features.base import Featurizer
 from labelflow.tasks.features.text import TextFeaturizer, dense_column_names
 
@@ -53,15 +54,12 @@ class TextFeatures:
         return frame
 
 
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def featurizer_path(workdir: Path, version: int) -> Path:
     return workdir / FEATURES_DIR / f"text-featurizer-v{version:03d}.joblib"
 
 
-def features_path(workdir: Path, version: int) -> Path:
+def legacy_features_path(workdir: Path, version: int) -> Path:
+    """Where features were kept before the pool store: one file per version, rewritten whole."""
     return workdir / FEATURES_DIR / f"text-features-v{version:03d}.joblib"
 
 
@@ -103,46 +101,62 @@ def pool_features(
     fit_on: np.ndarray | None = None,
     new_featurizer: Callable[[int], Featurizer] = text_featurizer,
 ) -> TextFeatures:
-    """The features of ``items`` (item_id, payload = the content) by the project's featurizer.
+    """The features of ``items`` (item_id, payload = the content, and optionally its ``content_hash``) by the
+    project's featurizer.
 
     The first call fits the featurizer on the items where ``fit_on`` (a boolean mask; all items without it) is
     true, the pool: held-out texts shape no vocabulary. Later calls load the stored version, reuse every stored
-    row whose item and text hash match, and featurize only the rest, which are then stored too."""
+    row whose item and content hash match, and featurize only the rest, stored as a new partition of the pool
+    store (nothing stored is rewritten)."""
     texts = items[PAYLOAD].astype(str).to_numpy(dtype=object)
     ids = items[ITEM_ID].astype(str).to_numpy(dtype=object)
-    hashes = np.asarray([content_hash(text) for text in texts], dtype=object)
+    hashes = (
+        items[CONTENT_HASH].to_numpy(dtype=np.uint64)
+        if CONTENT_HASH in items.columns
+        else np.fromiter((text_hash(text) for text in texts), np.uint64, len(texts))
+    )
     version = latest_version(workdir)
     featurizer = (
         fit_featurizer(list(texts if fit_on is None else texts[fit_on]), workdir, new_featurizer)
         if version is None
         else load_featurizer(workdir, version)
     )
-    stored = _stored(workdir, featurizer.version)
-    keys = pd.Index(stored.ids + "\0" + stored.hashes) if stored is not None else pd.Index([])
-    position = keys.get_indexer(ids + "\0" + hashes)
-    new = np.flatnonzero(position < 0)
-    new_matrix = sp.csr_matrix(featurizer.transform(list(texts[new]))) if len(new) else None
-    new_dense = featurizer.dense_view(new_matrix) if new_matrix is not None else np.empty((0, 0))
-    if stored is not None and len(new) == 0:
-        matrix, dense = stored.matrix[position], stored.dense[position]
-    else:
-        parts = [stored] if stored is not None else []
-        all_ids = np.concatenate([*(p.ids for p in parts), ids[new]])
-        all_hashes = np.concatenate([*(p.hashes for p in parts), hashes[new]])
-        all_matrix = sp.vstack([*(p.matrix for p in parts), new_matrix], format="csr")
-        all_dense = np.vstack([*(p.dense for p in parts), new_dense])
-        joblib.dump(
-            {"ids": all_ids, "hashes": all_hashes, "matrix": all_matrix, "dense": all_dense},
-            features_path(workdir, featurizer.version),
-        )
-        lookup = pd.Index(all_ids + "\0" + all_hashes).get_indexer(ids + "\0" + hashes)
-        matrix, dense = all_matrix[lookup], all_dense[lookup]
-    return TextFeatures(featurizer.version, ids, hashes, sp.csr_matrix(matrix), dense, computed=len(new))
+    store = PoolStore(workdir)
+    _migrate_legacy_features(workdir, store, featurizer.version)
+    parts = store.feature_parts(featurizer.version)
+    wanted = _keys(ids, hashes)
+    new = np.flatnonzero(_keys_of(parts).get_indexer(wanted) < 0) if parts else np.arange(len(ids))
+    if len(new):
+        matrix = featurizer.transform(list(texts[new]))
+        part = FeatureRows(ids[new], hashes[new], matrix, featurizer.dense_view(matrix))
+        store.add_features(featurizer.version, part)
+        parts.append(part)
+    lookup = _keys_of(parts).get_indexer(wanted)
+    all_matrix = (
+        sp.vstack([sp.csr_matrix(p.matrix) for p in parts], format="csr")
+        if len(parts) != 1
+        else sp.csr_matrix(parts[0].matrix)
+    )
+    dense = np.vstack([p.dense for p in parts]) if len(parts) != 1 else parts[0].dense
+    return TextFeatures(featurizer.version, ids, hashes, all_matrix[lookup], dense[lookup], computed=len(new))
 
 
-def _stored(workdir: Path, version: int) -> TextFeatures | None:
-    path = features_path(workdir, version)
+def _keys(ids: np.ndarray, hashes: np.ndarray) -> pd.Index:
+    return pd.Index(pd.Series(ids, dtype=object) + "\0" + pd.Series(hashes, dtype=np.uint64).astype(str))
+
+
+def _keys_of(parts: list[FeatureRows]) -> pd.Index:
+    return _keys(np.concatenate([p.ids for p in parts]), np.concatenate([p.hashes for p in parts]))
+
+
+def _migrate_legacy_features(workdir: Path, store: PoolStore, version: int) -> None:
+    """A project made before the pool store kept each version's features in one file: it becomes the first
+    partition of that version (its hashes were the same SHA-256 prefix, in hexadecimal), then goes."""
+    path = legacy_features_path(workdir, version)
     if not path.exists():
-        return None
-    saved = joblib.load(path)
-    return TextFeatures(version, saved["ids"], saved["hashes"], saved["matrix"], saved["dense"], computed=0)
+        return
+    if not store.feature_parts(version):
+        saved = joblib.load(path)
+        hashes = np.fromiter((int(h, 16) for h in saved["hashes"]), np.uint64, len(saved["hashes"]))
+        store.add_features(version, FeatureRows(saved["ids"], hashes, saved["matrix"], saved["dense"]))
+    path.unlink()

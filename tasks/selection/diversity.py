@@ -109,19 +109,33 @@ def diverse_top(
     return np.asarray(shortlist[picked])
 
 
-def cold_start(features: np.ndarray, k: int, seed: int) -> np.ndarray:
+COLD_START_SAMPLE = 10_000
+
+
+def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_START_SAMPLE) -> np.ndarray:
     """The pool items nearest to k k-means centroids: a first batch that covers the feature space.
 
     On standardized features, as the diversity steps: on raw ones the feature with the largest unit (a body
-    mass in grams beside lengths in millimetres) alone decides the clusters."""
+    mass in grams beside lengths in millimetres) alone decides the clusters. A pool larger than ``sample`` is
+    represented by ``sample`` of its items drawn at random (reproducibly, by ``seed``), standardized after the
+    draw: the centroids and the items nearest to them are found among those. A uniform sample of 10,000 covers
+    the space as the whole pool does (50 items per centroid for k = 200; k-means on it takes ~0.8 CPU seconds),
+    where k-means on the whole of a 2M-item pool took minutes and its pool x k distances gigabytes."""
     k = min(k, len(features))
-    z = _standardized(features)
-    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(z)
+    rows = (
+        np.sort(np.random.default_rng(seed).choice(len(features), sample, replace=False))
+        if len(features) > sample
+        else np.arange(len(features))
+    )
+    points = _standardized(features[rows])
+    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
     chosen: list[int] = []
-    distances = kmeans.transform(z)
+    taken: set[int] = set()
+    distances = kmeans.transform(points)
     for cluster in range(k):
         for index in np.argsort(distances[:, cluster]):
-            if index not in chosen:
+            if int(index) not in taken:
                 chosen.append(int(index))
+                taken.add(int(index))
                 break
-    return np.asarray(chosen, dtype=int)
+    return np.asarray(rows[np.asarray(chosen, dtype=int)])

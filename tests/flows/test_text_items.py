@@ -135,3 +135,45 @@ def test_a_replayed_crowd_out_of_answers_is_neither_paid_nor_waited_for(tmp_path
         # what was paid is what was answered: the answers the recording lacked were not bought
         assert project.store.requested_answers() == project.store.count_answers() == report.answers_bought
         assert list(project.store.rounds()["status"]) == ["completed"]
+
+
+def test_a_second_round_parses_no_processed_file_and_featurizes_only_new_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labelflow.flows.ingest import ingest_file
+    from labelflow.flows.labeling_round import labeling_round
+    from labelflow.tasks.features import TextFeaturizer
+
+    sentences = pd.read_csv(write_sentences(tmp_path, 150), dtype=str)
+    sentences.iloc[:120].to_csv(tmp_path / "sentences.csv", index=False)
+    (tmp_path / "inbox").mkdir()
+    sentences.iloc[120:].to_csv(tmp_path / "inbox" / "more.csv", index=False)
+    config = parse_config(
+        {
+            "name": "pool-store-test",
+            "labels": ["neg", "pos"],
+            "store_url": f"sqlite:///{tmp_path / 'store.db'}",
+            "workdir": str(tmp_path / "work"),
+            "dataset": {"source": "sentences.csv", "n_gold": 10, "held_out_fraction": 0.2},
+            "selection": {"batch_size": 10, "seed_size": 10},
+            "crowd": {"gold_per_round": 2},
+            "training": {"self_training": False},
+        }
+    )
+    assert ingest_file(config, "more.csv", str(tmp_path)).status == "processed"
+    labeling_round(config, str(tmp_path))
+    # the processed file is corrupted: a run that parsed it again would fail
+    (tmp_path / "inbox" / "processed" / "more.csv").write_text('"broken\n')
+    featurized: list[int] = []
+    transform = TextFeaturizer.transform
+
+    def counted(self: TextFeaturizer, texts: list[str]) -> object:
+        featurized.append(len(texts))
+        return transform(self, texts)
+
+    monkeypatch.setattr(TextFeaturizer, "transform", counted)
+    labeling_round(config, str(tmp_path))
+    assert featurized == []  # every item's features came from the pool store
+    with Project(config, tmp_path) as project:
+        assert list(project.store.rounds()["status"]) == ["completed", "completed"]
+        assert "0149" in set(project.dataset.frame(ItemSet.POOL)["item_id"])

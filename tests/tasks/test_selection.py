@@ -10,6 +10,7 @@ from labelflow.contracts import BATCH_COLUMNS
 from labelflow.tasks.selection import (
     SelectionConfig,
     choose_batch,
+    cold_start,
     entropy_scores,
     least_confidence_scores,
     margin_scores,
@@ -60,6 +61,16 @@ def test_cold_start_batch_is_unique_and_sized(n: int, seed_size: int) -> None:
     chosen = choose_batch(pool, ["f0", "f1"], None, SelectionConfig(seed_size=seed_size), round_id=1)
     assert chosen["item_id"].is_unique and len(chosen) == min(seed_size, n)
     assert (chosen["strategy"] == "cold_start").all()
+
+
+def test_a_big_pools_cold_start_covers_its_clusters_from_a_sample() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=20, size=(5, 2))
+    points = (centres[np.arange(5000) % 5] + rng.normal(size=(5000, 2))).astype(np.float32)
+    chosen = cold_start(points, 5, seed=1, sample=400)
+    assert len(set(chosen)) == 5 and chosen.max() < 5000
+    assert sorted(chosen % 5) == [0, 1, 2, 3, 4]  # one item of each cluster, though 400 of 5,000 were seen
+    np.testing.assert_array_equal(chosen, cold_start(points, 5, seed=1, sample=400))
 
 
 def test_selection_is_reproducible_and_leaves_the_pool_untouched() -> None:
