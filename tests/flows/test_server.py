@@ -99,7 +99,9 @@ def write_project(folder: Path, name: str, *, slow_crowd: bool, store_url: str |
     path = folder / "labelflow.toml"
     hold, realtime = (2, "true") if slow_crowd else (60, "false")
     store_url = store_url or f"sqlite:///{folder}/store.db"
-    path.write_text(CONFIG.format(name=name, folder=folder, hold=hold, realtime=realtime, store_url=store_url))
+    path.write_text(
+        CONFIG.format(name=name, folder=folder, hold=hold, realtime=realtime, store_url=store_url)
+    )
     return path
 
 
