@@ -19,7 +19,9 @@ After the window it counts, over the poller runs the server scheduled to start w
   DEBUG here), and a 5xx it gives up on ends as an error in a run's log;
 
 and prints them beside the load average sampled through the window (on a shared 2-core machine other work
-weighs on both runs alike only if it is steady; the load column says how busy the machine was).
+weighs on both runs alike only if it is steady; the load column says how busy the machine was) and the serve
+processes that gave up before the window (a serve exits when the server answers 503 to every retry of
+registering its deployments).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Figures:
     locked: int
     http_5xx: int
     load: tuple[float, float]  # mean and max of the 1-minute load average through the window
+    serves_failed: int  # serve processes that exited before the window (could not register their deployments)
 
 
 def _count(env: dict[str, str], window: tuple[datetime, datetime], state: str | None = None) -> int:
@@ -143,10 +146,19 @@ def run(database: str, minutes: float, projects: int, interval: float, folder: P
             serves.append(start_labelflow_serve(config, env, logs[-1]))
             stack.callback(stop_process_group, serves[-1])
         wait_for(
-            lambda: len(api_post(env, "/deployments/filter", {})) >= 4 * projects,
-            300,
+            lambda: (
+                len(api_post(env, "/deployments/filter", {})) >= 4 * projects
+                or any(serve.poll() is not None for serve in serves)
+            ),
+            600,
             "every serve registered its deployments",
         )
+        # A serve that could not register its deployments (on a loaded SQLite server: 503 after every retry)
+        # has exited; the window measures the ones still serving.
+        failed = [k for k, serve in enumerate(serves) if serve.poll() is not None]
+        for k in failed:
+            last = logs[k + 1].read_text(errors="replace").strip().splitlines()[-3:]
+            print(f"  {database}: serve of project {k} exited: {' / '.join(last)[:400]}", flush=True)
         start = datetime.now(UTC)
         print(
             f"  {database}: serving {projects} projects from {start:%H:%M:%S} for {minutes:g} min", flush=True
@@ -168,6 +180,7 @@ def run(database: str, minutes: float, projects: int, interval: float, folder: P
             locked=_grep(logs, LOCKED),
             http_5xx=_grep(logs, RETRIED_5XX) + _grep(logs, FAILED_5XX),
             load=(statistics.fmean(load) if load else os.getloadavg()[0], max(load, default=0.0)),
+            serves_failed=len(failed),
         )
 
 
@@ -191,14 +204,14 @@ def main() -> None:
             results.append(run(database, args.minutes, args.projects, args.interval, Path(folder)))
     header = (
         f"{'database':<11}{'scheduled':>10}{'completed':>16}{'cancelled':>11}{'other':>7}"
-        f"{'locked':>8}{'5xx':>6}{'load mean/max':>15}"
+        f"{'locked':>8}{'5xx':>6}{'load mean/max':>15}{'serves failed':>15}"
     )
     print(header)
     for r in results:
         share = f"{r.completed} ({r.completed / r.scheduled:.0%})" if r.scheduled else "0"
         print(
             f"{r.database:<11}{r.scheduled:>10}{share:>16}{r.cancelled:>11}{r.other:>7}{r.locked:>8}"
-            f"{r.http_5xx:>6}{r.load[0]:>9.1f}/{r.load[1]:.1f}"
+            f"{r.http_5xx:>6}{r.load[0]:>9.1f}/{r.load[1]:<5.1f}{r.serves_failed:>15}"
         )
 
 
