@@ -161,7 +161,9 @@ def run(database: str, minutes: float, projects: int, interval: float, folder: P
             print(f"  {database}: serve of project {k} exited: {' / '.join(last)[:400]}", flush=True)
         start = datetime.now(UTC)
         print(
-            f"  {database}: serving {projects} projects from {start:%H:%M:%S} for {minutes:g} min", flush=True
+            f"  {database}: serving {projects - len(failed)} of {projects} projects from {start:%H:%M:%S} "
+            f"for {minutes:g} min",
+            flush=True,
         )
         with _load_sampler() as load:
             time.sleep(minutes * 60)
