@@ -25,6 +25,7 @@ from labelflow.flows.cli_common import (
 )
 from labelflow.flows.config import CONFIG_FILE, DATASET_KINDS, ProjectConfig, example_config
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local, preview
+from labelflow.flows.store_cli import store_app
 from labelflow.integrations.inbox import LocalInbox
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app = typer.Typer(
     cls=CliGroup,
 )
 app.add_typer(mturk_app, name="mturk")
+app.add_typer(store_app, name="store")
 app.command("mturk-local")(mturk_local)
 app.command("preview")(preview)
 app.command("import-answers")(import_answers)

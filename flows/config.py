@@ -154,7 +154,15 @@ class ProjectConfig(BaseModel):
         tuple(str(d) for d in range(10)), description="Label names; empty means the labels found in the data."
     )
     store_url: str = Field(
-        "sqlite:///.labelflow/labelflow.db", description="SQLAlchemy URL of the label store."
+        "sqlite:///.labelflow/labelflow.db",
+        description="SQLAlchemy URL of the label store: SQLite, or PostgreSQL as "
+        "\"postgresql+psycopg://user@host:5432/db\" (pip install 'labelflow[postgres]'), its password from "
+        "PGPASSWORD or store_password_secret, never written here.",
+    )
+    store_password_secret: str | None = Field(
+        None,
+        description="The name of a Prefect Secret block holding the store's database password (instead of "
+        "PGPASSWORD).",
     )
     workdir: str = Field(".labelflow", description="Where models, plots and exports go.")
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
@@ -179,13 +187,22 @@ class ProjectConfig(BaseModel):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+        from labelflow.integrations.store.engine import SUPPORTED_DIALECTS, password_refusal
+
         try:
-            make_url(value).get_dialect()
+            url = make_url(value)
+            url.get_dialect()
         except (ArgumentError, NoSuchModuleError, ValueError):
             raise ValueError(
                 'not an SQLAlchemy database URL; e.g. "sqlite:///.labelflow/labelflow.db" or '
                 '"postgresql+psycopg://user@host/db"'
             ) from None
+        if url.get_backend_name() not in SUPPORTED_DIALECTS:
+            raise ValueError(
+                f"the label store runs on {' or '.join(SUPPORTED_DIALECTS)}, not {url.get_backend_name()}"
+            )
+        if (refusal := password_refusal(value)) is not None:
+            raise ValueError(refusal)
         return value
 
     @model_validator(mode="after")
@@ -223,11 +240,28 @@ class ProjectConfig(BaseModel):
         return self
 
 
+def _shown(field: str, value: object) -> object:
+    """A refused value as an error may repeat it: a store URL's password hidden."""
+    if field == "store_url" and isinstance(value, str):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except (ArgumentError, ValueError):
+            return value
+    return value
+
+
 def _error_lines(error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        given = f" (got {item['input']!r})" if "input" in item and not isinstance(item["input"], dict) else ""
+        given = (
+            f" (got {_shown(field, item['input'])!r})"
+            if "input" in item and not isinstance(item["input"], dict)
+            else ""
+        )
         lines.append(f"  - {field}: {item['msg']}{given}")
     return lines
 

@@ -18,7 +18,8 @@ from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd
 from labelflow.integrations.datasets import Dataset, DatasetError
 from labelflow.integrations.inbox import Inbox, open_inbox
 from labelflow.integrations.pool_store import load_pool
-from labelflow.integrations.store import LabelStore
+from labelflow.integrations.store import LabelStore, StoreError
+from labelflow.integrations.store.engine import with_password
 from labelflow.tasks.features import TextFeatures, latest_version, pool_features
 from labelflow.tasks.features.config import featurizer_factory
 from labelflow.tasks.features.store import fit_featurizer
@@ -56,7 +57,25 @@ class Project:
 
     @cached_property
     def store(self) -> LabelStore:
-        return LabelStore(resolve_store_url(self.config.store_url, self.base_dir), self.config.name)
+        return LabelStore(self.store_url, self.config.name)
+
+    @property
+    def store_url(self) -> str:
+        """The store's URL as the engine needs it: a relative SQLite path resolved, and the password from the
+        Prefect Secret block ``store_password_secret`` names, if it names one (else libpq reads PGPASSWORD)."""
+        url = resolve_store_url(self.config.store_url, self.base_dir)
+        if self.config.store_password_secret is None:
+            return url
+        from prefect.blocks.system import Secret
+
+        try:
+            password = Secret.load(self.config.store_password_secret).get()
+        except ValueError as error:
+            raise StoreError(
+                f"store_password_secret: cannot load the Prefect Secret block "
+                f"{self.config.store_password_secret!r}: {error}"
+            ) from None
+        return with_password(url, str(password))
 
     @cached_property
     def inbox(self) -> Inbox:

@@ -40,15 +40,20 @@ def is_healthy(api_url: str) -> bool:
 
 @contextmanager
 def local_prefect_server(
-    home: Path, *, timeout: float = 90.0, die_with_parent: bool = False
+    home: Path, *, timeout: float = 90.0, die_with_parent: bool = False, database_url: str | None = None
 ) -> Iterator[dict[str, str]]:
     """Start ``prefect server start`` with ``home`` as its PREFECT_HOME (its SQLite database and log
     ``server.log`` go there); yield the environment that points a process at it; stop it on exit.
 
     ``die_with_parent``: the kernel sends the server SIGTERM when the thread that started it ends, even by
-    SIGKILL, when no ``finally`` runs (Linux's parent-death signal; start it from the main thread then)."""
+    SIGKILL, when no ``finally`` runs (Linux's parent-death signal; start it from the main thread then).
+
+    ``database_url``: the server's database instead of SQLite in ``home``, e.g. PostgreSQL as
+    ``postgresql+asyncpg://prefect@db:5432/prefect`` (Prefect's PREFECT_API_DATABASE_CONNECTION_URL; asyncpg
+    reads the password from PGPASSWORD). The server creates its tables there when it starts."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    database = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -59,6 +64,7 @@ def local_prefect_server(
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
+        **database,
     }
     with (home / "server.log").open("w") as log:
         server = subprocess.Popen(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,12 @@ from labelflow.integrations.screenshots import CHROMIUM_FLAGS, find_chromium
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
+from labelflow.integrations.store.local_postgres import (
+    LocalPostgres,
+    PostgresNotInstalled,
+    local_postgres,
+    postgres_bin_dir,
+)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -41,6 +48,50 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """One throwaway PostgreSQL cluster for the session (~2 s to start), on a free loopback port, run as an
+    unprivileged user when the tests run as root; stopped by its pid at the end.
+
+    Clients get its password as production ones do, from PGPASSWORD (set here for this process and the servers
+    and ``labelflow serve`` processes it starts). Without the binaries the PostgreSQL tests skip, saying why,
+    unless LABELFLOW_REQUIRE_POSTGRES is set (.ci/run sets it): then they fail.
+    """
+    try:
+        postgres_bin_dir()
+    except PostgresNotInstalled as error:
+        if os.environ.get("LABELFLOW_REQUIRE_POSTGRES"):
+            pytest.fail(f"{error} (LABELFLOW_REQUIRE_POSTGRES is set)")
+        pytest.skip(str(error))
+    previous = os.environ.get("PGPASSWORD")
+    with local_postgres() as cluster:
+        os.environ["PGPASSWORD"] = cluster.password
+        try:
+            yield cluster
+        finally:
+            if previous is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = previous
+
+
+@pytest.fixture
+def postgres_database(postgres: LocalPostgres) -> Iterator[str]:
+    """A new empty database in the session's cluster (its psycopg URL, no password in it), dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A label store URL for an empty database, once on SQLite (a file in tmp_path) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture

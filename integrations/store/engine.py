@@ -3,11 +3,20 @@
 A server, a collector and a CLI may open the same database at once, so every write is a short transaction. On
 SQLite each connection runs in WAL mode with a busy timeout and foreign keys on, and a write transaction takes
 the write lock when it begins (``BEGIN IMMEDIATE``). Opening a :class:`Database` applies any pending Alembic
-migration; two processes opening a fresh PostgreSQL database serialise on an advisory lock.
+migration.
+
+On PostgreSQL there is no file-wide write lock: transactions run at READ COMMITTED side by side. The few writes
+that read, decide and then write (taking a lease, opening a round, migrating) name what they serialise on with
+``write(serialize=...)``, which takes a transaction-level advisory lock on that name: another writer with the same
+name waits until the first commits, and then reads what it wrote. Marking requests published locks the request
+rows it checks (``SELECT ... FOR UPDATE``; SQLite ignores the clause, its write lock already covers it). A unique
+index or constraint backs every rule besides (one running round per project, one model per round), so a writer
+that bypasses the locks still cannot break it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +24,10 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from labelflow.integrations.store.errors import StoreError
 from labelflow.integrations.store.schema import Base
@@ -27,8 +37,8 @@ SUPPORTED_DIALECTS: Final = ("sqlite", "postgresql")
 
 # Connection execution option asking the SQLite begin hook for a write (IMMEDIATE) transaction.
 _WRITE_OPTION: Final = "labelflow_write"
-# Arbitrary constant key for the PostgreSQL advisory lock that serialises concurrent migrations.
-_PG_MIGRATION_LOCK: Final = 0x6C61_6265_6C66
+# What concurrent migrations of a fresh PostgreSQL database serialise on.
+_MIGRATION_LOCK: Final = "labelflow:migrations"
 
 # An INSERT that can take an ON CONFLICT clause, on either dialect.
 ConflictInsert = sqlite.Insert | postgresql.Insert
@@ -38,6 +48,41 @@ def _ensure_sqlite_parent_dir(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+def advisory_lock_key(name: str) -> int:
+    """A stable signed 64-bit key for ``name`` (PostgreSQL's advisory locks take a bigint)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+# Where a label store's database password comes from: never a URL in a file that is committed or shared.
+PASSWORD_SOURCES: Final = (
+    "set PGPASSWORD in the environment (or keep it in a ~/.pgpass file), or save it in a Prefect Secret block "
+    "and name the block in store_password_secret"
+)
+
+
+def password_refusal(url: str) -> str | None:
+    """Why ``url`` may not be written down as it is (it holds a password), or None if it holds none."""
+    if make_url(url).password is None:
+        return None
+    return (
+        "holds a password, which does not belong in a config file or on a command line: remove it and "
+        f"{PASSWORD_SOURCES}"
+    )
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` set (for the engine only: never print or store the result)."""
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+def _connection_error(display_url: str, error: OperationalError) -> StoreError:
+    reason = str(error.orig or error).strip().splitlines()[0]
+    hint = ""
+    if "password" in reason:
+        hint = f"; the store's password never comes from labelflow.toml: {PASSWORD_SOURCES}"
+    return StoreError(f"cannot open the label store at {display_url}: {reason}{hint}")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -90,11 +135,22 @@ class Database:
             )
         if self.dialect == "sqlite":
             _ensure_sqlite_parent_dir(parsed.database)
-        self.engine: Engine = create_engine(url)
+        try:
+            # pre-ping: a serve process keeps its pool for days, and a PostgreSQL server may close idle
+            # connections (a restart, a failover) in the meantime.
+            self.engine: Engine = create_engine(url, pool_pre_ping=self.dialect == "postgresql")
+        except ImportError as error:
+            raise StoreError(
+                f"{self.display_url()}: its database driver ({error.name or error}) is not installed; for "
+                "PostgreSQL install labelflow's postgres extra: pip install 'labelflow[postgres]'"
+            ) from None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         try:
             self._migrate()
+        except OperationalError as error:
+            self.engine.dispose()
+            raise _connection_error(self.display_url(), error) from None
         except BaseException:
             self.engine.dispose()
             raise
@@ -111,19 +167,24 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("path_separator", "os")
-        with self.write() as conn:
-            if self.dialect == "postgresql":
-                # Two processes opening a fresh database must not both create the tables.
-                conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+        # Two processes opening a fresh database must not both create the tables.
+        with self.write(serialize=_MIGRATION_LOCK) as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A connection in a write transaction, committed when the block ends without an exception."""
+    def write(self, serialize: str | None = None) -> Iterator[Connection]:
+        """A connection in a write transaction, committed when the block ends without an exception.
+
+        ``serialize``: write transactions given the same name run one after the other, the later one seeing
+        what the earlier committed (on PostgreSQL a transaction-level advisory lock; on SQLite every write
+        transaction already runs alone).
+        """
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():
+                if serialize is not None and self.dialect == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(advisory_lock_key(serialize))))
                 yield conn
 
     @contextmanager
@@ -132,7 +193,7 @@ class Database:
         with self.engine.connect() as conn:
             yield conn
 
-    def insert(self, entity: type[Base]) -> ConflictInsert:
+    def insert(self, entity: type[Base] | Table) -> ConflictInsert:
         """An INSERT into ``entity``'s table that supports ``ON CONFLICT`` (dialect-specific syntax with the
         same API in both dialects)."""
         if self.dialect == "postgresql":

@@ -42,7 +42,8 @@ class IngestionTable(Repository):
     ) -> bool:
         with self.db.write() as conn:
             result = conn.execute(
-                self.db.insert_new(IngestedFile).values(
+                self.db.insert_new(IngestedFile)
+                .values(
                     project=self.project,
                     checksum=checksum,
                     filename=filename,
@@ -53,8 +54,11 @@ class IngestionTable(Repository):
                     report=report,
                     ingested_at=now(),
                 )
+                # RETURNING, not rowcount, tells whether the row went in: on PostgreSQL SQLAlchemy fetches the
+                # new id with an implicit RETURNING, after which the rowcount is -1 either way.
+                .returning(IngestedFile.id)
             )
-            return bool(result.rowcount)
+            return result.first() is not None
 
     def read(self, status: str | None = None) -> pd.DataFrame:
         query = select_columns(IngestedFile, INGESTED_FILE_COLUMNS).where(

@@ -43,7 +43,8 @@ class ItemTable(Repository):
         wanted = first_per_key(_given_items(items), key=lambda item: item[0], clash=_set_clash)
         if not wanted:
             return 0
-        with self.db.write() as conn:
+        # Serialised per project: the set check below must see every item a concurrent writer adds.
+        with self.db.write(serialize=f"items:{self.project}") as conn:
             existing: dict[str, str] = {
                 item_id: item_set
                 for item_id, item_set in conn.execute(
@@ -76,7 +77,7 @@ class ItemTable(Repository):
             ]
             if not rows:
                 return 0
-            # DO NOTHING covers a concurrent writer on PostgreSQL; on SQLite the IMMEDIATE lock excludes one.
+            # DO NOTHING: a writer of another version may not take the project's items lock.
             conn.execute(self.db.insert_new(Item), rows)
         return len(rows)
 

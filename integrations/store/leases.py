@@ -1,7 +1,8 @@
 """Leases: one holder per project at a time, for the round lease and (a separate table) the serve lease.
 
 A lease whose holder is stale (a process that died without releasing it) is taken over, so a crash never
-blocks the project for good.
+blocks the project for good. Taking one serialises on the project's lease (see ``engine.py``), so of two
+processes racing for a free or stale lease exactly one gets it, on PostgreSQL as on SQLite.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class LeaseTable(Repository):
             return conn.scalar(select(self.table.holder).where(self.table.project == self.project))
 
     def acquire(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
-        with self.db.write() as conn:
+        # Read, judge, write: two processes must not both find the lease free (or stale) and both take it.
+        with self.db.write(serialize=f"{self.table.__tablename__}:{self.project}") as conn:
             current = conn.scalar(select(self.table.holder).where(self.table.project == self.project))
             if current is None:
                 conn.execute(

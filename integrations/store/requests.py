@@ -109,7 +109,11 @@ class RequestTable(Repository):
             return
         keys = list(by_key)
         with self.db.write() as conn:
-            query = self._query(LabelRequestRow.request_key, LabelRequestRow.external_id)
+            # Lock the rows checked below until commit: a second publisher of the same request (another
+            # process, on PostgreSQL) waits, then sees the first one's external id and is refused.
+            query = self._query(LabelRequestRow.request_key, LabelRequestRow.external_id).with_for_update(
+                of=LabelRequestRow
+            )
             stored: dict[str, str | None] = {
                 key: external_id
                 for key, external_id in rows_in_chunks(conn, query, LabelRequestRow.request_key, keys)

@@ -39,14 +39,15 @@ class RoundTable(Repository):
             try:
                 return self._open_once()
             except IntegrityError as exc:
-                # Another process started a round between our read and our insert (possible on PostgreSQL,
-                # where there is no up-front write lock); the next attempt finds and resumes it.
+                # Another process started a round between our read and our insert without taking the
+                # project's round lock (a writer of another version); the next attempt finds and resumes it.
                 if attempt:
                     raise StoreError(f"could not open a round for project {self.project!r}: {exc}") from exc
         raise AssertionError("unreachable")
 
     def _open_once(self) -> RoundRecord:
-        with self.db.write() as conn:
+        # Serialised per project, so that a second opener waits and then resumes the round the first started.
+        with self.db.write(serialize=f"rounds:{self.project}") as conn:
             running = conn.execute(
                 select(Round.id, Round.number, Round.status, Round.started_at).where(
                     Round.project == self.project, Round.status == "running"

@@ -63,6 +63,8 @@ def test_example_config_parses_as_toml_with_every_section() -> None:
         ('[schedule]\nround_cron = "not a cron"\n', "schedule.round_cron", "Invalid cron string"),
         ('store_url = "notaurl"\n', "store_url", "SQLAlchemy database URL"),
         ('store_url = "nosuchdialect://host/db"\n', "store_url", "SQLAlchemy database URL"),
+        ('store_url = "mysql://host/db"\n', "store_url", "runs on sqlite or postgresql, not mysql"),
+        ('store_url = "postgresql+psycopg://u:pw@host/db"\n', "store_url", "holds a password"),
     ],
 )
 def test_a_value_that_would_only_fail_later_is_refused_at_load(

@@ -41,12 +41,20 @@ def write_subset(folder: Path, n: int = 300, *, corrupt: str | None = None) -> P
     return path
 
 
-def small_config(folder: Path, weak_supervision: dict[str, Any] | None = None, **crowd: Any) -> ProjectConfig:
+def small_config(
+    folder: Path,
+    weak_supervision: dict[str, Any] | None = None,
+    *,
+    store_url: str | None = None,
+    **crowd: Any,
+) -> ProjectConfig:
+    """``store_url``: a SQLite file in ``folder`` unless given (the tests that write the most, take the leases and
+    rerun rounds get conftest's ``store_url``, so that they run on PostgreSQL too)."""
     return parse_config(
         {
             "weak_supervision": weak_supervision or {},
             "name": "flow-test",
-            "store_url": f"sqlite:///{folder / 'store.db'}",
+            "store_url": store_url or f"sqlite:///{folder / 'store.db'}",
             "workdir": str(folder / "work"),
             "dataset": {
                 "source": "digits_subset.csv",
@@ -62,13 +70,13 @@ def small_config(folder: Path, weak_supervision: dict[str, Any] | None = None, *
     )
 
 
-def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: Path) -> None:
+def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: Path, store_url: str) -> None:
     from prefect.client.orchestration import get_client
 
     from labelflow.flows.campaign import labeling_campaign
 
     write_subset(tmp_path)
-    config = small_config(tmp_path)
+    config = small_config(tmp_path, store_url=store_url)
     report = labeling_campaign(config, str(tmp_path))
     assert [r.number for r in report.rounds] == [1, 2]
     assert report.stopped_because.startswith("max rounds")
@@ -119,7 +127,7 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
         assert str(by_key["flow-test-learning-curve"].data).startswith("data:image/png;base64,")
 
 
-def test_a_round_rerun_after_registering_its_model_reuses_that_model(tmp_path: Path) -> None:
+def test_a_round_rerun_after_registering_its_model_reuses_that_model(tmp_path: Path, store_url: str) -> None:
     """As after a kill between register-model and the round's end: the rerun registers the round's model again."""
     from prefect import flow
 
@@ -128,7 +136,7 @@ def test_a_round_rerun_after_registering_its_model_reuses_that_model(tmp_path: P
     from labelflow.tasks.training import load_model
 
     write_subset(tmp_path)
-    config = small_config(tmp_path)
+    config = small_config(tmp_path, store_url=store_url)
     labeling_round(config, str(tmp_path))
     with Project(config, tmp_path) as project:
         store = project.store
@@ -204,7 +212,9 @@ def test_a_bad_pool_stops_the_round_with_a_clear_error_and_writes_no_labels(
         assert list(store.rounds()["status"]) == ["failed"]
 
 
-def test_killing_a_round_after_dispatch_and_rerunning_it_buys_nothing_twice(tmp_path: Path) -> None:
+def test_killing_a_round_after_dispatch_and_rerunning_it_buys_nothing_twice(
+    tmp_path: Path, store_url: str
+) -> None:
     """Round 1 runs in a child process on a real-time crowd; we SIGKILL it mid-collection and rerun it here."""
     from prefect.settings import PREFECT_API_URL
 
@@ -215,7 +225,7 @@ def test_killing_a_round_after_dispatch_and_rerunning_it_buys_nothing_twice(tmp_
     config_path = tmp_path / "labelflow.toml"
     config_path.write_text(
         f"""name = "flow-test"
-store_url = "sqlite:///{tmp_path / "store.db"}"
+store_url = "{store_url}"
 workdir = "{tmp_path / "work"}"
 [dataset]
 source = "digits_subset.csv"
@@ -242,7 +252,7 @@ max_rounds = 1
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    config = small_config(tmp_path)
+    config = small_config(tmp_path, store_url=store_url)
     with Project(config, tmp_path) as project:
         store = project.store
         try:
@@ -274,12 +284,12 @@ max_rounds = 1
         assert store.rounds()["status"].tolist() == ["completed"]
 
 
-def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: Path) -> None:
+def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: Path, store_url: str) -> None:
     from labelflow.flows.labeling_round import labeling_round
     from labelflow.flows.leases import lease_holder
 
     write_subset(tmp_path)
-    config = small_config(tmp_path)
+    config = small_config(tmp_path, store_url=store_url)
     with Project(config, tmp_path) as project:
         store = project.store
         running_elsewhere = lease_holder()  # this very process is alive, so the lease is not stale

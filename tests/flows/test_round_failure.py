@@ -25,13 +25,14 @@ pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 CATS = [f"d{k:04d}" for k in range(200, 260)]
 
 
-def project_with_cats(folder: Path) -> ProjectConfig:
-    """A digits project whose inbox brought 60 items labeled ``cat``."""
+def project_with_cats(folder: Path, store_url: str | None = None) -> ProjectConfig:
+    """A digits project whose inbox brought 60 items labeled ``cat`` (its store a SQLite file in ``folder`` unless
+    ``store_url`` is given)."""
     digits_table(0, 200).to_csv(folder / "base.csv", index=False)
     config = parse_config(
         {
             "name": "failure-test",
-            "store_url": f"sqlite:///{folder / 'store.db'}",
+            "store_url": store_url or f"sqlite:///{folder / 'store.db'}",
             "workdir": str(folder / "work"),
             "dataset": {"source": "base.csv", "id_column": "id", "n_gold": 10},
             "inbox": {"url": "inbox", "round_after_items": 50},
@@ -77,11 +78,14 @@ def test_items_labeled_outside_the_labels_are_left_out_of_selection(tmp_path: Pa
         assert len(asked) > 5 and not asked & set(CATS)
 
 
-def test_a_poisoned_round_fails_cleanly_and_the_next_run_starts_a_new_one(tmp_path: Path) -> None:
-    """A round sent out before the fix asked about a ``cat`` item: its rerun closes it instead of crashing."""
+def test_a_poisoned_round_fails_cleanly_and_the_next_run_starts_a_new_one(
+    tmp_path: Path, store_url: str
+) -> None:
+    """A round sent out before the fix asked about a ``cat`` item: its rerun closes it instead of crashing (on
+    SQLite and on PostgreSQL: it cancels requests and fails a round)."""
     from labelflow.flows.labeling_round import labeling_round
 
-    config = project_with_cats(tmp_path)
+    config = project_with_cats(tmp_path, store_url)
     with Project(config, tmp_path) as project:
         store, crowd = project.store, project.crowd()
         store.add_items(

@@ -42,8 +42,9 @@ def _url(path: Path) -> str:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return _url(tmp_path / "labels.db")
+def db_url(store_url: str) -> str:
+    """Every test taking the store or its URL runs on SQLite and on PostgreSQL (see conftest.py)."""
+    return store_url
 
 
 @pytest.fixture
@@ -151,7 +152,7 @@ def test_a_store_with_two_model_rows_for_a_round_keeps_the_latest_when_migrated(
             conn.execute(
                 text(
                     "INSERT INTO model_versions (project, round_id, path, accuracy, metrics, promoted, created_at)"
-                    " VALUES ('cats', 1, :path, 0.8, '{}', 1, :t)"
+                    " VALUES ('cats', 1, :path, 0.8, '{}', true, :t)"
                 ),
                 {"path": path, "t": NOW},
             )
@@ -468,7 +469,7 @@ def test_the_database_refuses_a_second_model_row_for_a_round(store: LabelStore, 
             conn.execute(
                 text(
                     "INSERT INTO model_versions (project, round_id, path, accuracy, metrics, promoted, created_at)"
-                    " VALUES ('cats', :round_id, 'm2.joblib', 0.9, '{}', 1, '2026-05-01 12:00:00')"
+                    " VALUES ('cats', :round_id, 'm2.joblib', 0.9, '{}', true, '2026-05-01 12:00:00+00')"
                 ),
                 {"round_id": round_id},
             )

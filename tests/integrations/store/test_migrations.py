@@ -1,0 +1,37 @@
+"""The Alembic migrations on both databases: one revision at a time up to the head, all the way down, and up
+again, the migrated schema matching the ORM's (tests/integrations/test_store.py checks that on a fresh store)."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from labelflow.integrations.store.engine import MIGRATIONS_DIR
+from labelflow.integrations.store.schema import Base
+
+
+def test_every_migration_goes_up_and_down_on_both_databases(store_url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()][::-1]
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            for revision in revisions:
+                command.upgrade(config, revision)
+                assert MigrationContext.configure(conn).get_current_revision() == revision
+            command.downgrade(config, "base")
+            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+            command.upgrade(config, "head")
+            diffs = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+            assert diffs == []
+    finally:
+        engine.dispose()
