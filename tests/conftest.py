@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
+from labelflow.integrations.label_studio.client import LabelStudioClient
+from labelflow.integrations.label_studio.server import LabelStudioServer
 from labelflow.integrations.mturk_local import LocalMTurk, LocalMTurkServer
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -66,3 +70,63 @@ def mturk_endpoint(
     for server in started:
         server.stop()
         server.mturk.close()
+
+
+@dataclass(frozen=True)
+class LabelStudioForTests:
+    """A real Label Studio (its own cached venv) for the session: the owner's and two annotators' access tokens
+    (``annotators`` maps an email to its token) and calls made as an annotator would make them."""
+
+    server: LabelStudioServer
+    owner_token: str
+    annotators: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def as_user(self, token: str) -> LabelStudioClient:
+        return LabelStudioClient(self.server.url, token)
+
+    def annotate(self, token: str, task_id: int, choices: list[str], **fields: Any) -> dict[str, Any]:
+        """POST an annotation of ``task_id`` choosing ``choices`` (none, one or several), as ``token``'s user."""
+        result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": choices}}]
+        with self.as_user(token) as client:
+            return dict(
+                client.request(
+                    "POST",
+                    f"/api/tasks/{task_id}/annotations/",
+                    "annotating",
+                    json={"result": result, **fields},
+                )
+            )
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioForTests]:
+    """Label Studio installed into ~/.cache/labelflow/label-studio-<version> once (~1.5 min, ~1 GB), started on a
+    free loopback port for the session, stopped by pid at its end."""
+    from labelflow.integrations.label_studio.server import (
+        LABEL_STUDIO_VERSION,
+        default_cache_dir,
+        ensure_installed,
+        personal_access_token,
+        running_label_studio,
+        sign_up,
+    )
+
+    executable = ensure_installed(default_cache_dir() / f"label-studio-{LABEL_STUDIO_VERSION}")
+    owner, password = "owner@labelflow.test", "owner-password-1"
+    with running_label_studio(
+        executable,
+        tmp_path_factory.mktemp("label-studio"),
+        username=owner,
+        password=password,
+        allow_loopback_webhooks=True,
+    ) as server:
+        annotators = {}
+        for name in ("ann", "bob", "cat"):
+            email = f"{name}@labelflow.test"
+            sign_up(server.url, email, f"{name}-password-1")
+            annotators[email] = personal_access_token(server.url, email, f"{name}-password-1")
+        yield LabelStudioForTests(server, personal_access_token(server.url, owner, password), annotators)

@@ -8,7 +8,7 @@ servers that still enable it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import httpx
 
@@ -37,6 +37,12 @@ class LabelStudioClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _authorization(self, renew: bool = False) -> str:
         if not self._is_jwt:

@@ -72,7 +72,7 @@ def access_token(config: LabelStudioConfig) -> str:
         from prefect.blocks.system import Secret
 
         try:
-            secret = Secret.load(config.token_secret)  # type: ignore[union-attr]
+            secret = Secret.load(config.token_secret)
         except ValueError as error:
             raise LabelStudioConfigError(
                 f"crowd.label_studio.token_secret names the Prefect Secret block {config.token_secret!r}, which "

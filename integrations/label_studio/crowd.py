@@ -27,6 +27,7 @@ How the crowd protocol maps onto Label Studio:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import defaultdict
@@ -470,9 +471,7 @@ class LabelStudioCrowd:
                 # Answers (or skips) stay where the team can see them; the queue stops offering the task.
                 self._set_overlap(task_id, max(answered, 1), f"lowering the overlap of task {task_id}")
             else:
-                try:
+                with contextlib.suppress(LabelStudioNotFound):
                     self.client.request(
                         "DELETE", f"/api/tasks/{task_id}/", f"deleting unanswered task {task_id}"
                     )
-                except LabelStudioNotFound:
-                    pass

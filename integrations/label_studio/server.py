@@ -263,7 +263,7 @@ def personal_access_token(url: str, email: str, password: str) -> str:
     with login(url, email, password) as client:
         response = client.post(
             "/api/token/",
-            headers={"X-CSRFToken": client.cookies.get("csrftoken", ""), "Referer": f"{url}/"},
+            headers={"X-CSRFToken": client.cookies.get("csrftoken") or "", "Referer": f"{url}/"},
         )
         if response.status_code not in (200, 201):
             raise LabelStudioServerError(

@@ -1,0 +1,94 @@
+"""``labelflow label-studio start``: a local Label Studio for one user, in its own virtualenv under the project's
+workdir (created on first use), on loopback, with analytics and version checks off.
+
+The owner's account and password are made on the first start and kept in ``<workdir>/label-studio/owner.json``
+(readable by the user only); each start prints the URL, a fresh access token for ``LABEL_STUDIO_API_KEY`` and how
+to add annotators.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labelflow.flows.cli_common import console, load_or_exit
+from labelflow.flows.config import CONFIG_FILE
+from labelflow.integrations.label_studio.config import TOKEN_VARIABLE
+from labelflow.integrations.label_studio.server import (
+    LABEL_STUDIO_VERSION,
+    LabelStudioServerError,
+    ensure_installed,
+    personal_access_token,
+    start_label_studio,
+)
+
+label_studio_app = typer.Typer(
+    help='A local Label Studio for your own annotators (crowd.backend = "label_studio"; docs/label-studio.md).',
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The project's labelflow.toml.")]
+
+
+def _owner(folder: Path, email: str | None) -> tuple[str, str]:
+    """The owner's email and password: made on first use, then read back."""
+    path = folder / "owner.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return str(saved["email"]), str(saved["password"])
+    owner = {"email": email or "owner@labelflow.local", "password": secrets.token_urlsafe(12)}
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(owner))
+    path.chmod(0o600)
+    return owner["email"], owner["password"]
+
+
+@label_studio_app.command("start")
+def start(
+    config_path: ConfigOption = Path(CONFIG_FILE),
+    port: Annotated[int, typer.Option(help="The loopback port to serve on.")] = 8080,
+    email: Annotated[
+        str | None,
+        typer.Option(help="The owner's login, on the first start (default owner@labelflow.local)."),
+    ] = None,
+) -> None:
+    """Install (first time, ~1.5 min and ~1 GB) and run Label Studio on 127.0.0.1 until Ctrl-C."""
+    config = load_or_exit(config_path)
+    folder = (config_path.resolve().parent / config.workdir / "label-studio").resolve()
+    try:
+        executable = ensure_installed(folder / f"venv-{LABEL_STUDIO_VERSION}", progress=console.print)
+        username, password = _owner(folder, email)
+        console.print(f"starting Label Studio {LABEL_STUDIO_VERSION} (data in {folder / 'data'}) ...")
+        server = start_label_studio(
+            executable, folder / "data", username=username, password=password, port=port
+        )
+    except LabelStudioServerError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    try:
+        token = personal_access_token(server.url, username, password)
+        console.print(
+            f"\nLabel Studio is at [bold]{server.url}[/bold] (pid {server.pid}; log {server.log})\n"
+            f"  log in as {username} with password {password} (kept in {folder / 'owner.json'})\n"
+            f"  for labelflow:  export {TOKEN_VARIABLE}={token}\n"
+            f'                  and in {config_path}: [crowd] backend = "label_studio", '
+            f'[crowd.label_studio] url = "{server.url}"\n'
+            f"  annotators: each signs up at {server.url}/user/signup/ (on this machine, or through an SSH "
+            "tunnel: the server listens on loopback only)\n"
+            "Ctrl-C stops it."
+        )
+        while os.waitpid(server.pid, os.WNOHANG) == (0, 0):
+            time.sleep(1)
+        console.print(f"[red]Label Studio exited; see {server.log}[/red]")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("stopping Label Studio ...")
+    finally:
+        server.stop()
