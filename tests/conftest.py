@@ -102,10 +102,18 @@ class LabelStudioForTests:
             )
 
 
+ANNOTATORS = ("ann", "bob", "cat")
+
+
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioForTests]:
-    """Label Studio installed into ~/.cache/labelflow/label-studio-<version> once (~1.5 min, ~1 GB), started on a
-    free loopback port for the session, stopped by pid at its end."""
+    """Label Studio for the session: installed into ~/.cache/labelflow/label-studio-<version> once (~1.5 min,
+    ~1 GB); its database migrated, with an owner and three annotators and their tokens, once into a template
+    beside it (a first start takes 40-140 s, a start on a copy of the template 5-10 s); started on a free
+    loopback port on a copy of the template, stopped by pid at the end."""
+    import json
+    import shutil
+
     from labelflow.integrations.label_studio.server import (
         LABEL_STUDIO_VERSION,
         default_cache_dir,
@@ -115,18 +123,26 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
         sign_up,
     )
 
-    executable = ensure_installed(default_cache_dir() / f"label-studio-{LABEL_STUDIO_VERSION}")
+    cache = default_cache_dir()
+    executable = ensure_installed(cache / f"label-studio-{LABEL_STUDIO_VERSION}")
     owner, password = "owner@labelflow.test", "owner-password-1"
+    template = cache / f"label-studio-{LABEL_STUDIO_VERSION}-test-data"
+    if not (template / "tokens.json").exists():
+        building = tmp_path_factory.mktemp("label-studio-template")
+        with running_label_studio(executable, building, username=owner, password=password) as server:
+            tokens = {owner: personal_access_token(server.url, owner, password)}
+            for name in ANNOTATORS:
+                email = f"{name}@labelflow.test"
+                sign_up(server.url, email, f"{name}-password-1")
+                tokens[email] = personal_access_token(server.url, email, f"{name}-password-1")
+        (building / "label-studio.log").unlink()
+        (building / "tokens.json").write_text(json.dumps(tokens))
+        shutil.rmtree(template, ignore_errors=True)
+        shutil.copytree(building, template)
+    data = tmp_path_factory.mktemp("label-studio") / "data"
+    shutil.copytree(template, data)
+    tokens = json.loads((data / "tokens.json").read_text())
     with running_label_studio(
-        executable,
-        tmp_path_factory.mktemp("label-studio"),
-        username=owner,
-        password=password,
-        allow_loopback_webhooks=True,
+        executable, data, username=owner, password=password, allow_loopback_webhooks=True
     ) as server:
-        annotators = {}
-        for name in ("ann", "bob", "cat"):
-            email = f"{name}@labelflow.test"
-            sign_up(server.url, email, f"{name}-password-1")
-            annotators[email] = personal_access_token(server.url, email, f"{name}-password-1")
-        yield LabelStudioForTests(server, personal_access_token(server.url, owner, password), annotators)
+        yield LabelStudioForTests(server, tokens.pop(owner), tokens)

@@ -106,8 +106,9 @@ class LabelStudioClient:
         return response.json() if response.content else None
 
     def pages(self, path: str, operation: str, params: Mapping[str, Any], page_size: int) -> Iterator[Any]:
-        """Every item of a paginated listing (``{"results": [...], "next": ...}`` or a plain list)."""
-        page = 1
+        """Every item of a paginated listing: ``{"results": [...], "next": ...}`` (projects),
+        ``{"tasks": [...], "total": n}`` (tasks) or a plain list."""
+        page, seen = 1, 0
         while True:
             body = self.request(
                 "GET", path, operation, params={**params, "page": page, "page_size": page_size}
@@ -117,6 +118,8 @@ class LabelStudioClient:
                 return
             results = body.get("results", body.get("tasks", []))
             yield from results
-            if not body.get("next") or not results:
+            seen += len(results)
+            more = body.get("next") if "results" in body else seen < int(body.get("total", 0))
+            if not more or not results:
                 return
             page += 1

@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 TASK_KEY: Final = "labelflow_task"  # task data field: "<round>/<item>"
 ITEM_KEY: Final = "labelflow_item"
 WORKER_PREFIX: Final = "ls:"
-EDIT_TOLERANCE_SECONDS: Final = 1.0  # Label Studio stamps updated_at a moment after created_at on creation
+EDIT_TOLERANCE_SECONDS: Final = 0.05  # on creation, Label Studio stamps updated_at some microseconds later
 
 
 def task_key(round_id: int, item_id: str) -> str:
@@ -243,7 +243,9 @@ class LabelStudioCrowd:
             task = existing[key]
             overlap = bought.get((request.round_id, request.item_id, request.wave), 0) + request.n_answers
             if int(task.get("overlap", 1)) < overlap:
-                self._set_overlap(int(task["id"]), overlap, f"raising the overlap of task {task['id']}")
+                self._set_overlap(
+                    int(task["id"]), overlap, f"raising the overlap of task {task['id']}", full=False
+                )
             handles.append(request.published(str(task["id"]), self.clock.now()))
         return handles
 
@@ -279,8 +281,12 @@ class LabelStudioCrowd:
                 )
         return before
 
-    def _set_overlap(self, task_id: int, overlap: int, operation: str) -> None:
-        self.client.request("PATCH", f"/api/tasks/{task_id}/", operation, json={"overlap": overlap})
+    def _set_overlap(self, task_id: int, overlap: int, operation: str, *, full: bool) -> None:
+        """Label Studio keeps ``is_labeled`` as a column, recomputed only when an annotation is saved: set it
+        with the overlap, or the queue would not offer a task whose overlap was raised."""
+        self.client.request(
+            "PATCH", f"/api/tasks/{task_id}/", operation, json={"overlap": overlap, "is_labeled": full}
+        )
 
     # ------------------------------------------------------------------ poll
 
@@ -469,7 +475,9 @@ class LabelStudioCrowd:
             )
             if annotations:
                 # Answers (or skips) stay where the team can see them; the queue stops offering the task.
-                self._set_overlap(task_id, max(answered, 1), f"lowering the overlap of task {task_id}")
+                self._set_overlap(
+                    task_id, max(answered, 1), f"lowering the overlap of task {task_id}", full=True
+                )
             else:
                 with contextlib.suppress(LabelStudioNotFound):
                     self.client.request(

@@ -260,17 +260,25 @@ def login(url: str, email: str, password: str) -> httpx.Client:
 def personal_access_token(url: str, email: str, password: str) -> str:
     """A personal access token (a refresh JWT, what LABEL_STUDIO_API_KEY holds) for the account, made through
     the logged-in session as the account page's "Create token" button does."""
-    with login(url, email, password) as client:
+    client = login(url, email, password)
+    try:
         response = client.post(
             "/api/token/",
             headers={"X-CSRFToken": client.cookies.get("csrftoken") or "", "Referer": f"{url}/"},
         )
-        if response.status_code not in (200, 201):
-            raise LabelStudioServerError(
-                f"creating an access token for {email} at {url} failed (HTTP {response.status_code}: "
-                f"{response.text[:200]})"
-            )
-        return str(response.json()["token"])
+    finally:
+        client.close()
+    if response.status_code == 409:
+        raise LabelStudioServerError(
+            f"{email} already has an access token at {url}, and Label Studio shows a token only when it is made: "
+            "use the one you saved, or revoke it (Account & Settings > Personal Access Token) and run this again"
+        )
+    if response.status_code not in (200, 201):
+        raise LabelStudioServerError(
+            f"creating an access token for {email} at {url} failed (HTTP {response.status_code}: "
+            f"{response.text[:200]})"
+        )
+    return str(response.json()["token"])
 
 
 def sign_up(url: str, email: str, password: str) -> None:

@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.usefixtures("prefe
 BATCH, GOLD = 12, 4
 
 
-def team_project(folder: Path, ls: LabelStudioForTests, name: str, monkeypatch: pytest.MonkeyPatch) -> ProjectConfig:
+def team_project(
+    folder: Path, ls: LabelStudioForTests, name: str, monkeypatch: pytest.MonkeyPatch
+) -> ProjectConfig:
     """A small text project (sentences with known labels) whose crowd is the Label Studio team."""
     write_sentences(folder, n=80)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", ls.owner_token)
@@ -57,10 +59,24 @@ class Team(threading.Thread):
     """Annotators who take the next task Label Studio's queue offers each of them and answer it (``wrong`` of
     them with the other label), until stopped."""
 
-    def __init__(self, ls: LabelStudioForTests, title: str, truth: dict[str, str], emails: list[str],
-                 wrong: str | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        ls: LabelStudioForTests,
+        title: str,
+        truth: dict[str, str],
+        emails: list[str],
+        wrong: str | None = None,
+        limit: int | None = None,
+    ) -> None:
         super().__init__(daemon=True)
-        self.ls, self.title, self.truth, self.emails, self.wrong, self.limit = ls, title, truth, emails, wrong, limit
+        self.ls, self.title, self.truth, self.emails, self.wrong, self.limit = (
+            ls,
+            title,
+            truth,
+            emails,
+            wrong,
+            limit,
+        )
         self.stop = threading.Event()
         self.answered = 0
 
@@ -105,11 +121,16 @@ def project_tasks(ls: LabelStudioForTests, title: str) -> list[dict[str, Any]]:
     from labelflow.integrations.label_studio.crowd import TASK_KEY
 
     with LabelStudioClient(ls.url, ls.owner_token) as client:
-        [project] = [p for p in client.request("GET", "/api/projects/", "p", params={"title": title})["results"]
-                     if p["title"] == title]
+        [project] = [
+            p
+            for p in client.request("GET", "/api/projects/", "p", params={"title": title})["results"]
+            if p["title"] == title
+        ]
         tasks = list(client.pages("/api/tasks/", "tasks", {"project": project["id"]}, 100))
         for task in tasks:
-            task["annotations"] = client.request("GET", f"/api/tasks/{task['id']}/annotations/", "annotations")
+            task["annotations"] = client.request(
+                "GET", f"/api/tasks/{task['id']}/annotations/", "annotations"
+            )
     return [t for t in tasks if TASK_KEY in t["data"]]
 
 
@@ -117,8 +138,13 @@ def test_a_round_with_two_annotators_in_label_studio(
     tmp_path: Path, label_studio: LabelStudioForTests, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = team_project(tmp_path, label_studio, "ls-round", monkeypatch)
-    team = Team(label_studio, "ls-round", truth_of(config, tmp_path),
-                ["ann@labelflow.test", "bob@labelflow.test"], wrong="bob@labelflow.test")
+    team = Team(
+        label_studio,
+        "ls-round",
+        truth_of(config, tmp_path),
+        ["ann@labelflow.test", "bob@labelflow.test"],
+        wrong="bob@labelflow.test",
+    )
     team.start()
     try:
         report = labeling_round(config, str(tmp_path))
@@ -152,11 +178,15 @@ def test_a_round_killed_while_collecting_reruns_without_importing_or_storing_twi
     from prefect.settings import PREFECT_API_URL
 
     child = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from labelflow.flows.config import ProjectConfig; "
-         "from labelflow.flows.labeling_round import labeling_round; "
-         "labeling_round(ProjectConfig.model_validate_json(sys.argv[1]), sys.argv[2])",
-         config.model_dump_json(), str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from labelflow.flows.config import ProjectConfig; "
+            "from labelflow.flows.labeling_round import labeling_round; "
+            "labeling_round(ProjectConfig.model_validate_json(sys.argv[1]), sys.argv[2])",
+            config.model_dump_json(),
+            str(tmp_path),
+        ],
         env={**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())},
         start_new_session=True,
     )
