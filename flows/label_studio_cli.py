@@ -50,6 +50,17 @@ def _owner(folder: Path, email: str | None) -> tuple[str, str]:
     return owner["email"], owner["password"]
 
 
+def _owner_token(folder: Path, url: str, username: str, password: str) -> str:
+    """The owner's access token: made on the first start (Label Studio shows one only when it makes it) and
+    kept in owner.json."""
+    path = folder / "owner.json"
+    saved = json.loads(path.read_text())
+    if "token" not in saved:
+        saved["token"] = personal_access_token(url, username, password)
+        path.write_text(json.dumps(saved))
+    return str(saved["token"])
+
+
 @label_studio_app.command("start")
 def start(
     config_path: ConfigOption = Path(CONFIG_FILE),
@@ -73,7 +84,7 @@ def start(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
     try:
-        token = personal_access_token(server.url, username, password)
+        token = _owner_token(folder, server.url, username, password)
         console.print(
             f"\nLabel Studio is at [bold]{server.url}[/bold] (pid {server.pid}; log {server.log})\n"
             f"  log in as {username} with password {password} (kept in {folder / 'owner.json'})\n"
