@@ -103,3 +103,37 @@ def start(
         console.print("stopping Label Studio ...")
     finally:
         server.stop()
+
+
+@label_studio_app.command("export")
+def export(
+    config_path: ConfigOption = Path(CONFIG_FILE),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The JSON file to write.")] = None,
+) -> None:
+    """Write every item's latest label as a Label Studio task with a prediction scored by its confidence (import
+    it into a project with the same labeling config to inspect or correct the labels)."""
+    from labelflow.contracts import ITEM_ID, PAYLOAD
+    from labelflow.flows.project import Project
+    from labelflow.integrations.label_studio import item_kind, table_rows
+    from labelflow.integrations.label_studio.export import label_studio_tasks
+
+    config = load_or_exit(config_path)
+    with Project(config, config_path.resolve().parent) as project:
+        labels = project.store.labels()
+        numbers = project.store.rounds().set_index("id")["number"]
+        precedence = {"crowd": 0, "functions": 1, "model": 2}  # as `labelflow export` ranks an item's labels
+        labels = (
+            labels.assign(round=labels["round_id"].map(numbers), _rank=labels["source"].map(precedence))
+            .sort_values([ITEM_ID, "_rank"])
+            .drop_duplicates(ITEM_ID)
+        )
+        dataset = project.dataset
+        kind = item_kind(dataset)
+        if kind == "table":
+            row = table_rows(dataset)
+            shown: dict[str, object] = {str(i): row(str(i)) for i in labels[ITEM_ID]}
+        else:
+            shown = dict(zip(dataset.items[ITEM_ID].astype(str), dataset.items[PAYLOAD], strict=True))
+        path = output or project.workdir / "labels-label-studio.json"
+        path.write_text(json.dumps(label_studio_tasks(labels, shown, kind)))
+    console.print(f"Wrote {len(labels)} labels as Label Studio tasks ({kind}) to {path}")

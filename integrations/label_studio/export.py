@@ -79,15 +79,15 @@ def read_label_studio_export(path: Path, label_names: Sequence[str]) -> pd.DataF
         annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
         if annotations:
             latest = max(annotations, key=lambda a: (str(a.get("updated_at", "")), int(a.get("id", 0))))
-            label, error = parse_result(latest.get("result"), label_names)
+            label, problem = parse_result(latest.get("result"), label_names)
             confidence, source = 1.0, "annotation"
         elif task.get("predictions"):
             best = max(task["predictions"], key=lambda p: float(p.get("score") or 0))
-            label, error = parse_result(best.get("result"), label_names)
+            label, problem = parse_result(best.get("result"), label_names)
             confidence, source = float(best.get("score") or 0), "prediction"
         else:
             continue
-        if error:
-            raise LabelStudioExportError(f"{path}: task {number} (item {item!r}): {error}")
+        if problem:
+            raise LabelStudioExportError(f"{path}: task {number} (item {item!r}): {problem}")
         rows.append({ITEM_ID: str(item), "label": label, "confidence": confidence, "source": source})
     return pd.DataFrame(rows, columns=[ITEM_ID, "label", "confidence", "source"])
