@@ -286,3 +286,21 @@ def test_the_token_never_comes_from_the_config_file(monkeypatch: pytest.MonkeyPa
     assert access_token(LabelStudioConfig()) == "secret"
     with pytest.raises(ValueError, match="extra"):
         LabelStudioConfig(token="secret")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("kind", "tag"),
+    [
+        ("text", '<Text name="text" value="$text"/>'),
+        ("image", '<Image name="image" value="$image"/>'),
+        ("table", '<Table name="row" value="$row"/>'),
+    ],
+)
+def test_the_labeling_config_follows_the_kind_of_items_and_quotes_labels(kind: str, tag: str) -> None:
+    from labelflow.integrations.label_studio import check_labeling_config
+
+    xml = labeling_config(['say "yes"', "no & never"], kind, instructions="Pick one")  # type: ignore[arg-type]
+    assert tag in xml and "<Choice value='say \"yes\"'/>" in xml and "no &amp; never" in xml
+    check_labeling_config(xml, ['say "yes"', "no & never"], kind, "here")  # type: ignore[arg-type]
+    with pytest.raises(LabelStudioConfigError, match="here: the labeling config is not valid XML"):
+        check_labeling_config("<View>", ["a"], kind, "here")  # type: ignore[arg-type]
