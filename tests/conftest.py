@@ -88,6 +88,18 @@ class LabelStudioForTests:
     def as_user(self, token: str) -> LabelStudioClient:
         return LabelStudioClient(self.server.url, token)
 
+    def with_new_annotator(self, name: str) -> tuple[LabelStudioForTests, str]:
+        """A view with one more annotator, signed up now: for a test that gets someone blocked (removed from the
+        organization), so that the session's other annotators stay usable."""
+        from datetime import UTC, datetime
+
+        from labelflow.integrations.label_studio.server import personal_access_token, sign_up
+
+        email = f"{name}-{datetime.now(UTC):%H%M%S%f}@labelflow.test"
+        sign_up(self.url, email, f"{name}-password-1")
+        token = personal_access_token(self.url, email, f"{name}-password-1")
+        return LabelStudioForTests(self.server, self.owner_token, self.annotators | {email: token}), email
+
     def annotate(self, token: str, task_id: int, choices: list[str], **fields: Any) -> dict[str, Any]:
         """POST an annotation of ``task_id`` choosing ``choices`` (none, one or several), as ``token``'s user."""
         result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": choices}}]

@@ -79,7 +79,7 @@ class Team(threading.Thread):
         )
         self.stop = threading.Event()
         self.answered = 0
-        self.errors: list[str] = []
+        self.errors: dict[str, list[str]] = {}
         self.clients: dict[str, LabelStudioClient] = {}  # one per annotator: its access token lasts minutes
 
     def run(self) -> None:
@@ -89,11 +89,12 @@ class Team(threading.Thread):
                 project = self._project()
                 time.sleep(0.2)
                 continue
-            try:
-                answered = sum(self._answer_next(email, project) for email in self.emails)
-            except Exception as error:  # a dead thread would look like a slow team: record it for the test
-                self.errors.append(repr(error))
-                answered = 0
+            answered = 0
+            for email in self.emails:
+                try:
+                    answered += self._answer_next(email, project)
+                except Exception as error:  # a dead thread would look like a slow team: record it
+                    self.errors.setdefault(email, []).append(repr(error))
             if not answered:
                 time.sleep(0.2)
 
@@ -144,30 +145,32 @@ def test_a_round_with_two_annotators_in_label_studio(
     tmp_path: Path, label_studio: LabelStudioForTests, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = team_project(tmp_path, label_studio, "ls-round", monkeypatch)
-    team = Team(
-        label_studio,
-        "ls-round",
-        truth_of(config, tmp_path),
-        ["ann@labelflow.test", "bob@labelflow.test"],
-        wrong="bob@labelflow.test",
-    )
+    # Mallory always gives the other label: quality control blocks her, which removes her from the organization,
+    # so she is someone new, not one of the session's annotators.
+    ls, mallory = label_studio.with_new_annotator("mallory")
+    with ls.as_user(ls.annotators[mallory]) as client:
+        mallory_id = f"ls:{client.request('GET', '/api/current-user/whoami', 'whoami')['id']}"
+    team = Team(ls, "ls-round", truth_of(config, tmp_path), ["ann@labelflow.test", mallory], wrong=mallory)
     team.start()
     try:
         report = labeling_round(config, str(tmp_path))
     finally:
         team.stop.set()
         team.join(10)
-    assert report is not None and team.errors == []
+    assert report is not None and "ann@labelflow.test" not in team.errors
     with Project(config, tmp_path) as project:
         store = project.store
         answers = store.answers(report.round_id)
+        blocked = store.blocked_workers("label_studio")
         assert len(answers) == report.answers_bought == 2 * (BATCH + GOLD)
         assert answers["worker_id"].str.fullmatch(r"ls:\d+").all() and answers["worker_id"].nunique() == 2
         assert store.rounds()["status"].tolist() == ["completed"]
         labels = store.labels(report.round_id).query("source == 'crowd'")
         assert len(labels) == BATCH
-    # Ann is always right and Bob always wrong: the gold questions tell them apart, so the labels are Ann's.
+    # Ann is always right and Mallory always wrong: the gold questions tell them apart, the labels are Ann's,
+    # and Mallory is blocked: out of the organization, Label Studio refuses her.
     assert report.label_accuracy == 1.0
+    assert blocked == {mallory_id}
     assert report.cost == pytest.approx(report.answers_bought * 36.0 * 10 / 3600)
     tasks = project_tasks(label_studio, "ls-round")
     assert len(tasks) == BATCH + GOLD and all(len(t["annotations"]) == 2 for t in tasks)
@@ -224,7 +227,7 @@ def test_a_round_killed_while_collecting_reruns_without_importing_or_storing_twi
     finally:
         team.stop.set()
         team.join(10)
-    assert report is not None and team.errors == []
+    assert report is not None and team.errors == {}
     tasks = project_tasks(label_studio, "ls-kill")
     assert len(tasks) == BATCH + GOLD  # no task imported twice
     assert len({t["data"]["labelflow_task"] for t in tasks}) == len(tasks)

@@ -28,7 +28,7 @@ from labelflow.integrations.label_studio import (
     LabelStudioCrowd,
     labeling_config,
 )
-from labelflow.integrations.label_studio.server import free_port, personal_access_token, sign_up
+from labelflow.integrations.label_studio.server import free_port
 
 pytestmark = pytest.mark.slow
 LABELS = ["neg", "pos"]
@@ -179,10 +179,8 @@ def test_close_deletes_unanswered_tasks_and_block_removes_the_annotator(
     assert len(crowd.crowd.poll([answered])) == 1  # answers of a closed task stay readable
 
     # A fresh annotator, so that blocking leaves the session's others alone.
-    email = f"dan-{datetime.now(UTC):%H%M%S%f}@labelflow.test"
-    sign_up(ls.url, email, "dan-password-1")
-    dan = ls.annotators | {email: personal_access_token(ls.url, email, "dan-password-1")}
-    team = LabelStudioForTests(ls.server, ls.owner_token, dan)
+    team, email = ls.with_new_annotator("dan")
+    dan = team.annotators
     ls.annotate(dan[email], crowd.task(answered), ["neg"])
     dan_id = f"ls:{user_id(team, email)}"
     assert dan_id in by_worker(crowd.crowd.poll([answered]))
