@@ -82,7 +82,13 @@ def read_label_studio_export(path: Path, label_names: Sequence[str]) -> pd.DataF
             label, problem = parse_result(latest.get("result"), label_names)
             confidence, source = 1.0, "annotation"
         elif task.get("predictions"):
-            best = max(task["predictions"], key=lambda p: float(p.get("score") or 0))
+            predictions = [p for p in task["predictions"] if isinstance(p, dict)]
+            if not predictions:
+                raise LabelStudioExportError(
+                    f"{path}: task {number} (item {item!r}) lists its predictions by id only (Label Studio's "
+                    "quick JSON export does): save the tasks with GET /api/tasks/?project=<id>&fields=all instead"
+                )
+            best = max(predictions, key=lambda p: float(p.get("score") or 0))
             label, problem = parse_result(best.get("result"), label_names)
             confidence, source = float(best.get("score") or 0), "prediction"
         else:

@@ -41,7 +41,7 @@ def team_project(
             "store_url": f"sqlite:///{folder / 'store.db'}",
             "workdir": str(folder / "work"),
             "dataset": {"source": "sentences.csv", "n_gold": 6, "held_out_fraction": 0.2},
-            "selection": {"batch_size": BATCH, "seed_size": 10},
+            "selection": {"batch_size": BATCH, "seed_size": BATCH},
             "crowd": {
                 "backend": "label_studio",
                 "redundancy": 2,
