@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from labelflow.flows.cli_common import console, load_or_exit
 from labelflow.flows.config import CONFIG_FILE
@@ -85,15 +86,20 @@ def start(
         raise typer.Exit(1) from None
     try:
         token = _owner_token(folder, server.url, username, password)
+        # soft_wrap: the token and the config lines must stay whole for copy and paste; escape: [crowd] is
+        # not rich markup.
         console.print(
-            f"\nLabel Studio is at [bold]{server.url}[/bold] (pid {server.pid}; log {server.log})\n"
-            f"  log in as {username} with password {password} (kept in {folder / 'owner.json'})\n"
-            f"  for labelflow:  export {TOKEN_VARIABLE}={token}\n"
-            f'                  and in {config_path}: [crowd] backend = "label_studio", '
-            f'[crowd.label_studio] url = "{server.url}"\n'
-            f"  annotators: each signs up at {server.url}/user/signup/ (on this machine, or through an SSH "
-            "tunnel: the server listens on loopback only)\n"
-            "Ctrl-C stops it."
+            escape(
+                f"\nLabel Studio is at {server.url} (pid {server.pid}; log {server.log})\n"
+                f"  log in as {username} with password {password} (kept in {folder / 'owner.json'})\n"
+                f"  for labelflow:  export {TOKEN_VARIABLE}={token}\n"
+                f'  in {config_path}:  [crowd] backend = "label_studio"  and  [crowd.label_studio] '
+                f'url = "{server.url}"\n'
+                f"  annotators: each signs up at {server.url}/user/signup/ (on this machine, or through an SSH "
+                "tunnel: the server listens on loopback only)\n"
+                "Ctrl-C stops it."
+            ),
+            soft_wrap=True,
         )
         while os.waitpid(server.pid, os.WNOHANG) == (0, 0):
             time.sleep(1)
