@@ -24,6 +24,7 @@ from labelflow.flows.cli_common import (
     load_or_exit,
 )
 from labelflow.flows.config import CONFIG_FILE, DATASET_KINDS, ProjectConfig, example_config
+from labelflow.flows.label_studio_cli import label_studio_app
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local, preview
 from labelflow.flows.store_cli import store_app
 from labelflow.integrations.inbox import LocalInbox
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(mturk_app, name="mturk")
 app.add_typer(store_app, name="store")
+app.add_typer(label_studio_app, name="label-studio")
 app.command("mturk-local")(mturk_local)
 app.command("preview")(preview)
 app.command("import-answers")(import_answers)

@@ -21,6 +21,7 @@ from labelflow.integrations.crowd.simulated import SimulatedCrowdConfig
 from labelflow.integrations.crowd.task import TaskConfig
 from labelflow.integrations.datasets import DIGITS, DatasetConfig
 from labelflow.integrations.inbox import InboxConfig
+from labelflow.integrations.label_studio.config import LabelStudioConfig
 from labelflow.tasks.features.config import FeaturesConfig
 from labelflow.tasks.features.plugin import load_callable
 from labelflow.tasks.selection import SelectionConfig
@@ -37,10 +38,10 @@ class ConfigError(ValueError):
 class CrowdConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backend: Literal["simulated", "mturk", "replay"] = Field(
+    backend: Literal["simulated", "mturk", "replay", "label_studio"] = Field(
         "simulated",
-        description="Which crowd answers: the simulated one, Mechanical Turk ([crowd.mturk]) or recorded answers "
-        "replayed ([crowd.replay]).",
+        description="Which crowd answers: the simulated one, Mechanical Turk ([crowd.mturk]), recorded answers "
+        "replayed ([crowd.replay]) or your own annotators in Label Studio ([crowd.label_studio]).",
     )
     # Adaptive redundancy (k0 = 2, k_max = 7, with quality.confidence_target tau = 0.875), chosen on the simulated
     # crowd by benchmarks/aggregation.py (section 4): the cheapest policy there that matches fixed k = 5's label
@@ -71,6 +72,7 @@ class CrowdConfig(BaseModel):
     replay: ReplayCrowdConfig | None = Field(
         None, description='The recorded answers the replay crowd gives back (needed with backend = "replay").'
     )
+    label_studio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
 
     @model_validator(mode="after")
     def _max_at_least_redundancy(self) -> CrowdConfig:

@@ -174,6 +174,18 @@ class Project:
             return self._mturk_crowd()
         if crowd.backend == "replay":
             return self._replay_crowd()
+        if crowd.backend == "label_studio":
+            from labelflow.integrations.label_studio import label_studio_crowd
+
+            return label_studio_crowd(
+                crowd.label_studio,
+                self.dataset,
+                name=self.config.name,
+                reward_per_answer=crowd.reward_per_answer,
+                redundancy=crowd.redundancy,
+                round_handles=self.store.handles,
+                blocked_workers=self.store.blocked_workers("label_studio"),
+            )
         truth = self.dataset.hidden_truth
         return SimulatedCrowd(
             crowd.simulated,

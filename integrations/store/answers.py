@@ -94,7 +94,12 @@ class AnswerTable(Repository):
         query = self._in_round(select_columns(AnswerRow, columns), round_id).where(
             AnswerRow.label.is_not(None) if parsed else AnswerRow.label.is_(None)
         )
-        return self.read_frame(query.order_by(AnswerRow.id), columns)
+        frame = self.read_frame(query.order_by(AnswerRow.id), columns)
+        if not parsed:
+            return frame
+        # A worker who edits an answer (Label Studio lets annotators) has each version stored; the latest counts.
+        latest = ~frame.duplicated(["round_id", "item_id", "worker_id"], keep="last")
+        return frame if latest.all() else frame[latest].reset_index(drop=True)
 
     def count(self, round_id: int | None = None) -> int:
         query = self._in_round(select(func.count()).select_from(AnswerRow), round_id)

@@ -197,7 +197,8 @@ class LabelStore:
     def answers(self, round_id: int | None = None, *, parsed: bool = True) -> pd.DataFrame:
         """Stored answers in arrival order, for one round or (``None``) all the project's rounds.
 
-        ``parsed=True``: answers with a label, columns exactly ``ANSWER_COLUMNS``. ``parsed=False``: the
+        ``parsed=True``: answers with a label, columns exactly ``ANSWER_COLUMNS``, only a worker's latest one
+        on an item in a round (the earlier versions of an edited answer stay stored). ``parsed=False``: the
         answers whose raw text did not parse, with ``answer_id, item_id, worker_id, raw, parse_error,
         round_id``.
         """
