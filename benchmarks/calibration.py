@@ -28,15 +28,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from shared_crowds import CROWDS
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from labelflow.tasks.aggregation import (  # noqa: E402
+from labelflow.tasks.aggregation import (
     DawidSkene,
     MajorityVote,
     choose_aggregator,
@@ -44,7 +42,7 @@ from labelflow.tasks.aggregation import (  # noqa: E402
     make_aggregator,
     read_shared_truth,
 )
-from labelflow.tasks.calibration import (  # noqa: E402
+from labelflow.tasks.calibration import (
     BUCKET_PRIOR_SD,
     DEFAULT_FAMILY,
     DEFAULT_OBJECTIVE,
@@ -58,15 +56,6 @@ from labelflow.tasks.calibration import (  # noqa: E402
     out_of_fold_probas,
 )
 
-SHARED = ROOT.parent / "shared" / "data"
-CROWDS = {
-    "duck": SHARED / "crowd" / "duck",
-    "product": SHARED / "crowd" / "product",
-    "dog": SHARED / "crowd" / "dog",
-    "face": SHARED / "crowd" / "face",
-    "sentiment_polarity": SHARED / "crowd-items" / "sentiment_polarity",
-    "labelme": SHARED / "crowd-items" / "labelme",
-}
 GOLD_SIZES = (20, 50, 100)
 REPORT_SEEDS = range(100, 120)
 DEVELOP_SEEDS = range(0, 20)

@@ -22,27 +22,16 @@ import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from shared_crowds import CROWDS
 
-ROOT = Path(__file__).resolve().parents[1]
+from labelflow.integrations.crowd.base import LabelRequest, VirtualClock
+from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd, SimulatedCrowdConfig
+from labelflow.tasks.aggregation import DawidSkene, MajorityVote, from_shared_csv, read_shared_truth
+from labelflow.tasks.crowd_model import PRIOR_ANSWERS, fit_crowd_profile
 
-from labelflow.integrations.crowd.base import LabelRequest, VirtualClock  # noqa: E402
-from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd, SimulatedCrowdConfig  # noqa: E402
-from labelflow.tasks.aggregation import DawidSkene, MajorityVote, from_shared_csv, read_shared_truth  # noqa: E402
-from labelflow.tasks.crowd_model import PRIOR_ANSWERS, fit_crowd_profile  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
-CROWDS = {
-    "duck": SHARED / "crowd" / "duck",
-    "product": SHARED / "crowd" / "product",
-    "dog": SHARED / "crowd" / "dog",
-    "face": SHARED / "crowd" / "face",
-    "sentiment_polarity": SHARED / "crowd-items" / "sentiment_polarity",
-    "labelme": SHARED / "crowd-items" / "labelme",
-}
 DEVELOPMENT = ("duck", "dog", "sentiment_polarity")
 K = 3
 

@@ -8,7 +8,8 @@ wave loop in ``tasks/`` never knows which one it talks to.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -164,3 +165,23 @@ class CrowdBackend(Protocol):
     def close(self, handles: Sequence[Handle]) -> None:
         """Stop collecting: expire whatever is still open."""
         ...
+
+
+def slot_starts(
+    round_handles: Callable[[int], Sequence[Handle]], round_ids: Iterable[int]
+) -> dict[tuple[int, str, int], int]:
+    """Where each (round, item, wave)'s answer slots start on an item's shared task (an MTurk HIT, a Label Studio
+    task): after what the earlier waves bought. Key (round, item, 0) holds the total bought on the item, so an
+    answer beyond it is known for one nobody asked for."""
+    starts: dict[tuple[int, str, int], int] = {}
+    for round_id in round_ids:
+        by_item: dict[str, list[Handle]] = defaultdict(list)
+        for handle in round_handles(round_id):
+            by_item[handle.item_id].append(handle)
+        for item_id, item_handles in by_item.items():
+            bought = 0
+            for handle in sorted(item_handles, key=lambda h: h.wave):
+                starts[(round_id, item_id, handle.wave)] = bought
+                bought += handle.n_answers
+            starts[(round_id, item_id, 0)] = bought
+    return starts

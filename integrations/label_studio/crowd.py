@@ -45,6 +45,7 @@ from labelflow.integrations.crowd.base import (
     RealClock,
     Review,
     ReviewAction,
+    slot_starts,
 )
 from labelflow.integrations.label_studio.client import LabelStudioClient, LabelStudioNotFound
 from labelflow.integrations.label_studio.config import (
@@ -294,7 +295,7 @@ class LabelStudioCrowd:
         by_task: dict[str, list[Handle]] = defaultdict(list)
         for handle in handles:
             by_task[handle.external_id].append(handle)
-        starts = self._slot_starts({h.round_id for h in handles})
+        starts = slot_starts(self.round_handles, {h.round_id for h in handles})
         arrived: list[CrowdAnswer] = []
         for task_id, task_handles in by_task.items():
             annotations = self._annotations(int(task_id), task_handles[0])
@@ -377,22 +378,6 @@ class LabelStudioCrowd:
             else:
                 first[worker] = int(annotation["id"])
         return repeats
-
-    def _slot_starts(self, round_ids: Iterable[int]) -> dict[tuple[int, str, int], int]:
-        """Where each (round, item, wave)'s slots start: after what earlier waves bought. Wave 0 holds the total
-        bought on the item, so annotations beyond it are known."""
-        starts: dict[tuple[int, str, int], int] = {}
-        for round_id in round_ids:
-            by_item: dict[str, list[Handle]] = defaultdict(list)
-            for handle in self.round_handles(round_id):
-                by_item[handle.item_id].append(handle)
-            for item_id, item_handles in by_item.items():
-                bought = 0
-                for handle in sorted(item_handles, key=lambda h: h.wave):
-                    starts[(round_id, item_id, handle.wave)] = bought
-                    bought += handle.n_answers
-                starts[(round_id, item_id, 0)] = bought
-        return starts
 
     def _answer(
         self, handle: Handle, annotation: Mapping[str, Any], reason: str | None, suffix: str = ""

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -39,6 +38,7 @@ from labelflow.integrations.crowd.base import (
     RealClock,
     Review,
     ReviewAction,
+    slot_starts,
 )
 from labelflow.integrations.crowd.mturk.calls import MTurkRequestError, call_mturk, request_token
 from labelflow.integrations.crowd.mturk.config import (
@@ -266,7 +266,7 @@ class MTurkCrowd:
     # ------------------------------------------------------------------ poll
 
     def poll(self, handles: Sequence[Handle]) -> list[CrowdAnswer]:
-        starts = self._slot_starts({h.round_id for h in handles})
+        starts = slot_starts(self.round_handles, {h.round_id for h in handles})
         listed: dict[str, list[AssignmentTypeDef]] = {}
         arrived: list[CrowdAnswer] = []
         for handle in handles:
@@ -288,20 +288,6 @@ class MTurkCrowd:
                 self._complete[handle.key] = answers
             arrived.extend(answers)
         return arrived
-
-    def _slot_starts(self, round_ids: Iterable[int]) -> dict[tuple[int, str, int], int]:
-        """Where each (round, item, wave)'s assignments start in the HIT: after what earlier waves bought."""
-        starts: dict[tuple[int, str, int], int] = {}
-        for round_id in round_ids:
-            by_item: dict[str, list[Handle]] = defaultdict(list)
-            for handle in self.round_handles(round_id):
-                by_item[handle.item_id].append(handle)
-            for item_id, item_handles in by_item.items():
-                bought = 0
-                for handle in sorted(item_handles, key=lambda h: h.wave):
-                    starts[(round_id, item_id, handle.wave)] = bought
-                    bought += handle.n_answers
-        return starts
 
     def assignments(
         self, hit_id: str, *, statuses: Sequence[str] = ("Submitted", "Approved")
