@@ -155,13 +155,9 @@ def _hashed_counts(texts: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
 
 
 def _keep(matrix: sp.csr_matrix, kept: np.ndarray) -> sp.csr_matrix:
-    """``matrix`` restricted to the columns ``kept`` (sorted), renumbered 0..len(kept)-1, without densifying."""
-    position = np.full(matrix.shape[1], -1, dtype=np.int64)
-    position[kept] = np.arange(len(kept))
-    columns = position[matrix.indices]
-    keep = columns >= 0
-    indptr = np.concatenate([[0], np.cumsum(keep)])[matrix.indptr]
-    return sp.csr_matrix((matrix.data[keep], columns[keep], indptr), shape=(matrix.shape[0], len(kept)))
+    """``matrix`` restricted to the columns ``kept`` (sorted), renumbered 0..len(kept)-1, without densifying
+    (scipy's column indexing: half the time of masking and re-counting every non-zero in numpy)."""
+    return sp.csr_matrix(matrix[:, kept])
 
 
 def dense_column_names(n: int) -> list[str]:
