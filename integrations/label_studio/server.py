@@ -238,22 +238,29 @@ def _alive(pid: int) -> bool:
 # ---------------------------------------------------------------------------------------------- accounts
 
 
-def login(url: str, email: str, password: str) -> httpx.Client:
-    """A client logged in through Label Studio's form (CSRF cookie first), as a browser does."""
-    client = httpx.Client(base_url=url, timeout=30)
-    client.get("/user/login/")
+def _post_account_form(client: httpx.Client, url: str, page: str, email: str, password: str) -> int:
+    """Post ``email`` and ``password`` to one of Label Studio's account forms (``page``: ``/user/login/``,
+    ``/user/signup/``) as a browser does, CSRF cookie first; the response's status (302 on success)."""
+    client.get(page)
     response = client.post(
-        "/user/login/",
+        page,
         data={
             "email": email,
             "password": password,
             "csrfmiddlewaretoken": client.cookies.get("csrftoken", ""),
         },
-        headers={"Referer": f"{url}/user/login/"},
+        headers={"Referer": f"{url}{page}"},
     )
-    if response.status_code != 302:
+    return response.status_code
+
+
+def login(url: str, email: str, password: str) -> httpx.Client:
+    """A client logged in through Label Studio's form, as a browser does."""
+    client = httpx.Client(base_url=url, timeout=30)
+    status = _post_account_form(client, url, "/user/login/", email, password)
+    if status != 302:
         client.close()
-        raise LabelStudioServerError(f"logging in to {url} as {email} failed (HTTP {response.status_code})")
+        raise LabelStudioServerError(f"logging in to {url} as {email} failed (HTTP {status})")
     return client
 
 
@@ -285,15 +292,6 @@ def sign_up(url: str, email: str, password: str) -> None:
     """Create an annotator account through the public signup form (a user made with ``POST /api/users/`` cannot
     log in with its password)."""
     with httpx.Client(base_url=url, timeout=30) as client:
-        client.get("/user/signup/")
-        response = client.post(
-            "/user/signup/",
-            data={
-                "email": email,
-                "password": password,
-                "csrfmiddlewaretoken": client.cookies.get("csrftoken", ""),
-            },
-            headers={"Referer": f"{url}/user/signup/"},
-        )
-        if response.status_code != 302:
-            raise LabelStudioServerError(f"signing up {email} at {url} failed (HTTP {response.status_code})")
+        status = _post_account_form(client, url, "/user/signup/", email, password)
+    if status != 302:
+        raise LabelStudioServerError(f"signing up {email} at {url} failed (HTTP {status})")
