@@ -136,6 +136,7 @@ def test_the_reliability_plot_is_an_image_artifact_only_when_the_confidence_is_c
     tmp_path: Path,
 ) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
     crowd = synthetic_crowd(3000, answers_per_item=3, answers_per_worker=100, seed=1)
     gold = crowd.truth.iloc[:40]
@@ -150,7 +151,9 @@ def test_the_reliability_plot_is_an_image_artifact_only_when_the_confidence_is_c
     png = publish_reliability("rel-test", tmp_path, 4, found)
     assert png == tmp_path / "reliability_round_004.png" and matplotlib.image.imread(png).shape[2] == 4
     with get_client(sync_client=True) as client:
-        artifacts = {a.key: a for a in client.read_latest_artifacts(limit=50)}
+        # by key: the session's server holds more than a page of other tests' artifacts
+        key = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=["rel-test-reliability"]))
+        artifacts = {a.key: a for a in client.read_latest_artifacts(artifact_filter=key)}
     assert str(artifacts["rel-test-reliability"].data).startswith("data:image/png;base64,")
     few = decision_labels(
         crowd.answers,
