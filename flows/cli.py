@@ -369,8 +369,8 @@ def detect_dead_runs(
     ] = 90,
 ) -> None:
     """On a work pool: mark flow runs Crashed when their heartbeats stop (a killed worker), so that a dead
-    poller's run gives its concurrency slot back at once instead of after 5 minutes. Run once per Prefect server;
-    running it again replaces the automation."""
+    poller's run gives its concurrency slot back after --within seconds instead of 5 minutes. Run once per Prefect
+    server; running it again replaces the automation."""
     _quiet_libraries()
     from labelflow.flows.work_pool import DEAD_RUNS_AUTOMATION, detect_dead_flow_runs
 
