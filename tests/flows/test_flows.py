@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,9 @@ def small_config(
     )
 
 
-def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: Path, store_url: str) -> None:
-    from prefect.client.orchestration import get_client
+def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(
+    tmp_path: Path, store_url: str, latest_artifacts: Callable[..., dict[str, Any]]
+) -> None:
 
     from labelflow.flows.campaign import labeling_campaign
 
@@ -107,9 +109,10 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
         assert len(versions) == 2 and versions["promoted"].iloc[0] and Path(versions["path"].iloc[0]).exists()
         assert store.champion() is not None
 
-        with get_client(sync_client=True) as client:
-            artifact = client.read_latest_artifacts(limit=50)
-        by_key = {a.key: a for a in artifact}
+        kinds = ("round-summary", "gx-pool", "gx-batch", "gx-answers", "gx-labels", "workers")
+        by_key = latest_artifacts(
+            *(f"flow-test-{kind}" for kind in (*kinds, "class-distribution", "learning-curve"))
+        )
         summary = by_key["flow-test-round-summary"]
         assert "round 2" in str(summary.data) and f"{report.rounds[-1].model_accuracy:.3f}" in str(
             summary.data
@@ -319,10 +322,8 @@ def subset_labeling_functions() -> list[LabelingFunction]:
 
 
 def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_stop_the_round(
-    tmp_path: Path,
+    tmp_path: Path, latest_artifacts: Callable[..., dict[str, Any]]
 ) -> None:
-    from prefect.client.orchestration import get_client
-
     from labelflow.flows.labeling_round import labeling_round
 
     write_subset(tmp_path)
@@ -343,8 +344,7 @@ def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_sto
         asked_items = set(store.items("pool")["item_id"]) | set(store.items("gold")["item_id"])
         failing = sum(int(item[1:]) % 7 == 0 for item in asked_items)
 
-        with get_client(sync_client=True) as client:
-            artifacts = {a.key: a for a in client.read_latest_artifacts(limit=50)}
+        artifacts = latest_artifacts("flow-test-labeling-functions")
         table = json.loads(str(artifacts["flow-test-labeling-functions"].data))
         failures = {row["function"]: row["failures"] for row in table}
         assert failures == {"hollow_centre_is_zero": 0, "breaks_on_every_seventh": failing}
