@@ -23,6 +23,7 @@ from labelflow.flows.steps.answers import collect_answers
 from labelflow.integrations.store import LabelStore
 
 ROUND_FLOW = "labeling-round"
+COLLECT_FLOW = "collect-answers"
 RESUMED_TAG = "resumed-by-collector"
 
 
@@ -30,10 +31,20 @@ def round_deployment_name(config: ProjectConfig) -> str:
     return f"{config.name}-round"
 
 
-@flow(name="collect-answers", flow_run_name="collect-{config.name}")
-def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
-    """Poll the project's waiting round once; resume it through its deployment when its wave is done."""
+def on_answers_deployment_name(config: ProjectConfig) -> str:
+    return f"{config.name}-collect-on-answers"
+
+
+@flow(name=COLLECT_FLOW, flow_run_name="collect-{config.name}")
+def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".", on_answers: bool = False) -> str:
+    """Poll the project's waiting round once; resume it through its deployment when its wave is done.
+
+    ``on_answers``: this run was started by a ``labelflow.answers.arrived`` event. Such runs wait for each
+    other (none is dropped, so the last annotation of a burst is always polled after it arrived), and one that
+    sees another queued behind it leaves the polling to that one."""
     logger = get_run_logger()
+    if on_answers and _another_is_queued(config):
+        return "more answers arrived since: the run queued after this one polls them"
     with Project(config, Path(base_dir).resolve()) as project:
         store = project.store
         stopped = stopped_before_publishing(store)
@@ -65,6 +76,14 @@ def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
     outcome = resume_round(config, f"round {number}, wave {wave} is done")
     logger.info(outcome)
     return outcome
+
+
+def _another_is_queued(config: ProjectConfig) -> bool:
+    with get_client(sync_client=True) as client:
+        queued = read_runs(
+            client, [(COLLECT_FLOW, on_answers_deployment_name(config))], [StateType.SCHEDULED], limit=1
+        )
+    return bool(queued)
 
 
 def stopped_before_publishing(store: LabelStore) -> int | None:
