@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_client, get_run_logger
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 
 from labelflow.flows.config import ProjectConfig
@@ -39,13 +39,20 @@ def on_answers_deployment_name(config: ProjectConfig) -> str:
 def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".", on_answers: bool = False) -> str:
     """Poll the project's waiting round once; resume it through its deployment when its wave is done.
 
-    ``on_answers``: this run was started by a ``labelflow.answers.arrived`` event. Such runs wait for each
-    other (none is dropped, so the last annotation of a burst is always polled after it arrived), and one that
-    sees another queued behind it leaves the polling to that one."""
+    ``on_answers``: this run was started by a ``labelflow.answers.arrived`` event. Such runs queue behind each
+    other rather than being dropped, so the last annotation of a burst is always polled after it arrived; and
+    once this one has polled, the runs that were queued before it started are cancelled: their annotations
+    arrived before this poll, which has seen them. A burst of webhooks thus costs a poll or two, not one each."""
+    covered = _queued_on_answers(config) if on_answers else []
+    outcome = _collect_once(config, Path(base_dir).resolve())
+    if covered:
+        _cancel(covered, f"a collector that started after its event polled ({outcome})")
+    return outcome
+
+
+def _collect_once(config: ProjectConfig, base_dir: Path) -> str:
     logger = get_run_logger()
-    if on_answers and _another_is_queued(config):
-        return "more answers arrived since: the run queued after this one polls them"
-    with Project(config, Path(base_dir).resolve()) as project:
+    with Project(config, base_dir) as project:
         store = project.store
         stopped = stopped_before_publishing(store)
         if stopped is not None:
@@ -78,12 +85,19 @@ def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".", on_answe
     return outcome
 
 
-def _another_is_queued(config: ProjectConfig) -> bool:
+def _queued_on_answers(config: ProjectConfig) -> list[FlowRun]:
+    """The event-driven collector runs waiting to start (for their turn, or for the runner)."""
     with get_client(sync_client=True) as client:
-        queued = read_runs(
-            client, [(COLLECT_FLOW, on_answers_deployment_name(config))], [StateType.SCHEDULED], limit=1
-        )
-    return bool(queued)
+        return read_runs(client, [(COLLECT_FLOW, on_answers_deployment_name(config))], [StateType.SCHEDULED])
+
+
+def _cancel(runs: list[FlowRun], reason: str) -> None:
+    """Cancel runs whose events a poll has covered (one that started meanwhile too: it would find nothing new)."""
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        for run in runs:
+            client.set_flow_run_state(run.id, Cancelled(message=f"Not needed: {reason}"))
 
 
 def stopped_before_publishing(store: LabelStore) -> int | None:
