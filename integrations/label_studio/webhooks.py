@@ -75,6 +75,16 @@ def _integer(value: object, field: str) -> int:
     return int(value)
 
 
+def _part(message: dict[str, Any], key: str) -> dict[str, Any]:
+    value = message.get(key)
+    if not isinstance(value, dict):
+        raise WebhookError(
+            HTTPStatus.BAD_REQUEST,
+            f"a {message['action']} webhook needs an '{key}' object (register it with send_payload)",
+        )
+    return value
+
+
 def parse_webhook(body: bytes, project_title: str) -> AnnotationNotice | None:
     """The annotation a webhook body is about; None for another action; :class:`WebhookError` for a body that is
     not a Label Studio webhook of the project titled ``project_title``."""
@@ -86,14 +96,7 @@ def parse_webhook(body: bytes, project_title: str) -> AnnotationNotice | None:
         raise WebhookError(HTTPStatus.BAD_REQUEST, "the body is not a Label Studio webhook: no 'action'")
     if message["action"] not in WEBHOOK_ACTIONS:
         return None
-    annotation, task, project = (message.get(key) for key in ("annotation", "task", "project"))
-    for key, value in (("annotation", annotation), ("task", task), ("project", project)):
-        if not isinstance(value, dict):
-            raise WebhookError(
-                HTTPStatus.BAD_REQUEST,
-                f"a {message['action']} webhook needs an '{key}' object (register it with send_payload)",
-            )
-    assert isinstance(annotation, dict) and isinstance(task, dict) and isinstance(project, dict)
+    annotation, task, project = (_part(message, key) for key in ("annotation", "task", "project"))
     title = str(project.get("title", ""))
     if title != project_title:
         raise WebhookError(

@@ -66,6 +66,8 @@ url = "{url}"
 webhook_url = "http://127.0.0.1:{port}/label-studio"
 [training]
 self_training_max_iter = 1
+[inbox]
+watch_interval_seconds = 3600  # no inbox here: its watcher's runs would only load the machine
 """
 
 
