@@ -27,6 +27,7 @@ from labelflow.flows.config import CONFIG_FILE, DATASET_KINDS, ProjectConfig, ex
 from labelflow.flows.label_studio_cli import label_studio_app
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local, preview
 from labelflow.flows.store_cli import store_app
+from labelflow.flows.webhooks import webhooks
 from labelflow.integrations.inbox import LocalInbox
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.command("mturk-local")(mturk_local)
 app.command("preview")(preview)
 app.command("import-answers")(import_answers)
 app.command("aggregate")(aggregate)
+app.command("webhooks")(webhooks)
 features_app = typer.Typer(
     help="The featurizer of a text or image project: fitted once on the pool, then kept.",
     no_args_is_help=True,
