@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -41,10 +43,15 @@ class PoolPiece:
 
 @dataclass(frozen=True)
 class PoolRows:
-    """A piece's pool items (gold and held-out rows left out): their ids and features, in the file's order."""
+    """A piece's selectable items (pool rows, less those excluded), in the file's order: their features, and
+    their ids as Arrow keeps them (made Python strings only for the rows asked for, see :meth:`item_ids`)."""
 
-    item_ids: np.ndarray
     features: np.ndarray
+    ids: pa.Array
+
+    def item_ids(self, rows: np.ndarray) -> np.ndarray:
+        """The ids of ``rows`` (positions in ``features``), as an object array of str."""
+        return np.asarray(self.ids.take(pa.array(rows, pa.int64())).to_pylist(), dtype=object)
 
 
 def items_folder(workdir: Path) -> str:
@@ -108,15 +115,20 @@ def piece_feature_columns(piece: PoolPiece) -> list[str]:
         return partition_description(pq.read_schema(handle))[1]
 
 
-def read_pool_rows(piece: PoolPiece, feature_columns: Sequence[str]) -> PoolRows:
-    """The piece's pool items, features in their own float dtype (a float32 pool stays float32)."""
+def read_pool_rows(
+    piece: PoolPiece, feature_columns: Sequence[str], *, excluded: frozenset[str] = frozenset()
+) -> PoolRows:
+    """The piece's pool items but those in ``excluded``, features in their own float dtype (a float32 pool stays
+    float32). The rows are filtered in Arrow: no Python string is made for the piece's ids."""
     filesystem, path = _filesystem(piece.location, piece.s3_endpoint_url)
     with filesystem.open_input_file(path) as handle:
         file = pq.ParquetFile(handle)
         table = file.read_row_groups(list(piece.row_groups), columns=[ITEM_ID, "item_set"])
         features = read_features(handle, feature_columns, row_groups=piece.row_groups)
-    in_pool = np.asarray(table.column("item_set").to_numpy(zero_copy_only=False)) == ItemSet.POOL.value
-    item_ids = table.column(ITEM_ID).to_numpy(zero_copy_only=False).astype(object)
-    if in_pool.all():
-        return PoolRows(item_ids, features)
-    return PoolRows(item_ids[in_pool], features[in_pool])
+    ids = table.column(ITEM_ID)
+    wanted = pc.equal(table.column("item_set").cast(pa.string()), ItemSet.POOL.value)
+    if excluded:
+        left_out = pc.is_in(ids, value_set=pa.array(sorted(excluded), ids.type))
+        wanted = pc.and_(wanted, pc.invert(left_out))
+    mask = wanted.to_numpy(zero_copy_only=False)
+    return PoolRows(features if mask.all() else features[mask], ids.filter(wanted).combine_chunks())

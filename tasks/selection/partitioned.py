@@ -69,22 +69,25 @@ def piece_candidates(
 ) -> Candidates:
     """A piece's ``keep`` best pool items by ``scoring`` (random keys without a model), its excluded items left
     out. Scored in ``chunk_rows`` chunks as the single-process path scores, so a worker's memory is the piece."""
-    rows = read_pool_rows(piece, feature_columns)
-    item_ids, features = rows.item_ids, rows.features
-    if scoring.excluded:
-        kept = ~pd.Index(item_ids).isin(scoring.excluded)
-        item_ids, features = item_ids[kept], features[kept]
+    rows = read_pool_rows(piece, feature_columns, excluded=scoring.excluded)
     rng = np.random.default_rng(list(seed))
     scores = score_pool(
         scoring.model,
-        features,
+        rows.features,
         scoring.strategy,
         chunk_rows=scoring.chunk_rows,
         rng=rng,
         committee=scoring.committee,
     )
     jitter = rng.random(len(scores))
-    return Candidates(item_ids, scores, jitter, features, len(scores)).best(keep)
+    best = best_of(scores, jitter, keep)
+    return Candidates(
+        rows.item_ids(best),
+        scores[best],
+        jitter[best],
+        np.ascontiguousarray(rows.features[best]),
+        len(scores),
+    )
 
 
 def merge_candidates(parts: Sequence[Candidates], keep: int) -> Candidates:
