@@ -20,9 +20,10 @@ rows is its first N / 1M partitions), then for each ``--rows``, in a fresh proce
 ``selection.engine = "dask"`` starts (a LocalCluster, one single-threaded worker process per core; or connects to
 ``--dask-address``), fits the model as above, has every worker import labelflow, then times
 ``choose_batch_partitioned`` from listing the partitions to the batch. Memory is the sum of the resident memory of
-the benchmark's process (the client; a LocalCluster's scheduler runs in it) and every process under it (the
-workers and their nannies), sampled every 0.2 s from before the cluster starts; CPU is summed over the same
-processes. Prints rows/s per size and the ratio of the largest size's to the second largest's.
+the benchmark's process (the client; a LocalCluster's scheduler and nannies run in it) and every process under
+it (the workers, multiprocessing's resource tracker), sampled every 0.2 s from before the cluster starts; CPU is
+summed over the same processes. Prints rows/s (and rows per CPU second, the steadier figure on a busy machine)
+per size, and the ratio of the largest size's to the second largest's.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def measure_dask(args: argparse.Namespace) -> dict[str, Any]:
 def run_dask(args: argparse.Namespace, forwarded: list[str]) -> None:
     """Every ``--rows`` size in its own process, then the throughput of the largest against the one before."""
     write_partitions(args, max(args.rows))
-    rates = []
+    rates, cpu_rates = [], []
     for rows in args.rows:
         child = subprocess.run(
             [sys.executable, __file__, *forwarded, f"--measure-dask={rows}"],
@@ -267,18 +268,20 @@ def run_dask(args: argparse.Namespace, forwarded: list[str]) -> None:
         )
         run = json.loads(child.stdout.strip().splitlines()[-1])
         rates.append(run["rows"] / run["total"])
+        cpu_rates.append(run["rows"] / run["cpu"])
         print(
             f"dask: chose {run['chosen']} of {run['rows']:,} x {args.columns} float32 ({run['setup']}; "
             f"{run['pieces']} pieces) on {run['workers']} workers: {run['total']:.1f} s, {rates[-1]:,.0f} rows/s "
-            f"(CPU {run['cpu']:.1f} s in all processes); peak memory {run['peak_mb']:,.0f} MB summed over "
-            f"{run['processes']} processes (client + scheduler, workers, nannies); "
+            f"(CPU {run['cpu']:.1f} s in all processes: {cpu_rates[-1]:,.0f} rows per CPU second); peak memory "
+            f"{run['peak_mb']:,.0f} MB summed over {run['processes']} processes (the client's, holding the "
+            f"scheduler and the nannies, and those under it: workers, multiprocessing's resource tracker); "
             f"load average {run['load']:.1f} on {os.cpu_count()} CPUs",
             flush=True,
         )
     if len(rates) > 1:
         print(
             f"throughput at {args.rows[-1]:,} rows is {rates[-1] / rates[-2]:.2f}x that at {args.rows[-2]:,} "
-            "(target: at least 0.75x)"
+            f"(target: at least 0.75x); per CPU second {cpu_rates[-1] / cpu_rates[-2]:.2f}x"
         )
 
 
