@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -66,7 +67,8 @@ class SelectionConfig(BaseModel):
     pool_url: str | None = Field(
         None,
         description="Where engine = \"dask\" reads the pool store's item partitions: the project's "
-        'workdir/pool/items by default, or a copy of that folder at "s3://bucket/prefix".',
+        "workdir/pool/items by default, or that folder on a shared volume (an absolute path) or a copy of it at "
+        '"s3://bucket/prefix".',
     )
     s3_endpoint_url: str | None = Field(
         None, description="Another S3 endpoint for pool_url (MinIO, moto); None for AWS."
@@ -78,12 +80,14 @@ class SelectionConfig(BaseModel):
             given = [name for name in ("dask_address", "pool_url", "s3_endpoint_url") if getattr(self, name)]
             if given:
                 raise ValueError(f'{", ".join(given)} only apply to engine = "dask"; set it or remove them')
-        if (
-            self.pool_url is not None
-            and self.pool_url.startswith("s3://")
-            and not self.pool_url[5:].strip("/")
-        ):
+        url = self.pool_url
+        if url is not None and url.startswith("s3://") and not url.removeprefix("s3://").strip("/"):
             raise ValueError('pool_url names no bucket; write "s3://bucket/prefix"')
+        if url is not None and not url.startswith("s3://") and not Path(url).is_absolute():
+            raise ValueError(
+                f'pool_url {url!r} is neither "s3://bucket/prefix" nor an absolute path (the workers read it, '
+                "wherever they run)"
+            )
         if self.s3_endpoint_url is not None and not (self.pool_url or "").startswith("s3://"):
             raise ValueError('s3_endpoint_url applies to an "s3://" pool_url only')
         return self
