@@ -233,6 +233,15 @@ class ProjectConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _dask_engine_reads_tables(self) -> ProjectConfig:
+        if self.selection.engine == "dask" and self.dataset.kind in ("text", "image"):
+            raise ValueError(
+                f'selection.engine = "dask" scores the feature columns of a table; a {self.dataset.kind} '
+                'dataset\'s features come from its featurizer: use engine = "local"'
+            )
+        return self
+
+    @model_validator(mode="after")
     def _plugins_import(self) -> ProjectConfig:
         """A plug-in that cannot be imported is refused when the file loads, not in the middle of a round."""
         if self.training.model not in BUILT_IN_MODELS:

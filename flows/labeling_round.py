@@ -44,7 +44,7 @@ from labelflow.flows.steps.aggregation import aggregate_answers
 from labelflow.flows.steps.answers import collect_answers
 from labelflow.flows.steps.dispatch import dispatch_wave
 from labelflow.flows.steps.label_issues import report_label_issues
-from labelflow.flows.steps.selection import select_batch
+from labelflow.flows.steps.selection import select_batch, select_batch_on_dask
 from labelflow.flows.steps.settlement import settle_round
 from labelflow.flows.steps.training import evaluate_model, retrain_model
 from labelflow.flows.steps.validation import validate_frame
@@ -167,17 +167,32 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 if champion is not None and config.selection.strategy in COMMITTEE_STRATEGIES
                 else None
             )
-            batch = select_batch(
-                selectable(unlabeled, weak, project.config),
-                dataset.feature_columns,
-                champion,
-                config.selection,
-                round_.id,
-                batch_size=affordable_batch_size(project, crowd, has_model=champion is not None),
-                committee=committee,
-                round_number=round_.number,
-                scoring_rows=project.feature_rows,
-            )
+            candidates = selectable(unlabeled, weak, project.config)
+            batch_size = affordable_batch_size(project, crowd, has_model=champion is not None)
+            if config.selection.engine == "dask":
+                batch = select_batch_on_dask(
+                    candidates,
+                    pool[ITEM_ID],
+                    champion,
+                    config.selection,
+                    round_.id,
+                    project.workdir,
+                    batch_size=batch_size,
+                    committee=committee,
+                    round_number=round_.number,
+                )
+            else:
+                batch = select_batch(
+                    candidates,
+                    dataset.feature_columns,
+                    champion,
+                    config.selection,
+                    round_.id,
+                    batch_size=batch_size,
+                    committee=committee,
+                    round_number=round_.number,
+                    scoring_rows=project.feature_rows,
+                )
         validate_frame(
             batch,
             "batch",

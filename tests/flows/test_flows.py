@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
+from labelflow.contracts import ITEM_ID, ItemSet
 from labelflow.flows.config import ProjectConfig, parse_config
 from labelflow.flows.project import Project
 from labelflow.tasks.selection import StoppingRule
@@ -190,6 +191,31 @@ def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_p
         str(tmp_path),
     )
     assert [r.number for r in more.rounds] == [3] and more.stopped_because.startswith("max rounds")
+
+
+@pytest.mark.slow
+def test_a_round_chooses_its_batch_on_a_dask_cluster(tmp_path: Path) -> None:
+    """selection.engine = "dask" with the address of a running cluster: the round's batch is read from the pool
+    store's partitions and chosen there (one round: the model's path through the cluster is
+    tests/tasks/test_partitioned_selection.py's), of unlabeled pool items only."""
+    from distributed import LocalCluster
+
+    from labelflow.flows.labeling_round import labeling_round
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path)
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        dask = {"engine": "dask", "dask_address": cluster.scheduler_address}
+        config = config.model_copy(update={"selection": config.selection.model_copy(update=dask)})
+        labeling_round(config, str(tmp_path))
+        ran = set(cluster.scheduler.task_prefixes)  # what the scheduler ran, by function name
+    assert "piece_candidates" in ran
+    with Project(config, tmp_path) as project:
+        pool = set(project.dataset.frame(ItemSet.POOL)[ITEM_ID])
+        (round_id,) = project.store.rounds()["id"]
+        first_wave = project.store.requests(int(round_id), wave=1)
+        asked = set(first_wave.loc[~first_wave["is_gold"].astype(bool), ITEM_ID])
+    assert len(asked) == 20 and asked <= pool
 
 
 @pytest.mark.parametrize("corrupt", ["duplicate_id", "nan_feature"])
