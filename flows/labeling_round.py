@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, ItemSet, empty_frame
+from labelflow.flows.bootstrap import bootstrap_labels
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
 from labelflow.flows.leases import holder_is_gone, lease_holder
@@ -116,6 +117,8 @@ def labeling_round(
             if resume_only and not (rounds["status"] == "running").any():
                 get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
                 return None
+            if project.cold_start is not None and not bootstrap_labels(project, wait=wait_for_answers).done:
+                return None  # data without enough labels: no round before the owner's labels are in
             try:
                 report = run_round(project, wait_for_answers=wait_for_answers)
             except Exception as error:
