@@ -240,6 +240,7 @@ def bootstrap_command(
     project_config = load_or_exit(config)
     log = logging.getLogger("labelflow.bootstrap")
     log.setLevel(logging.INFO)
+    log.propagate = False  # to the console once, whatever handlers a flow run left on the root logger
     if not log.handlers:
         log.addHandler(RichHandler(console=console, show_path=False, show_level=False))
     with Project(project_config, config.resolve().parent) as project:
@@ -273,7 +274,8 @@ def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
         if (waiting := progress_in_store(project.store)) is not None:
             console.print(
                 f"Cold start: {waiting.describe()} in Label Studio, as last read; no round starts before all are "
-                "in. `labelflow bootstrap` reads the labels given since."
+                "in. `labelflow bootstrap` reads the labels given since.",
+                soft_wrap=True,
             )
         rounds = project.store.rounds()
         if rounds.empty:
