@@ -46,7 +46,13 @@ def run(command: str) -> str:
 def owner_labels(ls: LabelStudioForTests, title: str, truth: dict[str, str]) -> int:
     """The owner labels every task of their expert project, the first one at first without a choice (a slip)
     which they then correct by editing the annotation, as the UI does."""
-    tasks = project_tasks(ls, title)
+    with ls.as_user(ls.owner_token) as client:
+        [project] = [
+            p
+            for p in client.pages("/api/projects/", "projects", {"title": title}, 100)
+            if p["title"] == title
+        ]
+        tasks = list(client.pages("/api/tasks/", "tasks", {"project": project["id"]}, 100))
     first, *others = tasks
     slip = ls.annotate(ls.owner_token, int(first["id"]), [])
     choice = {"choices": [truth[first["data"]["labelflow_item"]]]}
