@@ -242,7 +242,7 @@ def bootstrap_command(
     log.setLevel(logging.INFO)
     log.propagate = False  # to the console once, whatever handlers a flow run left on the root logger
     if not log.handlers:
-        log.addHandler(RichHandler(console=console, show_path=False, show_level=False))
+        log.addHandler(RichHandler(console=console, show_time=False, show_level=False, show_path=False))
     with Project(project_config, config.resolve().parent) as project:
         if project.cold_start is None:
             console.print(

@@ -100,7 +100,8 @@ def labeling_round(
     Returns None when nothing finished in this run: another round of the project is running, or (with
     ``wait_for_answers=False``, as served deployments run) the round handed its wait over to the collector
     deployment, which resumes it once the wave's answers are in (``resume_only=True``: never start a new round,
-    so a resume that comes twice does nothing the second time).
+    so a resume that comes twice does nothing the second time); and, for data with too few labels, while the
+    project owner's gold and held-out labels are not all in (``flows.bootstrap``; waited for, like answers).
     """
     with Project(config, Path(base_dir).resolve(), live=live) as project:
         holder = lease_holder()
