@@ -16,6 +16,7 @@ from conftest import LabelStudioForTests
 from test_label_studio_round import Team, project_tasks
 from typer.testing import CliRunner
 
+from labelflow.contracts import ItemSet
 from labelflow.flows.cli import app
 from labelflow.flows.config import load_config
 from labelflow.flows.project import Project
@@ -169,3 +170,64 @@ def picture(markdown: str, key: str, output: Path, home: Path) -> None:
         artifact = create_markdown_artifact(markdown=markdown, key=key, description="Round 1 of a cold start")
         ui = env["PREFECT_API_URL"].removesuffix("/api")
         screenshot(f"{ui}/artifacts/artifact/{artifact}", output, width=1200, height=900)
+
+
+def test_after_a_cold_start_the_simulated_crowd_answers_where_the_data_knows_the_truth(
+    tmp_path: Path,
+) -> None:
+    """The crowd step elsewhere: a table of 200 rows, 25 of them labeled (too few for 10 gold and 20 held-out
+    items) starts cold; once the owner's labels are in (given here straight to the store, as `labelflow bootstrap`
+    stores them), a round runs on the simulated crowd, which answers from the labels the data has: the 25, and the
+    owner's for the gold questions."""
+    import numpy as np
+
+    from labelflow.flows.bootstrap import draw_items, progress_in_store
+    from labelflow.flows.config import parse_config
+    from labelflow.flows.labeling_round import labeling_round
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 2))
+    truth = np.where(features[:, 0] + 0.5 * features[:, 1] > 0, "yes", "no")
+    pd.DataFrame(
+        {
+            "item_id": [f"t{k:03d}" for k in range(200)],
+            "a": features[:, 0],
+            "b": features[:, 1],
+            "label": [label if k < 25 else None for k, label in enumerate(truth)],
+        }
+    ).to_csv(tmp_path / "rows.csv", index=False)
+    config = parse_config(
+        {
+            "name": "cold-table",
+            "labels": ["no", "yes"],
+            "store_url": f"sqlite:///{tmp_path / 'store.db'}",
+            "workdir": str(tmp_path / "work"),
+            "dataset": {"source": "rows.csv", "n_gold": 10, "n_held_out": 20},
+            "selection": {"seed_size": 8},
+            "crowd": {"gold_per_round": 4},
+            "training": {"model": "logistic_regression"},
+        }
+    )
+    by_id = dict(zip([f"t{k:03d}" for k in range(200)], truth.tolist(), strict=True))
+    with Project(config, tmp_path) as project:
+        plan = project.cold_start
+        assert plan is not None and (plan.gold, plan.held_out, plan.n_labeled) == (10, 20, 25)
+        assert draw_items(project, plan) == 30 and draw_items(project, plan) == 0  # drawn once
+        waiting = progress_in_store(project.store)
+        assert waiting is not None and (waiting.labeled, waiting.needed) == (0, 30)
+        drawn = pd.concat([project.store.items("gold"), project.store.items("held_out")])
+        assert project.store.set_known_labels({item: by_id[item] for item in drawn["item_id"]}) == 30
+        assert progress_in_store(project.store) is None
+    report = labeling_round(config, str(tmp_path))
+    assert report is not None and 0 <= report.model_accuracy <= 1
+    with Project(config, tmp_path) as project:
+        dataset, store = project.dataset, project.store
+        assert set(dataset.frame(ItemSet.GOLD)["item_id"]) == set(store.items("gold")["item_id"])
+        assert len(dataset.frame(ItemSet.HELD_OUT)) == 20 and dataset.known_labels.to_dict() == {
+            item: by_id[item] for item in drawn["item_id"]
+        }
+        answers = store.answers(report.round_id)
+        gold_asked = set(answers.loc[answers["is_gold"], "item_id"])
+        assert len(gold_asked) == 4 and gold_asked <= set(store.items("gold")["item_id"])
+        batch = set(answers.loc[~answers["is_gold"], "item_id"])
+        assert batch and batch <= {f"t{k:03d}" for k in range(25)}  # only where the data knows the truth
