@@ -1,6 +1,6 @@
 """Which of the top-scoring items make the batch, so a batch is not ten near-copies of one confusing item:
 k-center greedy or one item per k-means cluster among the top candidates; the cold start (k-means medoids) while
-no model exists yet.
+no model exists yet; and a random sample stratified by those clusters, for the items a project's owner labels.
 """
 
 from __future__ import annotations
@@ -124,6 +124,18 @@ def spread_out(
 COLD_START_SAMPLE = 10_000
 
 
+def _clusters(features: np.ndarray, k: int, seed: int, sample: int) -> tuple[np.ndarray, np.ndarray, KMeans]:
+    """k-means on standardized features: the rows it ran on (all, or ``sample`` of them drawn at random,
+    reproducibly by ``seed``, standardized after the draw), their standardized points and the fitted k-means."""
+    rows = (
+        np.sort(np.random.default_rng(seed).choice(len(features), sample, replace=False))
+        if len(features) > sample
+        else np.arange(len(features))
+    )
+    points = _standardized(features[rows])
+    return rows, points, KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
+
+
 def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_START_SAMPLE) -> np.ndarray:
     """The pool items nearest to k k-means centroids: a first batch that covers the feature space.
 
@@ -134,13 +146,7 @@ def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_ST
     the space as the whole pool does (50 items per centroid for k = 200; k-means on it takes ~0.8 CPU seconds),
     where k-means on the whole of a 2M-item pool took minutes and its pool x k distances gigabytes."""
     k = min(k, len(features))
-    rows = (
-        np.sort(np.random.default_rng(seed).choice(len(features), sample, replace=False))
-        if len(features) > sample
-        else np.arange(len(features))
-    )
-    points = _standardized(features[rows])
-    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
+    rows, points, kmeans = _clusters(features, k, seed, sample)
     chosen: list[int] = []
     taken: set[int] = set()
     distances = kmeans.transform(points)
@@ -151,3 +157,43 @@ def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_ST
                 taken.add(int(index))
                 break
     return np.asarray(rows[np.asarray(chosen, dtype=int)])
+
+
+def stratified_sample(
+    features: np.ndarray, n: int, seed: int, *, strata: int = 10, sample: int = COLD_START_SAMPLE
+) -> np.ndarray:
+    """``n`` items drawn at random within ``strata`` k-means clusters, each cluster giving its share of the
+    items (proportional allocation, the remainders to the largest fractions): a random sample, so what is
+    measured on it holds for the pool, whose spread over the feature space is the pool's, so no region is
+    missed by chance (stratified random sampling, Cochran 1977, *Sampling Techniques*, ch. 5).
+
+    Unlike :func:`cold_start`, which takes each cluster's most typical item, every item of a cluster has the
+    same chance: gold and held-out items drawn so stay random draws. The clusters are those of the cold start
+    (k-means on standardized features, over a uniform ``sample`` of a larger pool, from which the items are
+    then drawn: a random draw of a random draw).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import stratified_sample
+    >>> features = np.r_[np.zeros((90, 2)), np.ones((10, 2))] + np.random.default_rng(0).normal(0, 0.01, (100, 2))
+    >>> chosen = stratified_sample(features, 20, seed=0, strata=2)
+    >>> len(set(chosen.tolist())), int((chosen >= 90).sum())  # 20 distinct items, 2 of them from the small cluster
+    (20, 2)
+    """
+    n = min(n, len(features))
+    if n == 0:
+        return np.empty(0, dtype=int)
+    rows, _, kmeans = _clusters(features, min(strata, n), seed, sample)
+    clusters = kmeans.labels_
+    sizes = np.bincount(clusters, minlength=kmeans.n_clusters)
+    quotas = n * sizes / sizes.sum()
+    shares = np.floor(quotas).astype(int)
+    shares[np.argsort(-(quotas - shares), kind="stable")[: n - shares.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(np.flatnonzero(clusters == cluster), share, replace=False)
+        for cluster, share in enumerate(shares)
+        if share
+    ]
+    return np.asarray(np.sort(rows[np.concatenate(chosen)]))
