@@ -10,6 +10,7 @@ import numpy as np
 from prefect import flow, get_run_logger
 
 from labelflow.contracts import ITEM_ID, ItemSet
+from labelflow.flows.bootstrap import progress_in_store
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.labeling_round import affordable_batch_size, labeling_round
 from labelflow.flows.project import Project
@@ -49,6 +50,13 @@ def next_round_blocker(config: ProjectConfig, base_dir: Path, live: bool = False
         except BudgetExceededError:
             return f"budget spent (${project.spent(crowd):.2f} of ${config.budget.max_spend:.2f})"
         return stopping_rule_blocker(project)
+
+
+def waiting_for_owner(config: ProjectConfig, base_dir: Path) -> str | None:
+    """Why a round did not start, if the project's owner has yet to label its gold and held-out items."""
+    with Project(config, base_dir) as project:
+        progress = progress_in_store(project.store)
+    return progress.describe() if progress is not None else None
 
 
 def stopping_rule_blocker(project: Project) -> str | None:
@@ -99,7 +107,9 @@ def labeling_campaign(
     while (blocker := next_round_blocker(config, Path(base_dir).resolve(), live)) is None:
         round_report = labeling_round(config, base_dir, live=live)
         if round_report is None:
-            blocker = "another round of this project is running; this campaign stops here"
+            blocker = waiting_for_owner(config, Path(base_dir).resolve()) or (
+                "another round of this project is running; this campaign stops here"
+            )
             break
         report.rounds.append(round_report)
         logger.info(

@@ -27,6 +27,7 @@ from labelflow.flows.config import CONFIG_FILE, DATASET_KINDS, ProjectConfig, ex
 from labelflow.flows.label_studio_cli import label_studio_app
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local, preview
 from labelflow.flows.store_cli import store_app
+from labelflow.flows.webhooks import webhooks
 from labelflow.integrations.inbox import LocalInbox
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.command("mturk-local")(mturk_local)
 app.command("preview")(preview)
 app.command("import-answers")(import_answers)
 app.command("aggregate")(aggregate)
+app.command("webhooks")(webhooks)
 features_app = typer.Typer(
     help="The featurizer of a text or image project: fitted once on the pool, then kept.",
     no_args_is_help=True,
@@ -116,6 +118,8 @@ HOW_TO_GO_ON = {
     "predictions stabilized": "More labels would not change the model; set selection.stopping.enabled = false "
     "to go on anyway.",
     "another round": "Wait for that run to end (`labelflow status` shows its round), then run again.",
+    "waiting for the project owner's labels": "Label the items in Label Studio, then run again (`labelflow "
+    "bootstrap` reads the labels given so far).",
 }
 
 
@@ -213,9 +217,55 @@ def run(
     _run_campaign(load_or_exit(config), config.resolve().parent, live)
 
 
+@app.command("bootstrap")
+def bootstrap_command(
+    config: ConfigOption = Path(CONFIG_FILE),
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Keep reading the owner's labels (every crowd.poll_interval_minutes) until all are in.",
+        ),
+    ] = False,
+) -> None:
+    """Start a project whose data has too few labels: draw its gold and held-out items (dataset.n_gold and
+    n_held_out, a random sample stratified by the pool's clusters), put them in the project owner's queue in
+    Label Studio ([crowd.label_studio]), and store the labels given so far. Run it again to read more (nothing is
+    imported twice); rounds start once every item is labeled."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from labelflow.flows.bootstrap import bootstrap
+    from labelflow.flows.project import Project
+
+    project_config = load_or_exit(config)
+    log = logging.getLogger("labelflow.bootstrap")
+    log.setLevel(logging.INFO)
+    log.propagate = False  # to the console once, whatever handlers a flow run left on the root logger
+    if not log.handlers:
+        log.addHandler(RichHandler(console=console, show_time=False, show_level=False, show_path=False))
+    with Project(project_config, config.resolve().parent) as project:
+        if project.cold_start is None:
+            console.print(
+                "The data's own labels give the gold and held-out items: nothing to bootstrap. `labelflow run` "
+                "starts the first round."
+            )
+            return
+        progress = bootstrap(project, wait=wait, log=log)
+    if progress.done:
+        console.print(f"Ready: {progress.describe()}. `labelflow run` starts the first round.")
+    else:
+        console.print(
+            f"Label them in Label Studio{f' ({progress.where})' if progress.where else ''}, then run "
+            "`labelflow bootstrap` again (or `labelflow run`, which waits for them)."
+        )
+
+
 @app.command()
 def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     """Show the project's rounds and its learning curve."""
+    from labelflow.flows.bootstrap import progress_in_store
     from labelflow.flows.project import Project
     from labelflow.flows.reporting import learning_curve
 
@@ -223,6 +273,12 @@ def status(config: ConfigOption = Path(CONFIG_FILE)) -> None:
     project_config = load_or_exit(config)
     project = Project(project_config, config.resolve().parent)
     try:
+        if (waiting := progress_in_store(project.store)) is not None:
+            console.print(
+                f"Cold start: {waiting.describe()} in Label Studio, as last read; no round starts before all are "
+                "in. `labelflow bootstrap` reads the labels given since.",
+                soft_wrap=True,
+            )
         rounds = project.store.rounds()
         if rounds.empty:
             console.print("No rounds yet: `labelflow run` starts one.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_client, get_run_logger
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 
 from labelflow.flows.config import ProjectConfig
@@ -23,6 +23,7 @@ from labelflow.flows.steps.answers import collect_answers
 from labelflow.integrations.store import LabelStore
 
 ROUND_FLOW = "labeling-round"
+COLLECT_FLOW = "collect-answers"
 RESUMED_TAG = "resumed-by-collector"
 
 
@@ -30,11 +31,28 @@ def round_deployment_name(config: ProjectConfig) -> str:
     return f"{config.name}-round"
 
 
-@flow(name="collect-answers", flow_run_name="collect-{config.name}")
-def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
-    """Poll the project's waiting round once; resume it through its deployment when its wave is done."""
+def on_answers_deployment_name(config: ProjectConfig) -> str:
+    return f"{config.name}-collect-on-answers"
+
+
+@flow(name=COLLECT_FLOW, flow_run_name="collect-{config.name}")
+def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".", on_answers: bool = False) -> str:
+    """Poll the project's waiting round once; resume it through its deployment when its wave is done.
+
+    ``on_answers``: this run was started by a ``labelflow.answers.arrived`` event. Such runs queue behind each
+    other rather than being dropped, so the last annotation of a burst is always polled after it arrived; and
+    once this one has polled, the runs that were queued before it started are cancelled: their annotations
+    arrived before this poll, which has seen them. A burst of webhooks thus costs a poll or two, not one each."""
+    covered = _queued_on_answers(config) if on_answers else []
+    outcome = _collect_once(config, Path(base_dir).resolve())
+    if covered:
+        _cancel(covered, f"a collector that started after its event polled ({outcome})")
+    return outcome
+
+
+def _collect_once(config: ProjectConfig, base_dir: Path) -> str:
     logger = get_run_logger()
-    with Project(config, Path(base_dir).resolve()) as project:
+    with Project(config, base_dir) as project:
         store = project.store
         abandoned = abandoned_round(store, config)
         if abandoned is not None:
@@ -65,6 +83,21 @@ def collect_waiting_answers(config: ProjectConfig, base_dir: str = ".") -> str:
     outcome = resume_round(config, f"round {number}, wave {wave} is done")
     logger.info(outcome)
     return outcome
+
+
+def _queued_on_answers(config: ProjectConfig) -> list[FlowRun]:
+    """The event-driven collector runs waiting to start (for their turn, or for the runner)."""
+    with get_client(sync_client=True) as client:
+        return read_runs(client, [(COLLECT_FLOW, on_answers_deployment_name(config))], [StateType.SCHEDULED])
+
+
+def _cancel(runs: list[FlowRun], reason: str) -> None:
+    """Cancel runs whose events a poll has covered (one that started meanwhile too: it would find nothing new)."""
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        for run in runs:
+            client.set_flow_run_state(run.id, Cancelled(message=f"Not needed: {reason}"))
 
 
 def abandoned_round(store: LabelStore, config: ProjectConfig) -> str | None:

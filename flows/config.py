@@ -261,6 +261,15 @@ class ProjectConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _dask_engine_reads_tables(self) -> ProjectConfig:
+        if self.selection.engine == "dask" and self.dataset.kind in ("text", "image"):
+            raise ValueError(
+                f'selection.engine = "dask" scores the feature columns of a table; a {self.dataset.kind} '
+                'dataset\'s features come from its featurizer: use engine = "local"'
+            )
+        return self
+
+    @model_validator(mode="after")
     def _plugins_import(self) -> ProjectConfig:
         """A plug-in that cannot be imported is refused when the file loads, not in the middle of a round."""
         if self.training.model not in BUILT_IN_MODELS:
@@ -354,37 +363,43 @@ def _toml_value(value: Any) -> str:
 
 
 # What `labelflow init --kind K` sets beyond the defaults, and the lines that say what to do next.
+COLD_START_NOTE = (
+    "Gold and held-out items (dataset.n_gold, n_held_out) come from labeled rows; with too few, "
+    "`labelflow bootstrap` has you label them in Label Studio first (docs/label-studio.md)."
+)
 KIND_SETTINGS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "table": (
         {
             "name": "my-table-project",
             "labels": (),
-            "dataset": {"source": "items.csv", "kind": "table"},
+            "dataset": {"source": "items.csv", "kind": "table", "n_held_out": 100},
             "training": {"model": "logistic_regression"},
         },
         [
             "A table: items.csv (or .parquet / .jsonl) with item_id, numeric feature columns and a label column",
             "(empty for unlabeled rows). Every numeric column is a feature unless dataset.feature_columns lists them.",
+            COLD_START_NOTE,
         ],
     ),
     "text": (
         {
             "name": "my-text-project",
             "labels": (),
-            "dataset": {"source": "items.csv", "kind": "text", "text_column": "text"},
+            "dataset": {"source": "items.csv", "kind": "text", "text_column": "text", "n_held_out": 100},
             "training": {"model": "logistic_regression"},
         },
         [
             "Text: items.csv (or .parquet / .jsonl) with item_id, text and label (empty for unlabeled rows).",
             "Features: word + char TF-IDF, fitted once on the pool and kept sparse; the model trains on them.",
             'Your own embeddings instead: [features] function = "my_module:embed" (texts -> 2-D array).',
+            COLD_START_NOTE,
         ],
     ),
     "image": (
         {
             "name": "my-image-project",
             "labels": (),
-            "dataset": {"source": "images", "kind": "image"},
+            "dataset": {"source": "images", "kind": "image", "n_held_out": 100},
             "training": {"model": "logistic_regression"},
         },
         [
@@ -393,6 +408,7 @@ KIND_SETTINGS: dict[str, tuple[dict[str, Any], list[str]]] = {
             'URL) and label: then set dataset.source to the file and image_column = "image".',
             "Features: colour histogram + HOG of each image downscaled to features.image_size pixels.",
             'Your own embeddings instead: [features] function = "my_module:embed" (paths -> 2-D array).',
+            COLD_START_NOTE,
         ],
     ),
 }

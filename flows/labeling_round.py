@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, ItemSet, empty_frame
+from labelflow.flows.bootstrap import bootstrap_labels
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
 from labelflow.flows.leases import holding
@@ -44,7 +45,7 @@ from labelflow.flows.steps.aggregation import aggregate_answers
 from labelflow.flows.steps.answers import collect_answers
 from labelflow.flows.steps.dispatch import dispatch_wave
 from labelflow.flows.steps.label_issues import report_label_issues
-from labelflow.flows.steps.selection import select_batch
+from labelflow.flows.steps.selection import select_batch, select_batch_on_dask
 from labelflow.flows.steps.settlement import settle_round
 from labelflow.flows.steps.training import evaluate_model, retrain_model
 from labelflow.flows.steps.validation import validate_frame
@@ -99,7 +100,8 @@ def labeling_round(
     Returns None when nothing finished in this run: another round of the project is running, or (with
     ``wait_for_answers=False``, as served deployments run) the round handed its wait over to the collector
     deployment, which resumes it once the wave's answers are in (``resume_only=True``: never start a new round,
-    so a resume that comes twice does nothing the second time).
+    so a resume that comes twice does nothing the second time); and, for data with too few labels, while the
+    project owner's gold and held-out labels are not all in (``flows.bootstrap``; waited for, like answers).
     """
     with (
         Project(config, Path(base_dir).resolve(), live=live) as project,
@@ -116,6 +118,8 @@ def labeling_round(
         if resume_only and not (rounds["status"] == "running").any():
             get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
             return None
+        if project.cold_start is not None and not bootstrap_labels(project, wait=wait_for_answers).done:
+            return None  # data without enough labels: no round before the owner's labels are in
         try:
             report = run_round(project, wait_for_answers=wait_for_answers)
         except Exception as error:
@@ -165,17 +169,32 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                 if champion is not None and config.selection.strategy in COMMITTEE_STRATEGIES
                 else None
             )
-            batch = select_batch(
-                selectable(unlabeled, weak, project.config),
-                dataset.feature_columns,
-                champion,
-                config.selection,
-                round_.id,
-                batch_size=affordable_batch_size(project, crowd, has_model=champion is not None),
-                committee=committee,
-                round_number=round_.number,
-                scoring_rows=project.feature_rows,
-            )
+            candidates = selectable(unlabeled, weak, project.config)
+            batch_size = affordable_batch_size(project, crowd, has_model=champion is not None)
+            if config.selection.engine == "dask":
+                batch = select_batch_on_dask(
+                    candidates,
+                    pool[ITEM_ID],
+                    champion,
+                    config.selection,
+                    round_.id,
+                    project.workdir,
+                    batch_size=batch_size,
+                    committee=committee,
+                    round_number=round_.number,
+                )
+            else:
+                batch = select_batch(
+                    candidates,
+                    dataset.feature_columns,
+                    champion,
+                    config.selection,
+                    round_.id,
+                    batch_size=batch_size,
+                    committee=committee,
+                    round_number=round_.number,
+                    scoring_rows=project.feature_rows,
+                )
         validate_frame(
             batch,
             "batch",

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+import pandas as pd
 import scipy.sparse as sp
 from sqlalchemy.engine import make_url
 
@@ -15,7 +16,13 @@ from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
 from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
 from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd
-from labelflow.integrations.datasets import Dataset, DatasetError
+from labelflow.integrations.datasets import (
+    ColdStart,
+    Dataset,
+    DatasetError,
+    cold_start_of,
+    with_owner_labels,
+)
 from labelflow.integrations.inbox import Inbox, open_inbox
 from labelflow.integrations.pool_store import load_pool
 from labelflow.integrations.store import LabelStore, StoreError
@@ -84,13 +91,23 @@ class Project:
     @cached_property
     def dataset(self) -> Dataset:
         """The configured source plus every file ingested from the inbox so far; a text dataset's items carry
-        the featurizer's dense view as their feature columns (see :attr:`text_features`)."""
+        the featurizer's dense view as their feature columns (see :attr:`text_features`). A project that starts
+        cold has the gold and held-out items its bootstrap drew, at the owner's labels given so far."""
         dataset = self._items
-        if dataset.kind not in FEATURIZED_KINDS:
+        if dataset.kind in FEATURIZED_KINDS:
+            features = self.text_features
+            items = dataset.items.merge(features.dense_frame(), on=ITEM_ID, how="left")
+            dataset = replace(dataset, items=items, feature_columns=features.dense_columns)
+        if self.cold_start is None:
             return dataset
-        features = self.text_features
-        items = dataset.items.merge(features.dense_frame(), on=ITEM_ID, how="left")
-        return replace(dataset, items=items, feature_columns=features.dense_columns)
+        drawn = [self.store.items(item_set.value) for item_set in (ItemSet.GOLD, ItemSet.HELD_OUT)]
+        return with_owner_labels(dataset, pd.concat(drawn, ignore_index=True))
+
+    @cached_property
+    def cold_start(self) -> ColdStart | None:
+        """The gold and held-out items the project's owner labels before the first round (`labelflow
+        bootstrap`), because the data's own labels are too few; None when they are enough."""
+        return cold_start_of(self.config.dataset, self._items)
 
     @cached_property
     def text_features(self) -> TextFeatures:

@@ -16,7 +16,7 @@ import io
 import struct
 import zlib
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -91,14 +91,21 @@ class DatasetConfig(BaseModel):
         "labels; with it, no gold items are drawn.",
     )
     n_gold: int = Field(30, ge=0, description="How many labeled items become gold questions.")
+    n_held_out: int | None = Field(
+        None,
+        ge=1,
+        description="How many labeled items make the held-out set; unset, held_out_fraction of the labeled "
+        "rows. Data with too few labels for n_gold and n_held_out starts cold: the project's owner labels "
+        "that many items in Label Studio first (`labelflow bootstrap`).",
+    )
     held_out_fraction: float = Field(
         0.2,
         gt=0,
         lt=1,
         description="Share of the LABELED rows (those with a known label, given gold items aside) kept as the "
-        "held-out set; unlabeled rows do not count.",
+        "held-out set; unlabeled rows do not count. Ignored when n_held_out is set.",
     )
-    seed: int = Field(0, description="Seed of the gold / held-out split.")
+    seed: int = Field(0, description="Seed of the gold / held-out split (and of a cold start's sample).")
 
     @model_validator(mode="after")
     def _one_text_column(self) -> DatasetConfig:
@@ -192,10 +199,12 @@ def load_source(config: DatasetConfig, label_names: list[str], base: Path) -> Lo
             config.label_column is not None
             and config.label_column not in raw.columns
             and not (config.answers_file or config.gold_source or config.held_out_source)
+            and config.n_held_out is None  # sized for a cold start: data without labels is expected
         ):
             raise DatasetError(
                 f"no column {config.label_column!r} in {path} (columns: {', '.join(map(str, raw.columns))}); "
-                "set dataset.label_column to the column holding the known labels"
+                "set dataset.label_column to the column holding the known labels, or, for data without "
+                "labels, set dataset.n_held_out and start cold (`labelflow bootstrap`)"
             )
         kind = "image" if path.is_dir() else dataset_kind(config, raw)
         config = config.model_copy(update={"kind": kind})
@@ -380,33 +389,88 @@ def check_labels(labels: pd.Series, frame: pd.DataFrame, names: list[str], sourc
         )
 
 
+def _held_out_size(config: DatasetConfig, n_labeled: int) -> int:
+    """How many held-out items to draw: none beside a ``held_out_source``, else ``n_held_out``, else the share of
+    the labeled rows (a share of all rows would ask for more than are labeled when most of the pool is not)."""
+    if config.held_out_source:
+        return 0
+    return config.n_held_out if config.n_held_out is not None else round(config.held_out_fraction * n_labeled)
+
+
 def _split(labels: pd.Series, ids: pd.Series, config: DatasetConfig, gold_labels: pd.Series) -> pd.Series:
     """Held-out first (stratified), then gold (stratified) from the labeled rows; the rest is the pool.
 
-    A ``held_out_source`` replaces the held-out draw and a ``gold_source`` (``gold_labels``) the gold draw."""
+    A ``held_out_source`` replaces the held-out draw and a ``gold_source`` (``gold_labels``) the gold draw. With
+    too few labeled rows for both draws, neither is made: the project starts cold (:func:`cold_start_of`)."""
     item_set = pd.Series(ItemSet.POOL.value, index=labels.index, dtype=object)
     given_gold = ids.isin(gold_labels.index).to_numpy()
+    item_set[given_gold] = ItemSet.GOLD.value
     labeled = labels[~given_gold].dropna()
-    # a fraction of all rows would ask for more held-out items than are labeled when most of the pool is unlabeled
-    n_held_out = 0 if config.held_out_source else round(config.held_out_fraction * len(labeled))
+    n_held_out = _held_out_size(config, len(labeled))
     n_gold = 0 if config.gold_source else config.n_gold
     if len(labeled) < n_held_out + n_gold:
-        raise DatasetError(
-            f"{config.source}: {len(labeled)} labeled rows, but {n_held_out} held-out and {n_gold} gold "
-            "items are needed; label more rows, or lower dataset.n_gold / dataset.held_out_fraction, or give "
-            "dataset.gold_source / dataset.held_out_source"
-        )
+        return item_set
     rest, held_out = _stratified(labeled, n_held_out, config.seed)
     _, gold = _stratified(rest, n_gold, config.seed + 1)
     item_set[held_out.index] = ItemSet.HELD_OUT.value
     item_set[gold.index] = ItemSet.GOLD.value
-    item_set[given_gold] = ItemSet.GOLD.value
     return item_set
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """The gold and held-out items a project's owner labels before its first round, because the data's own
+    labels are too few (``n_labeled`` rows) to draw them from."""
+
+    gold: int
+    held_out: int
+    n_labeled: int
+
+    @property
+    def size(self) -> int:
+        return self.gold + self.held_out
+
+
+def cold_start_of(config: DatasetConfig, dataset: Dataset) -> ColdStart | None:
+    """What ``dataset`` (as its sources split it) lacks for its gold and held-out sets, or None when its own
+    labels gave them. A cold start needs ``n_held_out``: a share of labeled rows means nothing without any."""
+    sets = dataset.items["item_set"].value_counts()
+    gold_needed = 0 if config.gold_source else config.n_gold
+    short_of_gold = gold_needed > 0 and int(sets.get(ItemSet.GOLD.value, 0)) == 0
+    short_of_held_out = not config.held_out_source and int(sets.get(ItemSet.HELD_OUT.value, 0)) == 0
+    if not (short_of_gold or short_of_held_out):
+        return None
+    n_labeled = len(dataset.hidden_truth)
+    if not config.held_out_source and config.n_held_out is None:
+        raise DatasetError(
+            f"{config.source}: {n_labeled} labeled row(s), too few for {gold_needed} gold items and a held-out "
+            "set. Set dataset.n_held_out (an absolute count, e.g. 100; held_out_fraction is a share of the "
+            "labeled rows) and the project's owner labels the gold and held-out items in Label Studio first "
+            "(`labelflow bootstrap`); or label more rows, lower dataset.n_gold, or give dataset.gold_source / "
+            "held_out_source"
+        )
+    return ColdStart(gold_needed, 0 if config.held_out_source else config.n_held_out or 0, n_labeled)
+
+
+def with_owner_labels(dataset: Dataset, sample: pd.DataFrame) -> Dataset:
+    """``dataset`` with a cold start's ``sample`` (item_id, item_set, known_label) taken out of the pool into the
+    gold and held-out sets; the owner's labels given so far become the known labels (and the truth) of their
+    items, and an item not labeled yet has none."""
+    sample = sample[sample[ITEM_ID].isin(dataset.items[ITEM_ID])]
+    sets = dict(zip(sample[ITEM_ID], sample["item_set"], strict=True))
+    items = dataset.items.assign(item_set=dataset.items[ITEM_ID].map(sets).fillna(dataset.items["item_set"]))
+    labeled = sample.dropna(subset=["known_label"])
+    owner = pd.Series(labeled["known_label"].to_numpy(), index=labeled[ITEM_ID].to_numpy(), dtype=object)
+    known = pd.concat([dataset.known_labels.drop(owner.index, errors="ignore"), owner]).rename("label")
+    truth = pd.concat([dataset.hidden_truth.drop(owner.index, errors="ignore"), owner]).rename("label")
+    return replace(dataset, items=items, known_labels=known, hidden_truth=truth)
 
 
 def _stratified(labels: pd.Series, n: int, seed: int) -> tuple[pd.Series, pd.Series]:
     if n == 0:
         return labels, labels.iloc[:0]
+    if n >= len(labels):  # every labeled row is needed (train_test_split refuses to take them all)
+        return labels.iloc[:0], labels
     counts = labels.value_counts()
     stratify = labels if counts.min() >= 2 and n >= len(counts) else None
     rest, chosen = train_test_split(labels, test_size=n, random_state=seed, stratify=stratify)
@@ -488,11 +552,12 @@ def _check_delimiter(table: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def read_features(
-    source: Path | io.BytesIO,
+    source: Path | io.BytesIO | pa.NativeFile,
     columns: Sequence[str],
     *,
     values_per_read: int = 2_000_000,
     out: np.ndarray | None = None,
+    row_groups: Sequence[int] | None = None,
 ) -> np.ndarray:
     """A Parquet file's ``columns`` as one (rows, columns) array in their own float dtype (float32 stays float32).
 
@@ -502,18 +567,19 @@ def read_features(
     contiguous write, where filling a row-major array writes every value to its own cache line (1M x 64
     float32: 1.8 s instead of 0.2 s). Rows are still sliced as rows; scikit-learn and BLAS take either layout.
 
-    ``out``: fill this (rows, columns) array instead, e.g. a slice of one array that several files fill."""
+    ``out``: fill this (rows, columns) array instead, e.g. a slice of one array that several files fill.
+    ``row_groups``: read only these row groups, in this order (a piece of a file too large to read at once)."""
     file = pq.ParquetFile(source)
     types = [file.schema_arrow.field(name).type.to_pandas_dtype() for name in columns]
     dtype = (
         np.result_type(*types) if types and all(np.issubdtype(t, np.floating) for t in types) else np.float64
     )
-    features = (
-        np.empty((file.metadata.num_rows, len(columns)), dtype=dtype, order="F") if out is None else out
-    )
+    groups = range(file.num_row_groups) if row_groups is None else row_groups
+    sizes = [file.metadata.row_group(group).num_rows for group in groups]
+    features = np.empty((sum(sizes), len(columns)), dtype=dtype, order="F") if out is None else out
     start = 0
-    for group in range(file.num_row_groups):
-        stop = start + file.metadata.row_group(group).num_rows
+    for group, size in zip(groups, sizes, strict=True):
+        stop = start + size
         width = max(1, values_per_read // max(stop - start, 1))
         for first in range(0, len(columns), width):
             table = file.read_row_group(group, columns=list(columns[first : first + width]))

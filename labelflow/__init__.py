@@ -27,6 +27,7 @@ from labelflow.tasks.selection import (
     least_confidence_scores,
     margin_scores,
     stop_reason,
+    stratified_sample,
     top_k,
     vote_entropy_scores,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "least_confidence_scores",
     "margin_scores",
     "stop_reason",
+    "stratified_sample",
     "top_k",
     "vote_entropy_scores",
 ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from labelflow.contracts import require_columns
 from labelflow.integrations.store.errors import StoreError
@@ -80,6 +80,26 @@ class ItemTable(Repository):
             # DO NOTHING: a writer of another version may not take the project's items lock.
             conn.execute(self.db.insert_new(Item), rows)
         return len(rows)
+
+    def set_known_labels(self, labels: Mapping[str, str]) -> int:
+        """Give stored gold and held-out items these known labels; the number of items whose label changed."""
+        changed = 0
+        with self.db.write(serialize=f"items:{self.project}") as conn:
+            query = select(Item.item_id, Item.known_label).where(
+                Item.project == self.project,
+                Item.item_set.in_(("gold", "held_out")),
+                Item.item_id.in_([str(item) for item in labels]),
+            )
+            stored = {item_id: label for item_id, label in conn.execute(query)}
+            for item_id, label in labels.items():
+                if str(item_id) in stored and stored[str(item_id)] != str(label):
+                    conn.execute(
+                        update(Item)
+                        .where(Item.project == self.project, Item.item_id == str(item_id))
+                        .values(known_label=str(label))
+                    )
+                    changed += 1
+        return changed
 
     def read(self, item_set: str | None = None) -> pd.DataFrame:
         query = select(Item.item_id, Item.item_set, Item.known_label).where(Item.project == self.project)

@@ -16,7 +16,7 @@ shared ``self`` that each mixin would have to assume. The short method names ins
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -108,6 +108,11 @@ class LabelStore:
         gold and held-out must stay disjoint. A stored item's known label is not changed.
         """
         return self._items.add(items)
+
+    def set_known_labels(self, labels: Mapping[str, str]) -> int:
+        """Set the known labels of stored gold and held-out items (a cold start's, labeled by the project's owner
+        after they were drawn); other items are left alone. Returns how many labels changed."""
+        return self._items.set_known_labels(labels)
 
     def items(self, item_set: str | None = None) -> pd.DataFrame:
         """The project's items (``item_id``, ``item_set``, ``known_label``), in insertion order."""

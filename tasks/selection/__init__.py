@@ -12,7 +12,9 @@ Strategies (Settles 2009, "Active Learning Literature Survey"):
   times ``batch_size`` highest-scoring items, either k-center greedy (Sener & Savarese 2018, the core-set
   approach) or one item per k-means cluster, the most uncertain in each (Zhdanov 2019, "Diverse mini-batch
   active learning");
-- a cold start (k-means medoids, so the first batch covers the feature space) while no model exists yet;
+- a cold start (k-means medoids, so the first batch covers the feature space) while no model exists yet, and a
+  random sample stratified by the same clusters (Cochran 1977) for the gold and held-out items of data without
+  labels;
 - a stopping rule by stabilizing predictions (Bloodgood & Vijay-Shanker 2009): stop once successive models agree
   (Cohen's kappa) on a fixed stop set for a few rounds in a row, or once their agreement has levelled off.
 
@@ -30,6 +32,7 @@ from labelflow.tasks.selection.diversity import (
     diverse_top,
     kcenter_greedy,
     kmeans_diverse,
+    stratified_sample,
     top_k,
 )
 from labelflow.tasks.selection.scores import (
@@ -81,6 +84,7 @@ __all__ = [
     "stop_reason",
     "stop_set",
     "stopping_round",
+    "stratified_sample",
     "top_k",
     "vote_entropy_scores",
 ]

@@ -1,6 +1,6 @@
 """Which of the top-scoring items make the batch, so a batch is not ten near-copies of one confusing item:
 k-center greedy or one item per k-means cluster among the top candidates; the cold start (k-means medoids) while
-no model exists yet.
+no model exists yet; and a random sample stratified by those clusters, for the items a project's owner labels.
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     >>> top_k(np.array([0.1, 0.9, 0.5, 0.7]), 2, np.random.default_rng(0))
     array([1, 3])
     """
+    return best_of(scores, rng.random(len(scores)), k)
+
+
+def best_of(scores: np.ndarray, jitter: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first, ties broken by the lower ``jitter``: :func:`top_k` with the
+    tie-breakers given, so that the best of several pool partitions can be merged as one pool would be ranked."""
     k = min(k, len(scores))
-    jitter = rng.random(len(scores))
     if k == 0:
         return np.empty(0, dtype=np.intp)
     # Only the items scoring at least the k-th highest score can make the batch (ties at it included, so the
@@ -101,15 +106,34 @@ def diverse_top(
     if diversity == "none" or k >= len(scores):
         return top_k(scores, k, rng)
     shortlist = top_k(scores, candidates * k, rng)  # sorted by score, best first
-    points = features[shortlist]
+    return np.asarray(shortlist[spread_out(features[shortlist], scores[shortlist], k, diversity, seed=seed)])
+
+
+def spread_out(
+    points: np.ndarray, scores: np.ndarray, k: int, diversity: Diversity, *, seed: int
+) -> np.ndarray:
+    """Indices of ``k`` of the shortlisted ``points`` (sorted by ``scores``, best first) picked by ``diversity``:
+    the first ``k``, k-center greedy from the best, or one per k-means cluster."""
+    if diversity == "none":
+        return np.arange(min(k, len(points)))
     if diversity == "kcenter":
-        picked = kcenter_greedy(points, k, first=0)
-    else:
-        picked = kmeans_diverse(points, scores[shortlist], k, seed=seed)
-    return np.asarray(shortlist[picked])
+        return kcenter_greedy(points, k, first=0)
+    return kmeans_diverse(points, scores, k, seed=seed)
 
 
 COLD_START_SAMPLE = 10_000
+
+
+def _clusters(features: np.ndarray, k: int, seed: int, sample: int) -> tuple[np.ndarray, np.ndarray, KMeans]:
+    """k-means on standardized features: the rows it ran on (all, or ``sample`` of them drawn at random,
+    reproducibly by ``seed``, standardized after the draw), their standardized points and the fitted k-means."""
+    rows = (
+        np.sort(np.random.default_rng(seed).choice(len(features), sample, replace=False))
+        if len(features) > sample
+        else np.arange(len(features))
+    )
+    points = _standardized(features[rows])
+    return rows, points, KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
 
 
 def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_START_SAMPLE) -> np.ndarray:
@@ -122,13 +146,7 @@ def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_ST
     the space as the whole pool does (50 items per centroid for k = 200; k-means on it takes ~0.8 CPU seconds),
     where k-means on the whole of a 2M-item pool took minutes and its pool x k distances gigabytes."""
     k = min(k, len(features))
-    rows = (
-        np.sort(np.random.default_rng(seed).choice(len(features), sample, replace=False))
-        if len(features) > sample
-        else np.arange(len(features))
-    )
-    points = _standardized(features[rows])
-    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
+    rows, points, kmeans = _clusters(features, k, seed, sample)
     chosen: list[int] = []
     taken: set[int] = set()
     distances = kmeans.transform(points)
@@ -139,3 +157,43 @@ def cold_start(features: np.ndarray, k: int, seed: int, *, sample: int = COLD_ST
                 taken.add(int(index))
                 break
     return np.asarray(rows[np.asarray(chosen, dtype=int)])
+
+
+def stratified_sample(
+    features: np.ndarray, n: int, seed: int, *, strata: int = 10, sample: int = COLD_START_SAMPLE
+) -> np.ndarray:
+    """``n`` items drawn at random within ``strata`` k-means clusters, each cluster giving its share of the
+    items (proportional allocation, the remainders to the largest fractions): a random sample, so what is
+    measured on it holds for the pool, whose spread over the feature space is the pool's, so no region is
+    missed by chance (stratified random sampling, Cochran 1977, *Sampling Techniques*, ch. 5).
+
+    Unlike :func:`cold_start`, which takes each cluster's most typical item, every item of a cluster has the
+    same chance: gold and held-out items drawn so stay random draws. The clusters are those of the cold start
+    (k-means on standardized features, over a uniform ``sample`` of a larger pool, from which the items are
+    then drawn: a random draw of a random draw).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelflow import stratified_sample
+    >>> features = np.r_[np.zeros((90, 2)), np.ones((10, 2))] + np.random.default_rng(0).normal(0, 0.01, (100, 2))
+    >>> chosen = stratified_sample(features, 20, seed=0, strata=2)
+    >>> len(set(chosen.tolist())), int((chosen >= 90).sum())  # 20 distinct items, 2 of them from the small cluster
+    (20, 2)
+    """
+    n = min(n, len(features))
+    if n == 0:
+        return np.empty(0, dtype=int)
+    rows, _, kmeans = _clusters(features, min(strata, n), seed, sample)
+    clusters = kmeans.labels_
+    sizes = np.bincount(clusters, minlength=kmeans.n_clusters)
+    quotas = n * sizes / sizes.sum()
+    shares = np.floor(quotas).astype(int)
+    shares[np.argsort(-(quotas - shares), kind="stable")[: n - shares.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(np.flatnonzero(clusters == cluster), share, replace=False)
+        for cluster, share in enumerate(shares)
+        if share
+    ]
+    return np.asarray(np.sort(rows[np.concatenate(chosen)]))

@@ -9,11 +9,14 @@ import pytest
 
 from labelflow.contracts import ItemSet
 from labelflow.integrations.datasets import (
+    ColdStart,
     DatasetConfig,
     DatasetError,
+    cold_start_of,
     load_dataset,
     png_data_uri,
     read_features,
+    with_owner_labels,
 )
 
 DIGITS = [str(d) for d in range(10)]
@@ -122,10 +125,48 @@ def test_missing_file_and_missing_id_column_say_what_to_do(tmp_path: Path) -> No
         load_dataset(DatasetConfig(source=path.name, n_gold=2), ["cat", "dog"], tmp_path)
 
 
-def test_too_few_labeled_rows_for_gold_and_held_out(tmp_path: Path) -> None:
+def test_too_few_labeled_rows_start_cold_with_an_absolute_held_out_size(tmp_path: Path) -> None:
     path = write_csv(tmp_path, labeled=5)
-    with pytest.raises(DatasetError, match="labeled rows"):
-        load_dataset(DatasetConfig(source=path.name, id_column="id", n_gold=10), ["cat", "dog"], tmp_path)
+    by_share = DatasetConfig(source=path.name, id_column="id", n_gold=10)
+    data = load_dataset(by_share, ["cat", "dog"], tmp_path)
+    assert (
+        (data.items["item_set"] == "pool").all() and data.known_labels.empty and len(data.hidden_truth) == 5
+    )
+    with pytest.raises(
+        DatasetError, match=r"5 labeled row\(s\).*Set dataset.n_held_out.*labelflow bootstrap"
+    ):
+        cold_start_of(by_share, data)  # a share of 5 labeled rows cannot size a held-out set
+    counted = by_share.model_copy(update={"n_held_out": 20})
+    assert cold_start_of(counted, load_dataset(counted, ["cat", "dog"], tmp_path)) == ColdStart(10, 20, 5)
+    enough = DatasetConfig(source=path.name, id_column="id", n_gold=2, n_held_out=3)
+    data = load_dataset(enough, ["cat", "dog"], tmp_path)
+    assert data.items["item_set"].value_counts().to_dict() == {"pool": 55, "held_out": 3, "gold": 2}
+    assert cold_start_of(enough, data) is None
+
+
+def test_a_file_without_labels_starts_cold_and_takes_the_owners_labels(tmp_path: Path) -> None:
+    path = write_csv(tmp_path)
+    pd.read_csv(path).drop(columns="label").to_csv(path, index=False)
+    with pytest.raises(DatasetError, match=r"no column 'label'.*n_held_out"):
+        load_dataset(DatasetConfig(source=path.name, id_column="id"), ["cat", "dog"], tmp_path)
+    config = DatasetConfig(source=path.name, id_column="id", n_gold=3, n_held_out=4)
+    data = load_dataset(config, ["cat", "dog"], tmp_path)
+    assert cold_start_of(config, data) == ColdStart(3, 4, 0)
+    drawn = pd.DataFrame(
+        {
+            "item_id": ["r1", "r2", "r3"],
+            "item_set": ["gold", "held_out", "gold"],
+            "known_label": ["cat", None, "dog"],
+        }
+    )
+    started = with_owner_labels(data, drawn)
+    assert started.items.set_index("item_id").loc[["r1", "r2", "r3", "r4"], "item_set"].tolist() == [
+        "gold",
+        "held_out",
+        "gold",
+        "pool",
+    ]
+    assert started.known_labels.to_dict() == {"r1": "cat", "r3": "dog"} == started.hidden_truth.to_dict()
 
 
 def test_known_labels_from_a_separate_answers_file(tmp_path: Path) -> None:

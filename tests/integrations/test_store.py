@@ -209,6 +209,16 @@ def test_add_items_is_idempotent(store: LabelStore) -> None:
     assert list(store.items("held_out").columns) == list(ITEM_COLUMNS)
 
 
+def test_a_cold_starts_drawn_items_get_the_owners_labels_later(store: LabelStore) -> None:
+    store.add_items(
+        pd.concat([_items(["p1"], "pool"), _items(["g1", "h1"], "gold"), _items(["h2"], "held_out")])
+    )
+    assert store.set_known_labels({"g1": "cat", "h2": "dog", "p1": "dog", "elsewhere": "cat"}) == 2
+    assert store.set_known_labels({"g1": "cat", "h2": "cat"}) == 1  # an edit; an unchanged label is no change
+    labels = store.items().set_index("item_id")["known_label"]
+    assert labels[["g1", "h2"]].tolist() == ["cat", "cat"] and labels[["p1", "h1"]].isna().all()
+
+
 def test_add_items_refuses_to_move_an_item_between_sets(store: LabelStore) -> None:
     store.add_items(_items(["a", "b"], "pool"))
     with pytest.raises(StoreError, match=r"'b'.*'pool'.*'held_out'"):

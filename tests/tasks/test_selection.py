@@ -14,6 +14,7 @@ from labelflow.tasks.selection import (
     entropy_scores,
     least_confidence_scores,
     margin_scores,
+    stratified_sample,
     top_k,
 )
 
@@ -71,6 +72,34 @@ def test_a_big_pools_cold_start_covers_its_clusters_from_a_sample() -> None:
     assert len(set(chosen)) == 5 and chosen.max() < 5000
     assert sorted(chosen % 5) == [0, 1, 2, 3, 4]  # one item of each cluster, though 400 of 5,000 were seen
     np.testing.assert_array_equal(chosen, cold_start(points, 5, seed=1, sample=400))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 120), size=st.integers(0, 60), seed=st.integers(0, 10_000))
+def test_a_stratified_sample_is_unique_reproducible_and_exactly_the_size_asked(
+    n: int, size: int, seed: int
+) -> None:
+    points = make_pool(n, seed)[["f0", "f1"]].to_numpy()
+    chosen = stratified_sample(points, size, seed=seed)
+    assert len(chosen) == min(size, n) and len(set(chosen.tolist())) == len(chosen) and (chosen < n).all()
+    np.testing.assert_array_equal(chosen, stratified_sample(points, size, seed=seed))
+
+
+def test_a_stratified_sample_gives_each_cluster_its_share_at_random() -> None:
+    rng = np.random.default_rng(0)
+    sizes = [600, 300, 100]  # three far-apart clusters
+    points = np.concatenate([rng.normal(loc=30 * k, size=(m, 2)) for k, m in enumerate(sizes)])
+    cluster = np.repeat([0, 1, 2], sizes)
+    chosen = stratified_sample(points, 40, seed=1, strata=3)
+    assert np.bincount(cluster[chosen], minlength=3).tolist() == [
+        24,
+        12,
+        4,
+    ]  # proportional: 40 x 0.6 / 0.3 / 0.1
+    # every item of a cluster has the same chance, unlike the cold start's medoids: 30 draws of 24 of the 600
+    # items reach ~420 different ones (600 x (1 - e^-1.2)), where medoids would be the same few each time
+    draws = np.concatenate([stratified_sample(points, 40, seed=s, strata=3) for s in range(30)])
+    assert len(set(draws[draws < 600].tolist())) > 350
 
 
 def test_selection_is_reproducible_and_leaves_the_pool_untouched() -> None:
