@@ -18,7 +18,7 @@ from prefect.deployments import run_deployment
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.leases import holder_is_gone
 from labelflow.flows.project import Project
-from labelflow.flows.runs import read_runs
+from labelflow.flows.runs import crash_flow_run, read_runs
 from labelflow.flows.steps.answers import collect_answers
 from labelflow.integrations.store import LabelStore
 
@@ -54,9 +54,9 @@ def _collect_once(config: ProjectConfig, base_dir: Path) -> str:
     logger = get_run_logger()
     with Project(config, base_dir) as project:
         store = project.store
-        stopped = stopped_before_publishing(store)
-        if stopped is not None:
-            outcome = resume_round(config, f"round {stopped} had stopped before publishing anything")
+        abandoned = abandoned_round(store, config)
+        if abandoned is not None:
+            outcome = resume_round(config, abandoned)
             logger.warning(outcome)
             return outcome
         rounds = store.rounds()
@@ -100,15 +100,28 @@ def _cancel(runs: list[FlowRun], reason: str) -> None:
             client.set_flow_run_state(run.id, Cancelled(message=f"Not needed: {reason}"))
 
 
-def stopped_before_publishing(store: LabelStore) -> int | None:
-    """The number of the running round if the run that opened it died (a crash, a kill) before publishing
-    anything: with nothing to collect, the collector would wait for it for ever."""
+def abandoned_round(store: LabelStore, config: ProjectConfig) -> str | None:
+    """Why the running round must be resumed now, or None: the process that ran it died (a killed worker, a
+    crash) while holding its lease, or died before publishing anything, when the collector, with nothing to
+    collect, would wait for it for ever. A round waiting for its answers, with no one holding it, is not
+    abandoned: the collector resumes it when its wave is done.
+
+    A dead holder's flow run, left Running by its killed process, is marked Crashed on the way."""
     rounds = store.rounds()
     running = rounds[rounds["status"] == "running"]
-    if running.empty or store.requests(int(running["id"].iloc[0]))["external_id"].notna().any():
+    if running.empty:
         return None
-    holder = store.round_lease_holder()
-    return int(running["number"].iloc[0]) if holder is None or holder_is_gone(holder) else None
+    number = int(running["number"].iloc[0])
+    lease = store.round_lease.current()
+    if lease is not None:
+        if not holder_is_gone(lease, stale_after_seconds=config.lease.stale_after_seconds):
+            return None
+        if lease.flow_run_id is not None:
+            crash_flow_run(lease.flow_run_id, f"the process that ran it ({lease}) is dead")
+        return f"round {number} was left by a dead process ({lease})"
+    if store.requests(int(running["id"].iloc[0]))["external_id"].notna().any():
+        return None
+    return f"round {number} had stopped before publishing anything"
 
 
 def resume_round(config: ProjectConfig, outcome: str) -> str:

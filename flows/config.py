@@ -146,6 +146,33 @@ class ScheduleConfig(BaseModel):
         return value
 
 
+class LeaseConfig(BaseModel):
+    """How a round (and ``labelflow serve``) shows it is alive, and when a silent one is judged dead."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    heartbeat_seconds: float = Field(
+        10.0, gt=0, description="How often a running round or serve process refreshes its lease's heartbeat."
+    )
+    stale_after_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A lease whose heartbeat is older than this is taken over, its holder judged dead (a killed "
+        "worker on another host); on the holder's own host, a holder whose process has ended is judged dead at "
+        "once.",
+    )
+
+    @model_validator(mode="after")
+    def _several_beats_per_timeout(self) -> LeaseConfig:
+        if self.stale_after_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError(
+                f"lease.stale_after_seconds ({self.stale_after_seconds:g}) must be at least 3 x "
+                f"lease.heartbeat_seconds ({self.heartbeat_seconds:g}): a beat or two delayed on a busy machine "
+                "must not make a live holder look dead"
+            )
+        return self
+
+
 class ProjectConfig(BaseModel):
     """Everything a labeling campaign needs to know; ``labelflow init`` writes a commented example."""
 
@@ -182,6 +209,7 @@ class ProjectConfig(BaseModel):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    lease: LeaseConfig = Field(default_factory=LeaseConfig)
 
     @field_validator("store_url")
     @classmethod

@@ -25,7 +25,7 @@ from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, ContractError, ItemSet, 
 from labelflow.flows.bootstrap import bootstrap_labels
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import ROUND_COMPLETED, ROUND_FAILED, emit
-from labelflow.flows.leases import holder_is_gone, lease_holder
+from labelflow.flows.leases import holding
 from labelflow.flows.project import Project
 from labelflow.flows.reporting import artifact_key, publish_monitoring_artifacts
 from labelflow.flows.round_frames import (
@@ -103,33 +103,31 @@ def labeling_round(
     so a resume that comes twice does nothing the second time); and, for data with too few labels, while the
     project owner's gold and held-out labels are not all in (``flows.bootstrap``; waited for, like answers).
     """
-    with Project(config, Path(base_dir).resolve(), live=live) as project:
-        holder = lease_holder()
+    with (
+        Project(config, Path(base_dir).resolve(), live=live) as project,
+        holding(project.store.round_lease, config.lease) as busy,
+    ):
+        if busy is not None:
+            get_run_logger().warning(
+                "another round of %s is running (%s); this run is skipped, nothing was done",
+                config.name,
+                busy,
+            )
+            return None
+        rounds = project.store.rounds()
+        if resume_only and not (rounds["status"] == "running").any():
+            get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
+            return None
         try:
-            busy = project.store.acquire_round_lease(holder, is_stale=holder_is_gone)
-            if busy is not None:
-                get_run_logger().warning(
-                    "another round of %s is running (%s); this run is skipped, nothing was done",
-                    config.name,
-                    busy,
-                )
-                return None
-            rounds = project.store.rounds()
-            if resume_only and not (rounds["status"] == "running").any():
-                get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
-                return None
             if project.cold_start is not None and not bootstrap_labels(project, wait=wait_for_answers).done:
                 return None  # data without enough labels: no round before the owner's labels are in
-            try:
-                report = run_round(project, wait_for_answers=wait_for_answers)
-            except Exception as error:
-                emit(ROUND_FAILED, config.name, {"error": f"{type(error).__name__}: {error}"})
-                raise
-            if report is not None:
-                emit(ROUND_COMPLETED, config.name, report.as_dict())
-            return report
-        finally:
-            project.store.release_round_lease(holder)
+            report = run_round(project, wait_for_answers=wait_for_answers)
+        except Exception as error:
+            emit(ROUND_FAILED, config.name, {"error": f"{type(error).__name__}: {error}"})
+            raise
+        if report is not None:
+            emit(ROUND_COMPLETED, config.name, report.as_dict())
+        return report
 
 
 def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport | None:

@@ -42,19 +42,19 @@ from prefect.types.entrypoint import EntrypointType
 
 from labelflow.flows.campaign import labeling_campaign
 from labelflow.flows.collect import (
+    abandoned_round,
     collect_waiting_answers,
     on_answers_deployment_name,
     resume_round,
     round_deployment_name,
-    stopped_before_publishing,
 )
 from labelflow.flows.config import ProjectConfig
 from labelflow.flows.events import ANSWERS_ARRIVED, POOL_GREW, THRESHOLD_LABEL
 from labelflow.flows.ingest import watch_inbox
 from labelflow.flows.labeling_round import labeling_round
-from labelflow.flows.leases import holder_is_gone, lease_holder
+from labelflow.flows.leases import holding
 from labelflow.flows.project import Project
-from labelflow.flows.runs import read_runs
+from labelflow.flows.runs import crash_flow_run, read_runs
 from labelflow.flows.webhooks import webhook_receiver
 
 # A poller still running makes the next tick redundant: cancel the newcomer rather than let ticks pile up on a
@@ -141,26 +141,20 @@ def serve_project(config: ProjectConfig, base_dir: Path, *, limit: int = 4) -> N
 
     with Project(config, base_dir) as project:
         store = project.store
-        holder = lease_holder()
-        previous = store.serve_lease_holder()
-        busy = store.acquire_serve_lease(holder, is_stale=holder_is_gone)
-        if busy is not None:
-            raise AlreadyServedError(f"labelflow serve is already running for {config.name} ({busy})")
-        try:
+        previous = store.serve_lease.current()
+        with holding(store.serve_lease, config.lease) as busy:
+            if busy is not None:
+                raise AlreadyServedError(f"labelflow serve is already running for {config.name} ({busy})")
             deployments = build_deployments(config, base_dir)
             if previous is not None:  # its process died without giving the lease back: its runs died with it
                 crash_orphaned_runs(deployments, f"the labelflow serve process that ran it ({previous}) died")
-                stopped = stopped_before_publishing(store)
+                abandoned = abandoned_round(store, config)
                 if (
-                    stopped is not None
+                    abandoned is not None
                 ):  # now rather than at the collector's next tick, up to an interval away
-                    get_logger("labelflow.serve").warning(
-                        resume_round(config, f"round {stopped} had stopped before publishing anything")
-                    )
+                    get_logger("labelflow.serve").warning(resume_round(config, abandoned))
             with webhooks_if_configured(config):
                 serve(*deployments, limit=limit)
-        finally:
-            store.release_serve_lease(holder)
 
 
 @contextmanager
@@ -188,14 +182,12 @@ def crash_orphaned_runs(deployments: list[Any], reason: str) -> None:
     runs whose process is known to be dead."""
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
-    from prefect.states import Crashed
 
     unfinished = [StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]
     with get_client(sync_client=True) as client:
         runs = read_runs(client, [(d.flow_name, d.name) for d in deployments], unfinished)
-        for run in runs:
-            # forced: the server's rules guard transitions that a live run proposes; this one has no process
-            client.set_flow_run_state(run.id, Crashed(message=f"Crashed: {reason}"), force=True)
+    for run in runs:
+        crash_flow_run(str(run.id), reason)
     if runs:
         get_logger("labelflow.serve").warning(
             "marked %d orphaned flow run(s) Crashed: %s", len(runs), ", ".join(run.name for run in runs)

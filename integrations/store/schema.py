@@ -244,11 +244,16 @@ class IngestedFile(Base):
 
 
 class _Lease:
-    """One holder per project, taken over when its holder is seen dead."""
+    """One holder per project, taken over when its holder is seen dead: by its heartbeat's age from any host, by
+    its process id from its own."""
 
     project: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     holder: Mapped[str] = mapped_column(String(NAME_LEN))
+    host: Mapped[str] = mapped_column(String(NAME_LEN))
+    pid: Mapped[int] = mapped_column(Integer)
+    flow_run_id: Mapped[str | None] = mapped_column(String(NAME_LEN))
     acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]  # by the database's clock
 
 
 class RoundLease(_Lease, Base):

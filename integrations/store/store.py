@@ -16,7 +16,7 @@ shared ``self`` that each mixin would have to assume. The short method names ins
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -79,8 +79,9 @@ class LabelStore:
         self._labels = LabelTable(self._db, project)
         self._models = ModelVersionTable(self._db, project)
         self._ingestion = IngestionTable(self._db, project)
-        self._round_lease = LeaseTable(self._db, project, RoundLease)
-        self._serve_lease = LeaseTable(self._db, project, ServeLease)
+        # One round, and one serve process, at a time: acquire, beat while running, release (see leases.py).
+        self.round_lease = LeaseTable(self._db, project, RoundLease)
+        self.serve_lease = LeaseTable(self._db, project, ServeLease)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -299,33 +300,3 @@ class LabelStore:
         """The files ingested so far, oldest first: checksum, filename, stored_at, status, n_rows, n_added,
         report, ingested_at."""
         return self._ingestion.read(status)
-
-    # ------------------------------------------------------------------ one round, one serve process at a time
-
-    def acquire_round_lease(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
-        """Take the project's round lease for ``holder``; None on success, else the holder who has it.
-
-        A lease whose holder ``is_stale`` (e.g. a process that died without releasing it) is taken over, so a
-        crash never blocks the project for good.
-        """
-        return self._round_lease.acquire(holder, is_stale)
-
-    def release_round_lease(self, holder: str) -> None:
-        """Give the lease back (only if ``holder`` still has it)."""
-        self._round_lease.release(holder)
-
-    def round_lease_holder(self) -> str | None:
-        """Who holds the round lease, if anyone (it may be a dead process that never released it)."""
-        return self._round_lease.holder()
-
-    def acquire_serve_lease(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
-        """Take the project's serve lease, as :meth:`acquire_round_lease` does the round lease."""
-        return self._serve_lease.acquire(holder, is_stale)
-
-    def release_serve_lease(self, holder: str) -> None:
-        """Give the serve lease back (only if ``holder`` still has it)."""
-        self._serve_lease.release(holder)
-
-    def serve_lease_holder(self) -> str | None:
-        """Who holds the serve lease, if anyone."""
-        return self._serve_lease.holder()

@@ -50,7 +50,7 @@ def test_a_second_serve_of_a_project_refuses_to_start_while_the_first_lives(tmp_
     with Project(config, tmp_path) as project:
         store = project.store
         assert (
-            store.acquire_serve_lease(lease_holder(), is_stale=lambda _: False) is None
+            store.serve_lease.acquire(lease_holder(), is_stale=lambda _: False) is None
         )  # held by this live process
         with pytest.raises(AlreadyServedError, match="already running for digits-demo"):
             serve_project(config, tmp_path)

@@ -322,10 +322,10 @@ def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: 
     with Project(config, tmp_path) as project:
         store = project.store
         running_elsewhere = lease_holder()  # this very process is alive, so the lease is not stale
-        assert store.acquire_round_lease(running_elsewhere, is_stale=lambda _: False) is None
+        assert store.round_lease.acquire(running_elsewhere, is_stale=lambda _: False) is None
         assert labeling_round(config, str(tmp_path)) is None
         assert store.rounds().empty  # skipped before anything was done
-        store.release_round_lease(running_elsewhere)
+        store.round_lease.release(running_elsewhere)
 
 
 def subset_labeling_functions() -> list[LabelingFunction]:
