@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 # The wave of expert requests: apart from the crowd's waves (1, 2, ...), so that an item the crowd answered in a
-# round can also go to an expert in that round ((round, item, wave) is unique in the store).
-EXPERT_WAVE: Final = 0
+# round can also go to an expert in that round ((round, item, wave) is unique in the store); not 0, which
+# slot_starts keys an item's total with.
+EXPERT_WAVE: Final = -1
 
 
 class CrowdBackendError(RuntimeError):
