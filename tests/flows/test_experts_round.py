@@ -55,6 +55,7 @@ def mixed_project(folder: Path, ls: LabelStudioForTests, monkeypatch: pytest.Mon
                 "label_studio": {"url": ls.url, "hourly_cost": HOURLY, "seconds_per_answer": SECONDS},
                 # A bad crowd, so that labels stay unsure after the last wave.
                 "simulated": {
+                    "mean_latency_minutes": 0.01,  # on its virtual clock: in by the first poll or two
                     "good_share": 0.6,
                     "spammer_share": 0.3,
                     "good_accuracy": [0.6, 0.75],
