@@ -396,7 +396,8 @@ def serve(
     limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 4,
 ) -> None:
     """Serve the project's deployments (scheduled rounds, the inbox watcher, the answer collector) on the
-    Prefect server at PREFECT_API_URL, until Ctrl-C."""
+    Prefect server at PREFECT_API_URL, until Ctrl-C. With a Label Studio crowd and crowd.label_studio.webhook_url,
+    it also receives Label Studio's webhooks (as `labelflow webhooks` does), so rounds resume as answers arrive."""
     _quiet_libraries()
     from labelflow.flows.serve import AlreadyServedError, serve_project
 
