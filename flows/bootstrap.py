@@ -60,24 +60,24 @@ class BootstrapProgress:
         )
 
 
+def drawn_items(store: LabelStore) -> pd.DataFrame:
+    """The gold and held-out items stored so far (item_id, item_set, known_label)."""
+    return pd.concat([store.items(s.value) for s in DRAWN_SETS], ignore_index=True)
+
+
 def progress_in_store(store: LabelStore) -> BootstrapProgress | None:
     """The owner's progress as the store last saw it (`labelflow status`), without loading the data or asking
     Label Studio; None unless drawn items still wait for their labels."""
-    drawn = pd.concat([store.items(s.value) for s in DRAWN_SETS], ignore_index=True)
+    drawn = drawn_items(store)
     labeled = int(drawn["known_label"].notna().sum())
     return BootstrapProgress(labeled, len(drawn)) if labeled < len(drawn) else None
-
-
-def drawn_items(project: Project) -> pd.DataFrame:
-    """The gold and held-out items stored so far (item_id, item_set, known_label)."""
-    return pd.concat([project.store.items(s.value) for s in DRAWN_SETS], ignore_index=True)
 
 
 def draw_items(project: Project, plan: ColdStart) -> int:
     """Draw the gold and held-out items not drawn yet, each set a random sample stratified by the clusters of
     the pool items never stored (before the first round: all of them), and store them; how many were drawn."""
     dataset, store, seed = project.dataset, project.store, project.config.dataset.seed
-    drawn = drawn_items(project)
+    drawn = drawn_items(store)
     wanted = {ItemSet.HELD_OUT: plan.held_out, ItemSet.GOLD: plan.gold}
     missing = {s: wanted[s] - int((drawn["item_set"] == s.value).sum()) for s in DRAWN_SETS}
     if sum(max(n, 0) for n in missing.values()) == 0:
@@ -128,7 +128,7 @@ def publish_and_read(project: Project, log: logging.Logger | logging.LoggerAdapt
     A label is read once, when it is first given: only annotated tasks of items without a label are read (one
     call each), so a run costs one call per new label, not one per drawn item."""
     dataset = project.dataset
-    drawn = drawn_items(project)
+    drawn = drawn_items(project.store)
     payloads = shown_payloads(dataset.items, dataset.kind, dataset.feature_columns)
     requests = [
         LabelRequest(
@@ -163,7 +163,7 @@ def publish_and_read(project: Project, log: logging.Logger | logging.LoggerAdapt
 
 
 def labeled_count(project: Project) -> int:
-    return int(drawn_items(project)["known_label"].notna().sum())
+    return int(drawn_items(project.store)["known_label"].notna().sum())
 
 
 def bootstrap(
