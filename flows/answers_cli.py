@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from labelflow.contracts import ITEM_ID, ItemSet
 from labelflow.flows.cli_common import console, load_or_exit
-from labelflow.flows.config import CONFIG_FILE, QualityConfig
+from labelflow.flows.config import CONFIG_FILE, LeaseConfig, QualityConfig
 from labelflow.integrations.answers_file import AnswersFile, AnswersFileError, read_answers, read_gold
 from labelflow.integrations.crowd.base import CrowdAnswer
 from labelflow.integrations.store import LabelStore, RoundInProgressError
@@ -36,7 +36,7 @@ class ImportResult:
 
 
 def store_imported_answers(
-    store: LabelStore, read: AnswersFile, *, gold_ids: set[str], holder: str, source: str
+    store: LabelStore, read: AnswersFile, *, gold_ids: set[str], lease: LeaseConfig, source: str
 ) -> ImportResult:
     """Store the file's answers the store does not have yet, all in one transaction, under a round of their
     own, finished at once.
@@ -50,12 +50,13 @@ def store_imported_answers(
     known = len(read.answers) - len(new)
     if new.empty:
         return ImportResult(0, known, None)
-    from labelflow.flows.leases import holder_is_gone
+    from labelflow.flows.leases import holding
 
-    busy = store.acquire_round_lease(holder, is_stale=holder_is_gone)
-    if busy is not None:
-        raise RoundInProgressError(f"a round of {store.project!r} is running ({busy}); import after it ends")
-    try:
+    with holding(store.round_lease, lease) as busy:
+        if busy is not None:
+            raise RoundInProgressError(
+                f"a round of {store.project!r} is running ({busy}); import after it ends"
+            )
         if (store.rounds()["status"] == "running").any():
             raise RoundInProgressError(
                 f"a round of {store.project!r} is waiting for answers; import after it ends, so that its review "
@@ -92,8 +93,6 @@ def store_imported_answers(
             "completed",
             summary={"imported_answers": inserted, "source": source, "answers_bought": 0},
         )
-    finally:
-        store.release_round_lease(holder)
     return ImportResult(inserted, known, round_.number)
 
 
@@ -117,7 +116,6 @@ def import_answers(
 
     Example: labelflow import-answers old_answers.csv --config labelflow.toml
     """
-    from labelflow.flows.leases import lease_holder
     from labelflow.flows.project import Project
 
     project_config = load_or_exit(config)
@@ -134,7 +132,7 @@ def import_answers(
             project.store,
             read,
             gold_ids=set(dataset.frame(ItemSet.GOLD)[ITEM_ID].astype(str)),
-            holder=lease_holder(),
+            lease=project_config.lease,
             source=str(file),
         )
     except (AnswersFileError, RoundInProgressError) as error:

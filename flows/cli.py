@@ -27,6 +27,7 @@ from labelflow.flows.config import CONFIG_FILE, DATASET_KINDS, ProjectConfig, ex
 from labelflow.flows.label_studio_cli import label_studio_app
 from labelflow.flows.mturk_cli import local_mturk_campaign, mturk_app, mturk_local, preview
 from labelflow.flows.store_cli import store_app
+from labelflow.flows.webhooks import webhooks
 from labelflow.integrations.inbox import LocalInbox
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.command("mturk-local")(mturk_local)
 app.command("preview")(preview)
 app.command("import-answers")(import_answers)
 app.command("aggregate")(aggregate)
+app.command("webhooks")(webhooks)
 features_app = typer.Typer(
     help="The featurizer of a text or image project: fitted once on the pool, then kept.",
     no_args_is_help=True,
@@ -409,6 +411,34 @@ def serve(
     except AlreadyServedError as error:
         console.print(f"[red]{error}[/red]: stop it first, or serve another project")
         raise typer.Exit(1) from error
+
+
+@app.command("detect-dead-runs")
+def detect_dead_runs(
+    within: Annotated[
+        float,
+        typer.Option(
+            min=31,
+            help="Seconds without a heartbeat after which a flow run is marked Crashed; more than the workers' "
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY (at least 30).",
+        ),
+    ] = 90,
+) -> None:
+    """On a work pool: mark flow runs Crashed when their heartbeats stop (a killed worker), so that a dead
+    poller's run gives its concurrency slot back after --within seconds instead of 5 minutes. Run once per Prefect
+    server; running it again replaces the automation."""
+    _quiet_libraries()
+    from labelflow.flows.work_pool import DEAD_RUNS_AUTOMATION, detect_dead_flow_runs
+
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "[yellow]PREFECT_API_URL is not set: point it at the work pool's Prefect server.[/yellow]"
+        )
+        raise typer.Exit(2)
+    detect_dead_flow_runs(within)
+    console.print(
+        f"Automation '{DEAD_RUNS_AUTOMATION}' set: a flow run silent for {within:g} s is marked Crashed."
+    )
 
 
 @app.command()

@@ -1,8 +1,10 @@
-"""The project's flow runs as the Prefect server sees them, found by flow and deployment name."""
+"""The project's flow runs as the Prefect server sees them, found by flow and deployment name; and marking the
+runs of a dead process Crashed."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
@@ -37,3 +39,18 @@ def read_runs(
         limit=limit,
     )
     return runs
+
+
+def crash_flow_run(flow_run_id: str, reason: str) -> bool:
+    """Mark the flow run Crashed, unless it already ended; only for a run whose process is known to be dead.
+    Frees its concurrency slot and keeps the UI honest. True if it was marked."""
+    from prefect import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+        if run.state is not None and run.state.is_final():
+            return False
+        # forced: the server's rules guard transitions that a live run proposes; this one has no process
+        client.set_flow_run_state(run.id, Crashed(message=f"Crashed: {reason}"), force=True)
+    return True

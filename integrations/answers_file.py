@@ -14,7 +14,8 @@ Files may be CSV, Parquet or JSON Lines. The reader returns the answer contract
 and field, so a caller imports all of a file or nothing. Answer ids are derived from what an answer says (item,
 worker, label, and how many earlier answers the worker gave the item in the file), never from the file's name or
 row position, so importing the same answers again — from a renamed or re-sorted file — gives the same ids; an
-MTurk answer keeps its ``AssignmentId``, the id the MTurk backend stores it under.
+MTurk answer keeps its ``AssignmentId`` and its worker becomes ``mturk:<WorkerId>``, as the MTurk backend stores
+them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from labelflow.contracts import ANSWER_COLUMNS, ITEM_ID
+from labelflow.integrations.crowd.mturk.calls import worker_id as mturk_worker_id
 
 # (item, worker, label) column names of each plain convention, keyed by the convention's name.
 ANSWER_CONVENTIONS: Final[dict[str, tuple[str, str, str]]] = {
@@ -199,7 +201,7 @@ def read_answers(
             {
                 "answer_id": ids,
                 ITEM_ID: items,
-                "worker_id": workers,
+                "worker_id": [mturk_worker_id(w or "") for w in workers] if convention == MTURK else workers,
                 "label": labels,
                 "is_gold": False,
                 "wave": 0,

@@ -272,6 +272,12 @@ def store_arrival(workdir: Path, checksum: str, items: pd.DataFrame) -> bool:
     )
 
 
+def partition_description(schema: pa.Schema) -> tuple[DatasetKind, list[str], list[str]]:
+    """An item partition's kind, feature columns and label names, from its Parquet schema (read wherever the
+    file lies: this machine or S3)."""
+    return _described(json.loads(schema.metadata[_META_KEY]))
+
+
 def _described(meta: dict[str, object]) -> tuple[DatasetKind, list[str], list[str]]:
     """A partition's kind, feature columns and label names, from its metadata."""
     kind = cast(DatasetKind, meta["kind"])  # written by write_items from a DatasetKind

@@ -53,6 +53,22 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def latest_artifacts(prefect_harness: None) -> Callable[..., dict[str, Any]]:
+    """The latest artifact of each key asked for, read by key: the session's server soon holds more than a page of
+    other tests' artifacts, so looking among the latest N would miss some."""
+
+    def read(*keys: str) -> dict[str, Any]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+        only = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=list(keys)))
+        with get_client(sync_client=True) as client:
+            return {artifact.key: artifact for artifact in client.read_latest_artifacts(artifact_filter=only)}
+
+    return read
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[LocalPostgres]:
     """One throwaway PostgreSQL cluster for the session (~2 s to start), on a free loopback port, run as an

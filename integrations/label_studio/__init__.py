@@ -3,6 +3,7 @@
 - :mod:`.config` — the ``[crowd.label_studio]`` section, the token, the generated labeling config;
 - :mod:`.client` — the REST API over httpx, its failures as the crowd protocol's errors;
 - :mod:`.crowd` — :class:`LabelStudioCrowd`, the crowd protocol over those;
+- :mod:`.webhooks` — the receiver Label Studio calls for each new or edited annotation;
 - :mod:`.server` — install Label Studio into its own venv and start or stop it on loopback.
 """
 
@@ -22,6 +23,7 @@ from labelflow.integrations.label_studio.config import (
     access_token,
     check_labeling_config,
     labeling_config,
+    webhook_secret,
 )
 from labelflow.integrations.label_studio.crowd import LabelStudioCrowd, parse_result, worker_id
 
@@ -73,6 +75,7 @@ def label_studio_crowd(
         round_handles=round_handles,
         blocked_workers=blocked_workers,
         table_rows=table_rows(dataset) if kind == "table" else None,
+        webhook_secret=webhook_secret(config) if config.webhook_url else None,
     )
 
 
@@ -91,5 +94,6 @@ __all__ = [
     "labeling_config",
     "parse_result",
     "table_rows",
+    "webhook_secret",
     "worker_id",
 ]

@@ -12,6 +12,8 @@ from xml.sax.saxutils import quoteattr
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TOKEN_VARIABLE: Final = "LABEL_STUDIO_API_KEY"
+WEBHOOK_SECRET_VARIABLE: Final = "LABELFLOW_WEBHOOK_SECRET"
+DEFAULT_WEBHOOK_PORT: Final = 8765
 CHOICES_NAME: Final = "label"  # the <Choices> tag whose answer is the label
 ItemKind = Literal["text", "image", "table"]
 # The task data field each kind of item is shown from, and the tag that shows it.
@@ -50,14 +52,41 @@ class LabelStudioConfig(BaseModel):
     seconds_per_answer: float = Field(
         20.0, gt=0, description="How long an answer takes on average (with hourly_cost)."
     )
+    webhook_url: str | None = Field(
+        None,
+        description="Where Label Studio reaches labelflow's webhook receiver (`labelflow webhooks`, also run by "
+        "`labelflow serve`), e.g. http://127.0.0.1:8765/label-studio: publishing registers the webhook on the "
+        "project, and a served round resumes as soon as its answers are in. Without it, served rounds collect on "
+        "the collector's interval.",
+    )
+    webhook_host: str = Field(
+        "127.0.0.1",
+        description="The address the webhook receiver listens on (0.0.0.0: every interface, for a Label Studio "
+        "on another machine); its port is webhook_url's.",
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description="The name of a Prefect Secret block holding the webhooks' shared secret; without it, the "
+        "secret comes from the LABELFLOW_WEBHOOK_SECRET environment variable. Never put the secret itself here.",
+    )
     page_size: int = Field(100, ge=1, le=1000, description="Tasks per page when listing a project's tasks.")
     timeout_seconds: float = Field(30.0, gt=0, description="How long one HTTP call may take.")
 
     @model_validator(mode="after")
-    def _url_is_http(self) -> LabelStudioConfig:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"crowd.label_studio.url must start with http:// or https://, not {self.url!r}")
+    def _urls_are_http(self) -> LabelStudioConfig:
+        for field, url in (("url", self.url), ("webhook_url", self.webhook_url)):
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"crowd.label_studio.{field} must start with http:// or https://, not {url!r}"
+                )
         return self
+
+    @property
+    def webhook_port(self) -> int:
+        """The port the receiver listens on: webhook_url's (8765 when it names none)."""
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.webhook_url or "").port or DEFAULT_WEBHOOK_PORT
 
     def cost_per_answer(self, reward_per_answer: float) -> float:
         """The internal cost of one answer: the hourly cost pro rata, or the crowd's reward per answer."""
@@ -66,28 +95,50 @@ class LabelStudioConfig(BaseModel):
         return self.hourly_cost * self.seconds_per_answer / 3600
 
 
-def access_token(config: LabelStudioConfig) -> str:
-    """The token from the Prefect Secret block ``config.token_secret``, or else LABEL_STUDIO_API_KEY."""
-    if config.token_secret:
+def _secret(block: str | None, variable: str, field: str, missing: str) -> str:
+    """A secret from the Prefect Secret block named ``block``, or else from the environment variable
+    ``variable``; ``field`` names the config field, ``missing`` says how to get the secret."""
+    if block:
         from prefect.blocks.system import Secret
 
         try:
-            secret = Secret.load(config.token_secret)
+            secret = Secret.load(block)
         except ValueError as error:
             raise LabelStudioConfigError(
-                f"crowd.label_studio.token_secret names the Prefect Secret block {config.token_secret!r}, which "
-                f"cannot be loaded ({error}); create it in the Prefect UI (Blocks > Secret) or with "
-                f"Secret(value=...).save({config.token_secret!r})"
+                f"crowd.label_studio.{field} names the Prefect Secret block {block!r}, which cannot be loaded "
+                f"({error}); create it in the Prefect UI (Blocks > Secret) or with Secret(value=...).save({block!r})"
             ) from None
         return str(secret.get())
-    token = os.environ.get(TOKEN_VARIABLE, "").strip()
-    if not token:
+    value = os.environ.get(variable, "").strip()
+    if not value:
         raise LabelStudioConfigError(
-            f"no Label Studio token: set {TOKEN_VARIABLE} to an access token (Label Studio: Account & "
-            "Settings > Personal Access Token; `labelflow label-studio start` prints one), or name a Prefect "
-            "Secret block in crowd.label_studio.token_secret"
+            f"{missing}: set {variable}, or name a Prefect Secret block in crowd.label_studio.{field}"
         )
-    return token
+    return value
+
+
+def access_token(config: LabelStudioConfig) -> str:
+    """The token from the Prefect Secret block ``config.token_secret``, or else LABEL_STUDIO_API_KEY."""
+    return _secret(
+        config.token_secret,
+        TOKEN_VARIABLE,
+        "token_secret",
+        "no Label Studio token (Label Studio: Account & Settings > Personal Access Token; `labelflow "
+        "label-studio start` prints one)",
+    )
+
+
+def webhook_secret(config: LabelStudioConfig) -> str:
+    """The webhooks' shared secret, from the Prefect Secret block ``config.webhook_secret`` or else
+    LABELFLOW_WEBHOOK_SECRET: Label Studio sends it in a header, the receiver refuses calls without it."""
+    return _secret(
+        config.webhook_secret,
+        WEBHOOK_SECRET_VARIABLE,
+        "webhook_secret",
+        "no webhook secret for the Label Studio webhooks (any long random string, e.g. from "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`; the receiver and publishing must use "
+        "the same one)",
+    )
 
 
 def labeling_config(label_names: Sequence[str], kind: ItemKind, instructions: str = "") -> str:
@@ -105,6 +156,22 @@ def labeling_config(label_names: Sequence[str], kind: ItemKind, instructions: st
         "  </Choices>\n"
         "</View>"
     )
+
+
+def choice_prediction(label: str, score: float, kind: ItemKind, model_version: str) -> dict[str, object]:
+    """A Label Studio prediction choosing ``label`` with ``score``: shown pre-filled to whoever opens the task."""
+    return {
+        "model_version": model_version,
+        "score": float(score),
+        "result": [
+            {
+                "from_name": CHOICES_NAME,
+                "to_name": DATA_FIELD[kind],
+                "type": "choices",
+                "value": {"choices": [str(label)]},
+            }
+        ],
+    }
 
 
 def check_labeling_config(config_xml: str, label_names: Sequence[str], kind: ItemKind, where: str) -> None:

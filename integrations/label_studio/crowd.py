@@ -21,6 +21,9 @@ How the crowd protocol maps onto Label Studio:
 - **review** — blocking removes the annotator from the organization (Label Studio's community edition has no
   per-project membership) and rejects their later annotations; approve, reject and bonus have no Label Studio
   counterpart (the internal cost is fixed per answer).
+- **webhook** — with ``webhook_url`` configured, publishing first makes sure the project has one webhook to it
+  for new and edited annotations, carrying the shared secret in its header (created once, corrected if
+  changed); the receiver (:mod:`.webhooks`) turns each call into a Prefect event that resumes a served round.
 - **close** — tasks of the handles that got no answer are deleted; a task with fewer answers than asked gets its
   overlap lowered to what it has, so the queue stops offering it.
 """
@@ -54,6 +57,7 @@ from labelflow.integrations.label_studio.config import (
     ItemKind,
     LabelStudioConfig,
     check_labeling_config,
+    choice_prediction,
     labeling_config,
 )
 
@@ -62,7 +66,12 @@ logger = logging.getLogger(__name__)
 TASK_KEY: Final = "labelflow_task"  # task data field: "<round>/<item>"
 ITEM_KEY: Final = "labelflow_item"
 WORKER_PREFIX: Final = "ls:"
+WEBHOOK_ACTIONS: Final = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED"})
+WEBHOOK_SECRET_HEADER: Final = "X-Labelflow-Secret"
 EDIT_TOLERANCE_SECONDS: Final = 0.05  # on creation, Label Studio stamps updated_at some microseconds later
+SUGGESTION_VERSION: Final = (
+    "labelflow crowd label"  # the model version a review task's pre-filled label shows
+)
 
 
 def task_key(round_id: int, item_id: str) -> str:
@@ -101,6 +110,11 @@ def parse_result(result: object, label_names: Sequence[str]) -> tuple[str | None
     return chosen[0], None
 
 
+def _normalized(key: str, value: object) -> object:
+    """A webhook's setting as we compare it: its actions in any order."""
+    return sorted(value) if key == "actions" and isinstance(value, list) else value
+
+
 @dataclass(frozen=True)
 class _Slot:
     """One annotation as poll sees it: the answer it makes and whether it fills one of the answers bought."""
@@ -132,6 +146,7 @@ class LabelStudioCrowd:
         clock: Clock | None = None,
         blocked_workers: Iterable[str] = (),
         table_rows: Callable[[str], Mapping[str, object]] | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         self.client = client
         self.config = config
@@ -146,6 +161,8 @@ class LabelStudioCrowd:
         self._blocked: set[str] = set(blocked_workers)
         self._project_id: int | None = None
         self._missing_tasks: set[int] = set()
+        self.webhook_secret = webhook_secret
+        self._webhook_checked = False
 
     def cost_per_answer(self) -> float:
         return self.config.cost_per_answer(self.reward_per_answer)
@@ -211,6 +228,7 @@ class LabelStudioCrowd:
     def publish(self, requests: Sequence[LabelRequest]) -> list[Handle]:
         if not requests:
             return []
+        self._ensure_webhook()
         existing = self.tasks()
         missing = {
             task_key(r.round_id, r.item_id): r
@@ -250,6 +268,44 @@ class LabelStudioCrowd:
             handles.append(request.published(str(task["id"]), self.clock.now()))
         return handles
 
+    def _ensure_webhook(self) -> None:
+        """With ``webhook_url`` configured, the project's webhook to it (new and edited annotations, the shared
+        secret in its header): created once, corrected if someone changed it, never duplicated."""
+        url = self.config.webhook_url
+        if url is None or self._webhook_checked:
+            return
+        if not self.webhook_secret:
+            raise CrowdBackendError(
+                "crowd.label_studio.webhook_url is set but no webhook secret was given (LABELFLOW_WEBHOOK_SECRET "
+                "or crowd.label_studio.webhook_secret)"
+            )
+        wanted = {
+            "url": url,
+            "send_payload": True,
+            "send_for_all_actions": False,
+            "actions": sorted(WEBHOOK_ACTIONS),
+            "headers": {WEBHOOK_SECRET_HEADER: self.webhook_secret},
+            "is_active": True,
+        }
+        listed = self.client.request(
+            "GET", "/api/webhooks/", "listing the project's webhooks", params={"project": self.project_id}
+        )
+        ours = [w for w in listed if w.get("url") == url and w.get("project") == self.project_id]
+        if not ours:
+            self.client.request(
+                "POST",
+                "/api/webhooks/",
+                f"registering the webhook to {url}",
+                json={"project": self.project_id, **wanted},
+            )
+            logger.info("registered Label Studio project %d's webhook to %s", self.project_id, url)
+        elif any(_normalized(key, ours[0].get(key)) != value for key, value in wanted.items()):
+            self.client.request(
+                "PATCH", f"/api/webhooks/{ours[0]['id']}/", f"updating the webhook to {url}", json=wanted
+            )
+            logger.info("updated Label Studio project %d's webhook to %s", self.project_id, url)
+        self._webhook_checked = True
+
     def _task_data(self, request: LabelRequest) -> dict[str, Any]:
         field = DATA_FIELD[self.kind]
         if self.kind == "table":
@@ -263,13 +319,23 @@ class LabelStudioCrowd:
                     "dataset.payload_column"
                 )
             shown = request.payload
-        return {
+        task: dict[str, Any] = {
             "data": {
                 field: shown,
                 TASK_KEY: task_key(request.round_id, request.item_id),
                 ITEM_KEY: request.item_id,
             }
         }
+        if request.suggested_label is not None:  # a review: the current label, pre-filled
+            task["predictions"] = [
+                choice_prediction(
+                    request.suggested_label,
+                    request.suggested_confidence if request.suggested_confidence is not None else 0.0,
+                    self.kind,
+                    SUGGESTION_VERSION,
+                )
+            ]
+        return task
 
     def _bought_before(self, requests: Sequence[LabelRequest]) -> dict[tuple[int, str, int], int]:
         """Answers bought on each request's item by the round's earlier waves."""
@@ -413,6 +479,7 @@ class LabelStudioCrowd:
             parse_error=error,
             submitted_at=updated,
             backend=self.name,
+            is_expert=handle.is_expert,
         )
 
     # ------------------------------------------------------------------ review and close

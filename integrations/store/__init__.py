@@ -7,6 +7,7 @@ rows (see ``store.py``).
 from labelflow.integrations.store.answers import UNPARSED_ANSWER_COLUMNS
 from labelflow.integrations.store.errors import RoundInProgressError, StoreError
 from labelflow.integrations.store.items import ITEM_COLUMNS
+from labelflow.integrations.store.leases import Lease, LeaseHolder
 from labelflow.integrations.store.models import MODEL_VERSION_COLUMNS, ModelVersionRecord
 from labelflow.integrations.store.requests import REQUEST_COLUMNS
 from labelflow.integrations.store.rounds import ROUND_COLUMNS, RoundRecord
@@ -21,6 +22,8 @@ __all__ = [
     "UNPARSED_ANSWER_COLUMNS",
     "WORKER_COLUMNS",
     "LabelStore",
+    "Lease",
+    "LeaseHolder",
     "ModelVersionRecord",
     "RoundInProgressError",
     "RoundRecord",

@@ -139,6 +139,8 @@ class LabelRequestRow(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean)
     external_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     published_at: Mapped[datetime | None]
+    # An expert's request (escalated or reviewed item); migration 0006
+    is_expert: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class AnswerRow(Base):
@@ -162,6 +164,8 @@ class AnswerRow(Base):
     submitted_at: Mapped[datetime]
     collected_at: Mapped[datetime]
     backend: Mapped[str] = mapped_column(String(NAME_LEN))
+    # An expert's answer: it wins in aggregation; migration 0006
+    is_expert: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class LabelRow(Base):
@@ -244,11 +248,16 @@ class IngestedFile(Base):
 
 
 class _Lease:
-    """One holder per project, taken over when its holder is seen dead."""
+    """One holder per project, taken over when its holder is seen dead: by its heartbeat's age from any host, by
+    its process id from its own."""
 
     project: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     holder: Mapped[str] = mapped_column(String(NAME_LEN))
+    host: Mapped[str] = mapped_column(String(NAME_LEN))
+    pid: Mapped[int] = mapped_column(Integer)
+    flow_run_id: Mapped[str | None] = mapped_column(String(NAME_LEN))
     acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]  # by the database's clock
 
 
 class RoundLease(_Lease, Base):

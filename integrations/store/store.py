@@ -16,7 +16,7 @@ shared ``self`` that each mixin would have to assume. The short method names ins
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -79,8 +79,9 @@ class LabelStore:
         self._labels = LabelTable(self._db, project)
         self._models = ModelVersionTable(self._db, project)
         self._ingestion = IngestionTable(self._db, project)
-        self._round_lease = LeaseTable(self._db, project, RoundLease)
-        self._serve_lease = LeaseTable(self._db, project, ServeLease)
+        # One round, and one serve process, at a time: acquire, beat while running, release (see leases.py).
+        self.round_lease = LeaseTable(self._db, project, RoundLease)
+        self.serve_lease = LeaseTable(self._db, project, ServeLease)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -169,23 +170,25 @@ class LabelStore:
         """The round's requests (REQUEST_COLUMNS), optionally one wave's, in insertion order."""
         return self._requests.read(round_id, wave)
 
-    def handles(self, round_id: int, wave: int | None = None) -> list[Handle]:
-        """The round's published requests (optionally one wave's) as handles, enough to poll from another
-        process."""
-        return self._requests.handles(round_id, wave)
+    def handles(self, round_id: int, wave: int | None = None, *, expert: bool | None = None) -> list[Handle]:
+        """The round's published requests (optionally one wave's; only the experts' or only the crowd's with
+        ``expert`` True or False) as handles, enough to poll from another process."""
+        return self._requests.handles(round_id, wave, expert=expert)
 
     def cancel_unpublished_requests(self, round_id: int) -> int:
         """Drop the round's requests that were never published (nothing was asked or paid for them), as a
         failed round does; returns how many. Published requests are kept: their answers may still arrive."""
         return self._requests.cancel_unpublished(round_id)
 
-    def requested_answers(self) -> int:
-        """Answers asked for by every published request of the project, gold included: what has been spent."""
-        return self._requests.requested_answers()
+    def requested_answers(self, *, expert: bool | None = None) -> int:
+        """Answers asked for by every published request of the project, gold included: what has been spent
+        (only the experts' or only the crowd's with ``expert`` True or False)."""
+        return self._requests.requested_answers(expert=expert)
 
-    def requested_items(self, *, before_round: int | None = None) -> set[str]:
-        """Items any request of the project asked about (only in rounds older than ``before_round`` if given)."""
-        return self._requests.requested_items(before_round)
+    def requested_items(self, *, before_round: int | None = None, expert: bool | None = None) -> set[str]:
+        """Items any request of the project asked about (only in rounds older than ``before_round`` if given;
+        only experts' or only the crowd's requests with ``expert`` True or False)."""
+        return self._requests.requested_items(before_round, expert=expert)
 
     # ------------------------------------------------------------------ answers
 
@@ -208,6 +211,11 @@ class LabelStore:
         round_id``.
         """
         return self._answers.read(round_id, parsed=parsed)
+
+    def expert_answers(self, *, parsed: bool = True) -> pd.DataFrame:
+        """Every answer of an expert (``answer_id, item_id, worker_id, label, round_id``; only those with a
+        label when ``parsed``), in arrival order: an item's latest is its label from then on."""
+        return self._answers.experts(parsed=parsed)
 
     def count_answers(self, round_id: int | None = None) -> int:
         """How many answers are stored (parsed or not), for one round or all the project's rounds."""
@@ -299,33 +307,3 @@ class LabelStore:
         """The files ingested so far, oldest first: checksum, filename, stored_at, status, n_rows, n_added,
         report, ingested_at."""
         return self._ingestion.read(status)
-
-    # ------------------------------------------------------------------ one round, one serve process at a time
-
-    def acquire_round_lease(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
-        """Take the project's round lease for ``holder``; None on success, else the holder who has it.
-
-        A lease whose holder ``is_stale`` (e.g. a process that died without releasing it) is taken over, so a
-        crash never blocks the project for good.
-        """
-        return self._round_lease.acquire(holder, is_stale)
-
-    def release_round_lease(self, holder: str) -> None:
-        """Give the lease back (only if ``holder`` still has it)."""
-        self._round_lease.release(holder)
-
-    def round_lease_holder(self) -> str | None:
-        """Who holds the round lease, if anyone (it may be a dead process that never released it)."""
-        return self._round_lease.holder()
-
-    def acquire_serve_lease(self, holder: str, is_stale: Callable[[str], bool]) -> str | None:
-        """Take the project's serve lease, as :meth:`acquire_round_lease` does the round lease."""
-        return self._serve_lease.acquire(holder, is_stale)
-
-    def release_serve_lease(self, holder: str) -> None:
-        """Give the serve lease back (only if ``holder`` still has it)."""
-        self._serve_lease.release(holder)
-
-    def serve_lease_holder(self) -> str | None:
-        """Who holds the serve lease, if anyone."""
-        return self._serve_lease.holder()

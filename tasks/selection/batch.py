@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labelflow.contracts import BATCH_COLUMNS, ITEM_ID
 from labelflow.tasks.selection.diversity import Diversity, cold_start, diverse_top
@@ -52,6 +53,44 @@ class SelectionConfig(BaseModel):
     stopping: StoppingRule = Field(
         default_factory=StoppingRule, description="When the campaign stops because labels stopped helping."
     )
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description='Where the pool is scored: "local" (in the round\'s process, the pool in memory) or "dask" '
+        "(piece by piece from the pool store's partitions, on a Dask cluster: pools larger than memory).",
+    )
+    dask_address: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls|inproc|ucx)://[^\s/]+$",
+        description='The Dask scheduler of engine = "dask", e.g. "tcp://scheduler:8786"; without it a '
+        "LocalCluster on this machine (one worker per core).",
+    )
+    pool_url: str | None = Field(
+        None,
+        description="Where engine = \"dask\" reads the pool store's item partitions: the project's "
+        "workdir/pool/items by default, or that folder on a shared volume (an absolute path) or a copy of it at "
+        '"s3://bucket/prefix".',
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="Another S3 endpoint for pool_url (MinIO, moto); None for AWS."
+    )
+
+    @model_validator(mode="after")
+    def _dask_settings_need_the_dask_engine(self) -> SelectionConfig:
+        if self.engine == "local":
+            given = [name for name in ("dask_address", "pool_url", "s3_endpoint_url") if getattr(self, name)]
+            if given:
+                raise ValueError(f'{", ".join(given)} only apply to engine = "dask"; set it or remove them')
+        url = self.pool_url
+        if url is not None and url.startswith("s3://") and not url.removeprefix("s3://").strip("/"):
+            raise ValueError('pool_url names no bucket; write "s3://bucket/prefix"')
+        if url is not None and not url.startswith("s3://") and not Path(url).is_absolute():
+            raise ValueError(
+                f'pool_url {url!r} is neither "s3://bucket/prefix" nor an absolute path (the workers read it, '
+                "wherever they run)"
+            )
+        if self.s3_endpoint_url is not None and not (self.pool_url or "").startswith("s3://"):
+            raise ValueError('s3_endpoint_url applies to an "s3://" pool_url only')
+        return self
 
 
 def pool_features(pool: pd.DataFrame, feature_columns: Sequence[str]) -> np.ndarray:
@@ -130,10 +169,10 @@ def choose_batch(
     rng = np.random.default_rng([config.seed, round_id])
     features = pool_features(pool, feature_columns)
     has_model = model is not None or committee is not None
-    size = batch_size if batch_size is not None else (config.batch_size if has_model else config.seed_size)
+    size = wanted_size(config, has_model=has_model, batch_size=batch_size)
     if not has_model:
         chosen = cold_start(features, size, seed=config.seed + round_id) if len(pool) else np.empty(0, int)
-        scores, strategy = np.ones(len(chosen)), "cold_start"
+        scores = np.ones(len(chosen))
     else:
         chosen, scores = choose_indices(
             features,
@@ -145,13 +184,25 @@ def choose_batch(
             seed=config.seed + round_id,
             scoring_features=scoring_features,
         )
+    return batch_frame(
+        pool[ITEM_ID].to_numpy()[chosen], scores, config, has_model=has_model, round_id=round_id
+    )
+
+
+def wanted_size(config: SelectionConfig, *, has_model: bool, batch_size: int | None) -> int:
+    """The batch's size: the given (budget-capped) one, else ``batch_size``, or ``seed_size`` for a cold start."""
+    return batch_size if batch_size is not None else (config.batch_size if has_model else config.seed_size)
+
+
+def batch_frame(
+    item_ids: np.ndarray, scores: np.ndarray, config: SelectionConfig, *, has_model: bool, round_id: int
+) -> pd.DataFrame:
+    """The batch contract for the chosen items, named by how they were chosen."""
+    if not has_model:
+        strategy = "cold_start"
+    else:
         strategy = config.strategy if config.diversity == "none" else f"{config.strategy}+{config.diversity}"
     batch = pd.DataFrame(
-        {
-            ITEM_ID: pool[ITEM_ID].to_numpy()[chosen],
-            "score": scores.astype(np.float64),
-            "strategy": strategy,
-            "round_id": round_id,
-        }
+        {ITEM_ID: item_ids, "score": scores.astype(np.float64), "strategy": strategy, "round_id": round_id}
     )
     return batch[list(BATCH_COLUMNS)]

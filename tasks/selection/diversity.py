@@ -23,8 +23,13 @@ def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     >>> top_k(np.array([0.1, 0.9, 0.5, 0.7]), 2, np.random.default_rng(0))
     array([1, 3])
     """
+    return best_of(scores, rng.random(len(scores)), k)
+
+
+def best_of(scores: np.ndarray, jitter: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first, ties broken by the lower ``jitter``: :func:`top_k` with the
+    tie-breakers given, so that the best of several pool partitions can be merged as one pool would be ranked."""
     k = min(k, len(scores))
-    jitter = rng.random(len(scores))
     if k == 0:
         return np.empty(0, dtype=np.intp)
     # Only the items scoring at least the k-th highest score can make the batch (ties at it included, so the
@@ -101,12 +106,19 @@ def diverse_top(
     if diversity == "none" or k >= len(scores):
         return top_k(scores, k, rng)
     shortlist = top_k(scores, candidates * k, rng)  # sorted by score, best first
-    points = features[shortlist]
+    return np.asarray(shortlist[spread_out(features[shortlist], scores[shortlist], k, diversity, seed=seed)])
+
+
+def spread_out(
+    points: np.ndarray, scores: np.ndarray, k: int, diversity: Diversity, *, seed: int
+) -> np.ndarray:
+    """Indices of ``k`` of the shortlisted ``points`` (sorted by ``scores``, best first) picked by ``diversity``:
+    the first ``k``, k-center greedy from the best, or one per k-means cluster."""
+    if diversity == "none":
+        return np.arange(min(k, len(points)))
     if diversity == "kcenter":
-        picked = kcenter_greedy(points, k, first=0)
-    else:
-        picked = kmeans_diverse(points, scores[shortlist], k, seed=seed)
-    return np.asarray(shortlist[picked])
+        return kcenter_greedy(points, k, first=0)
+    return kmeans_diverse(points, scores, k, seed=seed)
 
 
 COLD_START_SAMPLE = 10_000

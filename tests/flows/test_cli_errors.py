@@ -57,11 +57,11 @@ def test_a_second_run_while_a_round_runs_is_told_to_wait_not_to_raise_the_budget
     path.write_text(f'store_url = "sqlite:///{tmp_path}/store.db"\nworkdir = "{tmp_path}/work"\n')
     project = Project(load_config(path), tmp_path)
     holder = lease_holder()  # this process: alive, so its lease stands
-    assert project.store.acquire_round_lease(holder, is_stale=lambda _: False) is None
+    assert project.store.round_lease.acquire(holder, is_stale=lambda _: False) is None
     try:
         result = runner.invoke(app, ["run", "--config", str(path)])
     finally:
-        project.store.release_round_lease(holder)
+        project.store.round_lease.release(holder)
         project.close()
     assert result.exit_code == 0, result.output
     assert "No round started: another round" in result.output

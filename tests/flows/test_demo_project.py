@@ -3,7 +3,9 @@ their own artifacts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -56,10 +58,10 @@ def test_without_any_config_status_still_says_there_is_none(
 
 
 @pytest.mark.flow
-@pytest.mark.usefixtures("prefect_harness")
-def test_two_projects_on_one_server_keep_their_own_validation_artifacts() -> None:
+def test_two_projects_on_one_server_keep_their_own_validation_artifacts(
+    latest_artifacts: Callable[..., dict[str, Any]],
+) -> None:
     from prefect import flow
-    from prefect.client.orchestration import get_client
 
     from labelflow.flows.steps.validation import validate_frame
 
@@ -71,6 +73,6 @@ def test_two_projects_on_one_server_keep_their_own_validation_artifacts() -> Non
             )
 
     validate_both()
-    with get_client(sync_client=True) as client:
-        keys = {artifact.key for artifact in client.read_latest_artifacts(limit=50)}
-    assert {"digits-demo-gx-pool", "penguins-2-gx-pool"} <= keys
+    assert {"digits-demo-gx-pool", "penguins-2-gx-pool"} <= set(
+        latest_artifacts("digits-demo-gx-pool", "penguins-2-gx-pool")
+    )

@@ -50,7 +50,25 @@ def test_a_second_serve_of_a_project_refuses_to_start_while_the_first_lives(tmp_
     with Project(config, tmp_path) as project:
         store = project.store
         assert (
-            store.acquire_serve_lease(lease_holder(), is_stale=lambda _: False) is None
+            store.serve_lease.acquire(lease_holder(), is_stale=lambda _: False) is None
         )  # held by this live process
         with pytest.raises(AlreadyServedError, match="already running for digits-demo"):
             serve_project(config, tmp_path)
+
+
+def test_a_label_studio_crowd_adds_a_collector_triggered_by_arriving_answers(tmp_path: Path) -> None:
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    config = ProjectConfig.model_validate({"crowd": {"backend": "label_studio"}})
+    served = {d.name: d for d in build_deployments(config, tmp_path)}
+    assert set(served) - {d.name for d in build_deployments(ProjectConfig(), tmp_path)} == {
+        "digits-demo-collect-on-answers"
+    }
+    on_answers = served["digits-demo-collect-on-answers"]
+    [trigger] = on_answers.triggers
+    assert trigger.expect == {"labelflow.answers.arrived"}
+    assert trigger.match.model_dump() == {"labelflow.project": "digits-demo"}  # type: ignore[union-attr]
+    assert on_answers.parameters["on_answers"] is True and not on_answers.schedules
+    limit = on_answers.concurrency_options
+    assert on_answers.concurrency_limit == 1 and limit is not None
+    assert limit.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE

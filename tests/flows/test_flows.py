@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
+from labelflow.contracts import ITEM_ID, ItemSet
 from labelflow.flows.config import ProjectConfig, parse_config
 from labelflow.flows.project import Project
 from labelflow.tasks.selection import StoppingRule
@@ -70,8 +72,9 @@ def small_config(
     )
 
 
-def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: Path, store_url: str) -> None:
-    from prefect.client.orchestration import get_client
+def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(
+    tmp_path: Path, store_url: str, latest_artifacts: Callable[..., dict[str, Any]]
+) -> None:
 
     from labelflow.flows.campaign import labeling_campaign
 
@@ -107,9 +110,10 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(tmp_path: 
         assert len(versions) == 2 and versions["promoted"].iloc[0] and Path(versions["path"].iloc[0]).exists()
         assert store.champion() is not None
 
-        with get_client(sync_client=True) as client:
-            artifact = client.read_latest_artifacts(limit=50)
-        by_key = {a.key: a for a in artifact}
+        kinds = ("round-summary", "gx-pool", "gx-batch", "gx-answers", "gx-labels", "workers")
+        by_key = latest_artifacts(
+            *(f"flow-test-{kind}" for kind in (*kinds, "class-distribution", "learning-curve"))
+        )
         summary = by_key["flow-test-round-summary"]
         assert "round 2" in str(summary.data) and f"{report.rounds[-1].model_accuracy:.3f}" in str(
             summary.data
@@ -187,6 +191,31 @@ def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_p
         str(tmp_path),
     )
     assert [r.number for r in more.rounds] == [3] and more.stopped_because.startswith("max rounds")
+
+
+@pytest.mark.slow
+def test_a_round_chooses_its_batch_on_a_dask_cluster(tmp_path: Path) -> None:
+    """selection.engine = "dask" with the address of a running cluster: the round's batch is read from the pool
+    store's partitions and chosen there (one round: the model's path through the cluster is
+    tests/tasks/test_partitioned_selection.py's), of unlabeled pool items only."""
+    from distributed import LocalCluster
+
+    from labelflow.flows.labeling_round import labeling_round
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path)
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        dask = {"engine": "dask", "dask_address": cluster.scheduler_address}
+        config = config.model_copy(update={"selection": config.selection.model_copy(update=dask)})
+        labeling_round(config, str(tmp_path))
+        ran = set(cluster.scheduler.task_prefixes)  # what the scheduler ran, by function name
+    assert "piece_candidates" in ran
+    with Project(config, tmp_path) as project:
+        pool = set(project.dataset.frame(ItemSet.POOL)[ITEM_ID])
+        (round_id,) = project.store.rounds()["id"]
+        first_wave = project.store.requests(int(round_id), wave=1)
+        asked = set(first_wave.loc[~first_wave["is_gold"].astype(bool), ITEM_ID])
+    assert len(asked) == 20 and asked <= pool
 
 
 @pytest.mark.parametrize("corrupt", ["duplicate_id", "nan_feature"])
@@ -293,10 +322,10 @@ def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: 
     with Project(config, tmp_path) as project:
         store = project.store
         running_elsewhere = lease_holder()  # this very process is alive, so the lease is not stale
-        assert store.acquire_round_lease(running_elsewhere, is_stale=lambda _: False) is None
+        assert store.round_lease.acquire(running_elsewhere, is_stale=lambda _: False) is None
         assert labeling_round(config, str(tmp_path)) is None
         assert store.rounds().empty  # skipped before anything was done
-        store.release_round_lease(running_elsewhere)
+        store.round_lease.release(running_elsewhere)
 
 
 def subset_labeling_functions() -> list[LabelingFunction]:
@@ -319,10 +348,8 @@ def subset_labeling_functions() -> list[LabelingFunction]:
 
 
 def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_stop_the_round(
-    tmp_path: Path,
+    tmp_path: Path, latest_artifacts: Callable[..., dict[str, Any]]
 ) -> None:
-    from prefect.client.orchestration import get_client
-
     from labelflow.flows.labeling_round import labeling_round
 
     write_subset(tmp_path)
@@ -343,8 +370,7 @@ def test_labeling_functions_label_steer_selection_and_a_failing_one_does_not_sto
         asked_items = set(store.items("pool")["item_id"]) | set(store.items("gold")["item_id"])
         failing = sum(int(item[1:]) % 7 == 0 for item in asked_items)
 
-        with get_client(sync_client=True) as client:
-            artifacts = {a.key: a for a in client.read_latest_artifacts(limit=50)}
+        artifacts = latest_artifacts("flow-test-labeling-functions")
         table = json.loads(str(artifacts["flow-test-labeling-functions"].data))
         failures = {row["function"]: row["failures"] for row in table}
         assert failures == {"hollow_centre_is_zero": 0, "breaks_on_every_seventh": failing}

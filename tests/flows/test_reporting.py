@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import pandas as pd
@@ -131,13 +132,9 @@ def test_the_round_markdown_gives_the_golds_reliability_when_the_confidence_is_c
     ) in round_markdown(CONFIG, report).splitlines()
 
 
-@pytest.mark.usefixtures("prefect_harness")
 def test_the_reliability_plot_is_an_image_artifact_only_when_the_confidence_is_calibrated(
-    tmp_path: Path,
+    tmp_path: Path, latest_artifacts: Callable[..., dict[str, Any]]
 ) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
-
     crowd = synthetic_crowd(3000, answers_per_item=3, answers_per_worker=100, seed=1)
     gold = crowd.truth.iloc[:40]
     found = decision_labels(
@@ -150,10 +147,7 @@ def test_the_reliability_plot_is_an_image_artifact_only_when_the_confidence_is_c
     )
     png = publish_reliability("rel-test", tmp_path, 4, found)
     assert png == tmp_path / "reliability_round_004.png" and matplotlib.image.imread(png).shape[2] == 4
-    with get_client(sync_client=True) as client:
-        # by key: the session's server holds more than a page of other tests' artifacts
-        key = ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=["rel-test-reliability"]))
-        artifacts = {a.key: a for a in client.read_latest_artifacts(artifact_filter=key)}
+    artifacts = latest_artifacts("rel-test-reliability")
     assert str(artifacts["rel-test-reliability"].data).startswith("data:image/png;base64,")
     few = decision_labels(
         crowd.answers,

@@ -69,8 +69,8 @@ def test_mturk_batch_results_keep_the_assignment_id(tmp_path: Path) -> None:
     read = read_answers(path)
     assert read.convention == "mturk"
     assert read.answers[["answer_id", "item_id", "worker_id", "label", "backend"]].values.tolist() == [
-        ["A1", "007", "WK1", "pos", "mturk"],
-        ["A2", "007", "WK2", "neg", "mturk"],
+        ["A1", "007", "mturk:WK1", "pos", "mturk"],
+        ["A2", "007", "mturk:WK2", "neg", "mturk"],
     ]
 
 

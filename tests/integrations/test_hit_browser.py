@@ -179,7 +179,11 @@ def test_a_worker_answers_a_text_and_an_image_hit_in_chromium_and_the_crowd_read
 
     (text_answer,) = text_crowd.poll([text_handle])
     (image_answer,) = image_crowd.poll([image_handle])
-    assert (text_answer.label, text_answer.worker_id, text_answer.parse_error) == ("neg", WORKER, None)
-    assert (image_answer.label, image_answer.worker_id) == ("open_country", WORKER)
+    assert (text_answer.label, text_answer.worker_id, text_answer.parse_error) == (
+        "neg",
+        f"mturk:{WORKER}",
+        None,
+    )
+    assert (image_answer.label, image_answer.worker_id) == ("open_country", f"mturk:{WORKER}")
     assert "<QuestionIdentifier>label</QuestionIdentifier>" in text_answer.raw
     assert people_endpoint.mturk.counter("call:ListAssignmentsForHIT") == 2

@@ -200,7 +200,7 @@ def test_the_endpoints_worker_side_keeps_mturks_rules(tmp_path: Path) -> None:
         assert _post(submit, {"assignmentId": assignment, "label": "pos"})[0] == 200
         assert _post(submit, {"assignmentId": assignment, "label": "not_pos"})[0] == 409  # once only
         (answer,) = crowd.poll([handle])
-        assert (answer.answer_id, answer.worker_id, answer.label) == (assignment, "W1", "pos")
+        assert (answer.answer_id, answer.worker_id, answer.label) == (assignment, "mturk:W1", "pos")
         root = ET.fromstring(answer.raw)
         assert root.tag.endswith("QuestionFormAnswers")
         status, page = _post(f"{endpoint.url}/worker/NOSUCHHIT/accept", {"workerId": "W1"})

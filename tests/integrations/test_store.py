@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -13,11 +14,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, text, update
 from sqlalchemy.exc import IntegrityError
 
 from labelflow.contracts import ANSWER_COLUMNS, LABEL_COLUMNS
-from labelflow.integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
+from labelflow.integrations.crowd.base import EXPERT_WAVE, CrowdAnswer, Handle, LabelRequest
 from labelflow.integrations.store import (
     ITEM_COLUMNS,
     MODEL_VERSION_COLUMNS,
@@ -26,6 +27,7 @@ from labelflow.integrations.store import (
     UNPARSED_ANSWER_COLUMNS,
     WORKER_COLUMNS,
     LabelStore,
+    LeaseHolder,
     RoundRecord,
     StoreError,
 )
@@ -329,6 +331,37 @@ def test_mark_published_and_handles(store: LabelStore) -> None:
         store.mark_published([Handle("nope", "hit-x", "x", round_id, 1, 3, False, NOW)])
 
 
+def test_expert_work_is_marked_kept_apart_and_counted_apart(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    crowd = _request(round_id, "a")
+    expert = LabelRequest(
+        key=f"r{round_id}-a-expert",
+        item_id="a",
+        round_id=round_id,
+        wave=EXPERT_WAVE,
+        n_answers=1,
+        is_expert=True,
+    )
+    store.add_requests([crowd, expert])  # the same item and round: the expert's wave keeps them apart
+    store.mark_published([crowd.published("hit-a", NOW), expert.published("ls-task-9", NOW)])
+    assert [h.key for h in store.handles(round_id, expert=False)] == [crowd.key]
+    [expert_handle] = store.handles(round_id, expert=True)
+    assert expert_handle.is_expert and expert_handle.wave == EXPERT_WAVE
+    assert store.requests(round_id)["is_expert"].tolist() == [False, True]
+    assert (store.requested_answers(expert=False), store.requested_answers(expert=True)) == (3, 1)
+    assert store.requested_items(expert=True) == {"a"}
+    store.add_answers(
+        [
+            _answer("c1", round_id, "a", "w1", "cat"),
+            replace(_answer("e1", round_id, "a", "ls:7", "dog", backend="label_studio"), is_expert=True),
+            replace(_answer("e2", round_id, "a", "ls:7", None, backend="label_studio"), is_expert=True),
+        ]
+    )
+    assert store.expert_answers()[["answer_id", "item_id", "label"]].values.tolist() == [["e1", "a", "dog"]]
+    assert store.expert_answers(parsed=False)["answer_id"].tolist() == ["e1", "e2"]
+    assert set(store.answers()["answer_id"]) == {"c1", "e1"}  # an expert's answer is an answer like any other
+
+
 # ---------------------------------------------------------------------- answers and workers
 
 
@@ -622,21 +655,53 @@ def test_pool_growth_is_counted_since_the_latest_round(store: LabelStore) -> Non
 
 @pytest.mark.parametrize("lease", ["round", "serve"])
 def test_one_lease_per_project_taken_over_only_when_stale(store: LabelStore, lease: str) -> None:
-    acquire = getattr(store, f"acquire_{lease}_lease")
-    release = getattr(store, f"release_{lease}_lease")
-    holder = getattr(store, f"{lease}_lease_holder")
-    assert holder() is None
-    assert acquire("host:1:a", is_stale=lambda h: False) is None
-    assert acquire("host:2:b", is_stale=lambda h: False) == "host:1:a"
-    assert acquire("host:1:a", is_stale=lambda h: False) is None  # re-entrant
-    assert acquire("host:2:b", is_stale=lambda h: h == "host:1:a") is None
-    release("host:1:a")  # no longer the holder: changes nothing
-    assert holder() == "host:2:b"
-    assert acquire("host:3:c", is_stale=lambda h: False) == "host:2:b"
-    release("host:2:b")
-    assert acquire("host:3:c", is_stale=lambda h: False) is None
+    table: LeaseTable = getattr(store, f"{lease}_lease")
+    a, b, c = (
+        LeaseHolder("host-a", 1, "a", "run-a"),
+        LeaseHolder("host-b", 2, "b"),
+        LeaseHolder("host-c", 3, "c"),
+    )
+    assert table.current() is None
+    assert table.acquire(a, is_stale=lambda _: False) is None
+    held = table.acquire(b, is_stale=lambda _: False)
+    assert held is not None and (held.holder, held.host, held.pid, held.flow_run_id) == (
+        "host-a:1:a",
+        "host-a",
+        1,
+        "run-a",
+    )
+    assert table.acquire(a, is_stale=lambda _: False) is None  # re-entrant
+    assert table.acquire(b, is_stale=lambda lease: lease.holder == "host-a:1:a") is None
+    table.release(a)  # no longer the holder: changes nothing
+    assert table.current() is not None and table.current().holder == "host-b:2:b"  # type: ignore[union-attr]
+    assert table.acquire(c, is_stale=lambda _: False).holder == "host-b:2:b"  # type: ignore[union-attr]
+    table.release(b)
+    assert table.acquire(c, is_stale=lambda _: False) is None
     other = "serve" if lease == "round" else "round"
-    assert getattr(store, f"{other}_lease_holder")() is None  # the two leases are independent
+    assert getattr(store, f"{other}_lease").current() is None  # the two leases are independent
+
+
+@pytest.mark.parametrize("lease", ["round", "serve"])
+def test_a_heartbeat_refreshes_only_the_holders_lease_aged_by_the_database_clock(
+    store: LabelStore, lease: str
+) -> None:
+    table: LeaseTable = getattr(store, f"{lease}_lease")
+    holder, other = LeaseHolder("host-a", 1, "a"), LeaseHolder("host-b", 2, "b")
+    assert table.acquire(holder, is_stale=lambda _: False) is None
+    fresh = table.current()
+    assert fresh is not None and abs(fresh.heartbeat_age.total_seconds()) < 5
+    with store.engine.begin() as conn:  # its holder went silent an hour ago
+        conn.execute(update(table.table).values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1)))
+    silent = table.current()
+    assert silent is not None and 3590 < silent.heartbeat_age.total_seconds() < 3610
+    assert "last heartbeat 3600 s ago" in str(silent) or "last heartbeat 3599 s ago" in str(silent)
+    assert table.beat(holder)
+    assert table.current().heartbeat_age.total_seconds() < 5  # type: ignore[union-attr]
+    assert not table.beat(other)  # not its lease: nothing refreshed
+    assert table.acquire(other, is_stale=lambda lease: lease.heartbeat_age > timedelta(minutes=1)) is not None
+    table.release(holder)
+    assert not table.beat(holder)  # given back: a late beat does not bring it back
+    assert table.current() is None
 
 
 # ---------------------------------------------------------------------- validation at each table's edge
@@ -748,9 +813,13 @@ def test_a_failed_write_transaction_leaves_nothing_behind(db_url: str) -> None:
     db = Database(db_url)
     try:
         with pytest.raises(RuntimeError, match="crash"), db.write() as conn:
-            conn.execute(db.insert(RoundLease).values(project="p", holder="h", acquired_at=NOW))
+            conn.execute(
+                db.insert(RoundLease).values(
+                    project="p", holder="h:1:x", host="h", pid=1, acquired_at=NOW, heartbeat_at=NOW
+                )
+            )
             raise RuntimeError("crash")
-        assert LeaseTable(db, "p", RoundLease).holder() is None
+        assert LeaseTable(db, "p", RoundLease).current() is None
     finally:
         db.close()
 

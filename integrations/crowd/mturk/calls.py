@@ -9,6 +9,7 @@ from typing import Any, Final, TypeVar
 from labelflow.integrations.crowd.base import CrowdBackendError, TransientCrowdError
 
 TOKEN_MAX: Final = 64
+WORKER_PREFIX: Final = "mturk:"
 # Error codes botocore's standard retry mode treats as throttling; once retries are used up they are still
 # transient from our side (a later run may succeed).
 THROTTLING_CODES: Final = frozenset(
@@ -27,6 +28,17 @@ class MTurkRequestError(CrowdBackendError):
         self.code = code
         self.turk_code = turk_code
         self.service_message = service_message
+
+
+def worker_id(raw: str) -> str:
+    """``mturk:<WorkerId>``, the worker as answers store it: people from two backends never merge."""
+    return f"{WORKER_PREFIX}{raw}"
+
+
+def raw_worker_id(worker: str) -> str:
+    """The WorkerId MTurk's own calls need. A store made before the prefix keeps unprefixed ids: they pass
+    through unchanged."""
+    return worker.removeprefix(WORKER_PREFIX)
 
 
 def request_token(kind: str, key: str) -> str:

@@ -12,6 +12,8 @@ How the crowd protocol maps onto MTurk:
 - **poll** — ``ListAssignmentsForHIT`` (every page). A HIT's assignments, in submission order, are shared out
   to its handles by wave: wave 1 owns the first ``n`` slots, wave 2 the next ones, and so on (slot starts come
   from what each earlier wave *bought*, from ``round_handles``), so a wave's collector waits for its own answers.
+  Each assignment is an answer by worker ``mturk:<WorkerId>``, so people from two backends never merge; the
+  calls that name a worker (block, bonus) get the WorkerId without the prefix.
 - **review** — approve, reject with feedback, bonus (with its own token), block through a custom qualification
   that the HIT type requires workers *not* to have.
 - **close** — expire HITs still open, delete those that are finished.
@@ -40,7 +42,13 @@ from labelflow.integrations.crowd.base import (
     ReviewAction,
     slot_starts,
 )
-from labelflow.integrations.crowd.mturk.calls import MTurkRequestError, call_mturk, request_token
+from labelflow.integrations.crowd.mturk.calls import (
+    MTurkRequestError,
+    call_mturk,
+    raw_worker_id,
+    request_token,
+    worker_id,
+)
 from labelflow.integrations.crowd.mturk.config import (
     FEE,
     LARGE_HIT,
@@ -325,7 +333,7 @@ class MTurkCrowd:
             answer_id=assignment["AssignmentId"],
             request_key=handle.key,
             item_id=handle.item_id,
-            worker_id=assignment["WorkerId"],
+            worker_id=worker_id(assignment["WorkerId"]),
             round_id=handle.round_id,
             wave=handle.wave,
             is_gold=handle.is_gold,
@@ -351,7 +359,7 @@ class MTurkCrowd:
                     self.client.associate_qualification_with_worker,
                     worker=decision.worker_id,
                     QualificationTypeId=self.blocked_qualification_id(),
-                    WorkerId=decision.worker_id,
+                    WorkerId=raw_worker_id(decision.worker_id),
                     IntegerValue=1,
                     SendNotification=False,
                 )
@@ -372,7 +380,7 @@ class MTurkCrowd:
                 None,
                 self.client.send_bonus,
                 worker=decision.worker_id,
-                WorkerId=decision.worker_id,
+                WorkerId=raw_worker_id(decision.worker_id),
                 AssignmentId=decision.answer_id,
                 BonusAmount=f"{decision.amount:.2f}",
                 Reason=decision.reason or "Thank you for careful work.",

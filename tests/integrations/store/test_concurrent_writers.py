@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from labelflow.integrations.crowd.base import Handle, LabelRequest
-from labelflow.integrations.store import LabelStore, StoreError
+from labelflow.integrations.store import LabelStore, Lease, LeaseHolder, StoreError
 from labelflow.integrations.store.engine import Database
 
 WRITERS = 6
@@ -45,30 +45,35 @@ def _together(url: str, project: str, work: Callable[[LabelStore, int], Result])
     return results
 
 
-def _slowly_stale(holder: str) -> bool:
+def _slowly_stale(lease: Lease) -> bool:
     time.sleep(0.2)  # a wide window between reading the lease and taking it over
-    return holder == "dead-host:1:x"
+    return lease.holder == "dead-host:1:x"
+
+
+def _holder(k: int) -> LeaseHolder:
+    return LeaseHolder("host", k, "w")
 
 
 @pytest.mark.parametrize("lease", ["round", "serve"])
 def test_of_many_writers_racing_for_a_stale_lease_exactly_one_takes_it(store_url: str, lease: str) -> None:
     with LabelStore(store_url, "cats") as store:
-        assert getattr(store, f"acquire_{lease}_lease")("dead-host:1:x", lambda _: False) is None
+        dead = LeaseHolder("dead-host", 1, "x")
+        assert getattr(store, f"{lease}_lease").acquire(dead, lambda _: False) is None
 
     results = _together(
-        store_url, "cats", lambda s, k: getattr(s, f"acquire_{lease}_lease")(f"host:{k}:w", _slowly_stale)
+        store_url, "cats", lambda s, k: getattr(s, f"{lease}_lease").acquire(_holder(k), _slowly_stale)
     )
 
     winners = [k for k, result in enumerate(results) if result is None]
     assert len(winners) == 1, results
-    winner = f"host:{winners[0]}:w"
-    assert all(result == winner for result in results if result is not None), results
+    winner = str(_holder(winners[0]))
+    assert all(isinstance(result, Lease) and result.holder == winner for result in results if result), results
     with LabelStore(store_url, "cats") as store:
-        assert getattr(store, f"{lease}_lease_holder")() == winner
+        assert getattr(store, f"{lease}_lease").current().holder == winner
 
 
 def test_of_many_writers_racing_for_a_free_lease_exactly_one_takes_it(store_url: str) -> None:
-    results = _together(store_url, "cats", lambda s, k: s.acquire_round_lease(f"host:{k}:w", lambda _: False))
+    results = _together(store_url, "cats", lambda s, k: s.round_lease.acquire(_holder(k), lambda _: False))
     assert sum(result is None for result in results) == 1, results
     assert not any(isinstance(result, Exception) for result in results), results
 

@@ -3,12 +3,14 @@ again, the migrated schema matching the ORM's (tests/integrations/test_store.py 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from labelflow.integrations.store.engine import MIGRATIONS_DIR
 from labelflow.integrations.store.schema import Base
@@ -35,3 +37,29 @@ def test_every_migration_goes_up_and_down_on_both_databases(store_url: str) -> N
             assert diffs == []
     finally:
         engine.dispose()
+
+
+def test_a_lease_taken_before_heartbeats_gets_its_host_and_pid_from_its_holder(store_url: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0005")
+            conn.execute(
+                text(
+                    "INSERT INTO round_leases (project, holder, acquired_at) "
+                    "VALUES ('cats', 'worker-7:4242:ab12cd34', :at)"
+                ),
+                {"at": datetime(2026, 12, 1, 12, 0, tzinfo=UTC)},
+            )
+            command.upgrade(config, "head")
+            row = conn.execute(text("SELECT host, pid, flow_run_id, heartbeat_at FROM round_leases")).one()
+    finally:
+        engine.dispose()
+    assert row[:3] == ("worker-7", 4242, None)
+    assert (
+        row[3] is not None
+    )  # its acquisition, as its last heartbeat: a live holder refreshes it at its next beat

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from labelflow.flows.cli import app
 from labelflow.integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
-from labelflow.integrations.store import LabelStore, StoreError
+from labelflow.integrations.store import LabelStore, LeaseHolder, StoreError
 from labelflow.integrations.store.transfer import copy_store
 
 runner = CliRunner()
@@ -60,7 +60,7 @@ def _fill(store: LabelStore, items: list[str], worker: str) -> int:
         checksum=f"sum-{round_id}-{store.project}", filename="new.csv", stored_at="processed/new.csv",
         status="processed", n_rows=len(items), n_added=len(items),
     )  # fmt: skip
-    store.acquire_serve_lease("host:1:a", lambda _: False)
+    store.serve_lease.acquire(LeaseHolder("host", 1, "a"), lambda _: False)
     store.finish_round(round_id, "completed", {"accuracy": 0.8})
     return round_id
 
@@ -82,7 +82,10 @@ def _same(source: LabelStore, target: LabelStore) -> None:
     theirs = _everything(target)
     for name, frame in _everything(source).items():
         pd.testing.assert_frame_equal(theirs[name], frame, check_dtype=False, obj=name)
-    assert target.serve_lease_holder() == source.serve_lease_holder()
+    theirs, ours = target.serve_lease.current(), source.serve_lease.current()
+    assert (theirs and (theirs.holder, theirs.host, theirs.pid)) == (
+        ours and (ours.holder, ours.host, ours.pid)
+    )
 
 
 def test_migrate_moves_a_sqlite_store_to_postgresql_idempotently(
@@ -118,8 +121,8 @@ def test_migrate_moves_a_sqlite_store_to_postgresql_idempotently(
         assert cats.cancel_unpublished_requests(round_id) == 1
         cats.finish_round(round_id, "failed", error="stopped")
         _fill(cats, ["d"], "w1")
-        cats.release_serve_lease("host:1:a")
-        cats.acquire_serve_lease("host:2:b", lambda _: False)
+        cats.serve_lease.release(LeaseHolder("host", 1, "a"))
+        cats.serve_lease.acquire(LeaseHolder("host", 2, "b"), lambda _: False)
     assert "now a copy of the store" in migrate()
     for project in ("cats", "dogs"):
         with (
