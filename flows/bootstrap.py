@@ -2,11 +2,12 @@
 
 ``labelflow bootstrap`` (and the first round of such a project) draws ``dataset.n_gold`` + ``n_held_out`` pool
 items, a random sample stratified by the pool's clusters, stores them as the gold and held-out items (without a
-known label yet), and puts them in the owner's queue in Label Studio: a project of their own, titled
-``<project> (expert)`` and marked as expert work. Each run reads the labels given so far into the store (an edited
-annotation replaces the label), so a rerun imports nothing twice and says how many of them are labeled. Once
-all are, rounds start: the gold items train the first model beside the crowd's labels and calibrate the crowd,
-and the held-out items judge every model. The crowd that answers the rounds is whatever ``crowd.backend`` says.
+known label yet), and puts them in the owner's queue in Label Studio: the experts' project ``<project>
+(experts)``, where escalated items go too, its instructions marking them as expert work. Each run reads the
+labels given so far into the store (an edited annotation replaces the label), so a rerun imports nothing twice
+and says how many of them are labeled. Once all are, rounds start: the gold items train the first model beside
+the crowd's labels and calibrate the crowd, and the held-out items judge every model. The crowd that answers
+the rounds is whatever ``crowd.backend`` says.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from labelflow.integrations.crowd.base import CrowdBackendError, LabelRequest
 from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.datasets import ColdStart, DatasetError
 from labelflow.integrations.label_studio import LabelStudioConfigError, LabelStudioCrowd, label_studio_crowd
-from labelflow.integrations.label_studio.crowd import ITEM_KEY
+from labelflow.integrations.label_studio.crowd import task_key
 from labelflow.integrations.store import LabelStore
 from labelflow.tasks.selection import stratified_sample
 
@@ -104,9 +105,10 @@ def draw_items(project: Project, plan: ColdStart) -> int:
 
 
 def owner_queue(project: Project) -> LabelStudioCrowd:
-    """The owner's Label Studio project, ``<title> (expert)``: one annotation per item, the first one counts."""
+    """The experts' Label Studio project (``<title> (experts)``, where escalated items go too), in which the
+    owner labels: one annotation per item, the first one counts."""
     config, settings = project.config, project.config.crowd.label_studio
-    title = f"{settings.project_title or config.name} (expert)"
+    title = project.experts_title
     instructions = (
         f"Expert work for the labelflow project {config.name}: your labels become its gold questions and its "
         "held-out set, so take your time. " + settings.instructions
@@ -146,10 +148,10 @@ def publish_and_read(project: Project, log: logging.Logger | logging.LoggerAdapt
     queue = owner_queue(project)
     try:
         handles = queue.publish(requests)
-        annotated = {
-            str(task["data"][ITEM_KEY]) for task in queue.tasks().values() if task.get("total_annotations")
-        }
-        answers = queue.poll([h for h in handles if h.item_id in unlabeled and h.item_id in annotated])
+        annotated = {key for key, task in queue.tasks().items() if task.get("total_annotations")}
+        answers = queue.poll(
+            [h for h in handles if h.item_id in unlabeled and task_key(h.round_id, h.item_id) in annotated]
+        )
     except (CrowdBackendError, LabelStudioConfigError) as error:
         raise ColdStartError(
             f"{project.config.dataset.source} has too few labels for the gold and held-out items, so the "
