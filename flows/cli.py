@@ -230,8 +230,8 @@ def bootstrap_command(
 ) -> None:
     """Start a project whose data has too few labels: draw its gold and held-out items (dataset.n_gold and
     n_held_out, a random sample stratified by the pool's clusters), put them in the project owner's queue in
-    Label Studio ([crowd.label_studio]), and store the labels given so far. Run it again to read more (nothing is
-    imported twice); rounds start once every item is labeled."""
+    Label Studio (the server of crowd.label_studio), and store the labels given so far. Run it again to read
+    more (nothing is imported twice); rounds start once every item is labeled."""
     import logging
 
     from rich.logging import RichHandler

@@ -218,6 +218,12 @@ class Project:
         """The round's published requests to the crowd (not to the experts, who answer elsewhere)."""
         return self.store.handles(round_id, expert=False)
 
+    @property
+    def experts_title(self) -> str:
+        """The Label Studio project where experts answer (escalated items; a cold start's gold and held-out
+        items, labeled by the project's owner): the crowd's project's title with " (experts)"."""
+        return f"{self.config.crowd.label_studio.project_title or self.config.name} (experts)"
+
     def expert(self) -> CrowdBackend | None:
         """The experts' backend (``crowd.expert_backend``), None when the crowd works alone: a Label Studio
         project of its own, titled after the crowd's with " (experts)", where one expert answers each item."""
@@ -229,7 +235,7 @@ class Project:
         return label_studio_crowd(
             crowd.label_studio.model_copy(update={"project_title": None}),
             self.dataset,
-            name=f"{crowd.label_studio.project_title or self.config.name} (experts)",
+            name=self.experts_title,
             reward_per_answer=crowd.reward_per_answer,
             redundancy=1,
             round_handles=lambda round_id: self.store.handles(round_id, expert=True),
