@@ -1,9 +1,9 @@
 """Mixed workforces: a round whose crowd is simulated and whose experts work in a real Label Studio. The items the
 crowd disagrees on most are escalated after its last wave and the round waits for the expert (served: it hands
-the wait over, and its resume escalates the same items); unsure labels go
-to the experts' review queue with the crowd's label pre-filled, and the next round collects the decisions. The
-expert always gives the label the crowd does not (the wrong one, by the data): it wins every time, its answers
-are stored as expert work at the expert's price, and no escalated item ever calibrates the confidence."""
+the wait over, and its resume escalates the same items); unsure labels go to the experts' review queue with the
+crowd's label pre-filled, and the next round collects the decisions. The expert always gives the label the crowd
+does not (the wrong one, by the data): it wins every time, its answers are stored as expert work at the expert's
+price, and no escalated item ever calibrates the confidence."""
 
 from __future__ import annotations
 
