@@ -124,12 +124,18 @@ def crowd_only(d: Draw) -> pd.DataFrame:
     """Every answer the default policy buys, in the order it buys them (waves; least sure first in a wave)."""
     todo = pd.DataFrame({"item_id": d.truth.index, "n_answers": FIRST, "answers_before": 0})
     bought, wave = [], 1
+    used_up: set[str] = (
+        set()
+    )  # items whose recorded answers ran out: asking again brings none (as in a round)
     while len(todo):
-        bought.append(ask(d.crowd, todo, wave))
+        answers = ask(d.crowd, todo, wave)
+        used_up |= set(todo["item_id"].astype(str)) - set(answers["item_id"].astype(str))
+        bought.append(answers)
         labels = decide(d, pd.concat(bought, ignore_index=True)).labels
         todo = items_needing_answers(
             labels.sort_values("confidence", kind="stable"), confidence_target=TARGET, max_answers=MOST
         )
+        todo = todo[~todo["item_id"].astype(str).isin(used_up)]
         wave += 1
     return pd.concat(bought, ignore_index=True)
 
@@ -209,7 +215,10 @@ def report(dataset: str, seeds: tuple[int, ...]) -> dict[tuple[int, float], floa
         for share in SHARES:
             paired = [(r[(cost, share)], b) for r, b in zip(runs, base, strict=True) if (cost, share) in r]
             if len(paired) < len(runs):
-                print(f"{cost:>12}{share:>7.1%}   (the crowd budget left buys no first wave)")
+                print(
+                    f"{cost:>12}{share:>7.1%}   (on {len(runs) - len(paired)} of {len(runs)} seeds the crowd budget "
+                    "left buys no first wave)"
+                )
                 continue
             acc = np.array([p[0][0] for p in paired])
             diff = acc - np.array([p[1] for p in paired])

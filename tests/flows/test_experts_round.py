@@ -1,8 +1,9 @@
 """Mixed workforces: a round whose crowd is simulated and whose experts work in a real Label Studio. The items the
-crowd disagrees on most are escalated after its last wave and the round waits for the expert; unsure labels go
-to the experts' review queue with the crowd's label pre-filled, and the next round collects the decisions. The
-expert always gives the label the crowd does not (the wrong one, by the data): it wins every time, its answers
-are stored as expert work at the expert's price, and no escalated item ever calibrates the confidence."""
+crowd disagrees on most are escalated after its last wave and the round waits for the expert (served: it hands
+the wait over, and its resume escalates the same items); unsure labels go to the experts' review queue with the
+crowd's label pre-filled, and the next round collects the decisions. The expert always gives the label the crowd
+does not (the wrong one, by the data): it wins every time, its answers are stored as expert work at the expert's
+price, and no escalated item ever calibrates the confidence."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def mixed_project(folder: Path, ls: LabelStudioForTests, monkeypatch: pytest.Mon
                 "gold_per_round": 24,  # enough random gold to calibrate in the first round
                 "reward_per_answer": REWARD,
                 "poll_interval_minutes": 0.03,
-                "hand_off_after_seconds": 0,
+                "hand_off_after_seconds": 3,  # a served round's hold: the crowd (virtual clock) fits in it
                 "expert_backend": "label_studio",
                 "escalate_share": 0.1,
                 "review_per_round": 4,
@@ -111,6 +112,18 @@ def experts_project(ls: LabelStudioForTests) -> int | None:
     return int(found[0]["id"]) if found else None
 
 
+def escalated_so_far(config: ProjectConfig, folder: Path) -> set[str]:
+    """The items the running round has sent to the experts after its last wave."""
+    with Project(config, folder) as project:
+        store = project.store
+        rounds = store.rounds()
+        if rounds.empty:
+            return set()
+        requests = store.requests(int(rounds["id"].iloc[-1]))
+    escalated = requests["request_key"].str.endswith("/escalated") & requests["external_id"].notna()
+    return set(requests.loc[escalated, "item_id"])
+
+
 def review_tasks(ls: LabelStudioForTests) -> dict[str, dict[str, Any]]:
     """The experts' project's tasks with a pre-filled label, by item, with their predictions."""
     project = experts_project(ls)
@@ -125,9 +138,19 @@ def test_experts_in_label_studio_decide_escalated_and_reviewed_items(
     config = mixed_project(tmp_path, label_studio, monkeypatch)
     truth = truth_of(config, tmp_path)
     expert = Expert(label_studio, truth)
+    # Served, the round hands the wait for the experts over (no expert is at work yet); resumed, it waits for the
+    # same items, whatever the expert answers since (a collector's resume, run here by hand).
+    waiting = labeling_round(config, str(tmp_path), wait_for_answers=False)
+    for _ in range(10):
+        if waiting is not None or escalated_so_far(config, tmp_path):
+            break
+        waiting = labeling_round(config, str(tmp_path), wait_for_answers=False, resume_only=True)
+    assert waiting is None
+    handed_over = escalated_so_far(config, tmp_path)
+    assert handed_over
     expert.start()
     try:
-        first = labeling_round(config, str(tmp_path))
+        first = labeling_round(config, str(tmp_path), resume_only=True)
         assert first is not None
         # The review queue got the round's unsure labels, each with the crowd's label and confidence pre-filled.
         with Project(config, tmp_path) as project:
@@ -138,6 +161,7 @@ def test_experts_in_label_studio_decide_escalated_and_reviewed_items(
             sent = set(requests.loc[requests["request_key"].str.endswith("/review"), "item_id"])
             crowd_answers = int(requests.loc[~requests["is_expert"].astype(bool), "n_answers"].sum())
         assert first.escalated == len(escalated) >= 1 and first.sent_for_review == len(sent) >= 1
+        assert escalated == handed_over  # the resumed round escalated nothing twice, nothing else
         assert requests.loc[requests["is_expert"].astype(bool), "wave"].eq(EXPERT_WAVE).all()
         queued = review_tasks(label_studio)
         assert set(queued) == sent
