@@ -2,11 +2,12 @@
 
 ``labelflow bootstrap`` (and the first round of such a project) draws ``dataset.n_gold`` + ``n_held_out`` pool
 items, a random sample stratified by the pool's clusters, stores them as the gold and held-out items (without a
-known label yet), and puts them in the owner's queue in Label Studio: a project of their own, titled
-``<project> (expert)`` and marked as expert work. Each run reads the labels given so far into the store (an edited
-annotation replaces the label), so a rerun imports nothing twice and says how many of them are labeled. Once
-all are, rounds start: the gold items train the first model beside the crowd's labels and calibrate the crowd,
-and the held-out items judge every model. The crowd that answers the rounds is whatever ``crowd.backend`` says.
+known label yet), and puts them in the owner's queue in Label Studio: the experts' project ``<project>
+(experts)``, where escalated items go too, its instructions marking them as expert work. Each run reads the
+labels given so far into the store (an edited annotation replaces the label), so a rerun imports nothing twice
+and says how many of them are labeled. Once all are, rounds start: the gold items train the first model beside
+the crowd's labels and calibrate the crowd, and the held-out items judge every model. The crowd that answers
+the rounds is whatever ``crowd.backend`` says.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from labelflow.integrations.crowd.base import CrowdBackendError, LabelRequest
 from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.datasets import ColdStart, DatasetError
 from labelflow.integrations.label_studio import LabelStudioConfigError, LabelStudioCrowd, label_studio_crowd
-from labelflow.integrations.label_studio.crowd import ITEM_KEY
+from labelflow.integrations.label_studio.crowd import task_key
 from labelflow.integrations.store import LabelStore
 from labelflow.tasks.selection import stratified_sample
 
@@ -60,24 +61,24 @@ class BootstrapProgress:
         )
 
 
+def drawn_items(store: LabelStore) -> pd.DataFrame:
+    """The gold and held-out items stored so far (item_id, item_set, known_label)."""
+    return pd.concat([store.items(s.value) for s in DRAWN_SETS], ignore_index=True)
+
+
 def progress_in_store(store: LabelStore) -> BootstrapProgress | None:
     """The owner's progress as the store last saw it (`labelflow status`), without loading the data or asking
     Label Studio; None unless drawn items still wait for their labels."""
-    drawn = pd.concat([store.items(s.value) for s in DRAWN_SETS], ignore_index=True)
+    drawn = drawn_items(store)
     labeled = int(drawn["known_label"].notna().sum())
     return BootstrapProgress(labeled, len(drawn)) if labeled < len(drawn) else None
-
-
-def drawn_items(project: Project) -> pd.DataFrame:
-    """The gold and held-out items stored so far (item_id, item_set, known_label)."""
-    return pd.concat([project.store.items(s.value) for s in DRAWN_SETS], ignore_index=True)
 
 
 def draw_items(project: Project, plan: ColdStart) -> int:
     """Draw the gold and held-out items not drawn yet, each set a random sample stratified by the clusters of
     the pool items never stored (before the first round: all of them), and store them; how many were drawn."""
     dataset, store, seed = project.dataset, project.store, project.config.dataset.seed
-    drawn = drawn_items(project)
+    drawn = drawn_items(store)
     wanted = {ItemSet.HELD_OUT: plan.held_out, ItemSet.GOLD: plan.gold}
     missing = {s: wanted[s] - int((drawn["item_set"] == s.value).sum()) for s in DRAWN_SETS}
     if sum(max(n, 0) for n in missing.values()) == 0:
@@ -104,9 +105,10 @@ def draw_items(project: Project, plan: ColdStart) -> int:
 
 
 def owner_queue(project: Project) -> LabelStudioCrowd:
-    """The owner's Label Studio project, ``<title> (expert)``: one annotation per item, the first one counts."""
+    """The experts' Label Studio project (``<title> (experts)``, where escalated items go too), in which the
+    owner labels: one annotation per item, the first one counts."""
     config, settings = project.config, project.config.crowd.label_studio
-    title = f"{settings.project_title or config.name} (expert)"
+    title = project.experts_title
     instructions = (
         f"Expert work for the labelflow project {config.name}: your labels become its gold questions and its "
         "held-out set, so take your time. " + settings.instructions
@@ -128,7 +130,7 @@ def publish_and_read(project: Project, log: logging.Logger | logging.LoggerAdapt
     A label is read once, when it is first given: only annotated tasks of items without a label are read (one
     call each), so a run costs one call per new label, not one per drawn item."""
     dataset = project.dataset
-    drawn = drawn_items(project)
+    drawn = drawn_items(project.store)
     payloads = shown_payloads(dataset.items, dataset.kind, dataset.feature_columns)
     requests = [
         LabelRequest(
@@ -146,10 +148,10 @@ def publish_and_read(project: Project, log: logging.Logger | logging.LoggerAdapt
     queue = owner_queue(project)
     try:
         handles = queue.publish(requests)
-        annotated = {
-            str(task["data"][ITEM_KEY]) for task in queue.tasks().values() if task.get("total_annotations")
-        }
-        answers = queue.poll([h for h in handles if h.item_id in unlabeled and h.item_id in annotated])
+        annotated = {key for key, task in queue.tasks().items() if task.get("total_annotations")}
+        answers = queue.poll(
+            [h for h in handles if h.item_id in unlabeled and task_key(h.round_id, h.item_id) in annotated]
+        )
     except (CrowdBackendError, LabelStudioConfigError) as error:
         raise ColdStartError(
             f"{project.config.dataset.source} has too few labels for the gold and held-out items, so the "
@@ -163,7 +165,7 @@ def publish_and_read(project: Project, log: logging.Logger | logging.LoggerAdapt
 
 
 def labeled_count(project: Project) -> int:
-    return int(drawn_items(project)["known_label"].notna().sum())
+    return int(drawn_items(project.store)["known_label"].notna().sum())
 
 
 def bootstrap(

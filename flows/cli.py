@@ -230,8 +230,8 @@ def bootstrap_command(
 ) -> None:
     """Start a project whose data has too few labels: draw its gold and held-out items (dataset.n_gold and
     n_held_out, a random sample stratified by the pool's clusters), put them in the project owner's queue in
-    Label Studio ([crowd.label_studio]), and store the labels given so far. Run it again to read more (nothing is
-    imported twice); rounds start once every item is labeled."""
+    Label Studio (the server of crowd.label_studio), and store the labels given so far. Run it again to read
+    more (nothing is imported twice); rounds start once every item is labeled."""
     import logging
 
     from rich.logging import RichHandler
@@ -396,7 +396,8 @@ def serve(
     limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 4,
 ) -> None:
     """Serve the project's deployments (scheduled rounds, the inbox watcher, the answer collector) on the
-    Prefect server at PREFECT_API_URL, until Ctrl-C."""
+    Prefect server at PREFECT_API_URL, until Ctrl-C. With a Label Studio crowd and crowd.label_studio.webhook_url,
+    it also receives Label Studio's webhooks (as `labelflow webhooks` does), so rounds resume as answers arrive."""
     _quiet_libraries()
     from labelflow.flows.serve import AlreadyServedError, serve_project
 

@@ -20,7 +20,9 @@ from labelflow.flows.leases import holder_is_gone
 from labelflow.flows.project import Project
 from labelflow.flows.runs import crash_flow_run, read_runs
 from labelflow.flows.steps.answers import collect_answers
+from labelflow.integrations.crowd.base import EXPERT_WAVE
 from labelflow.integrations.store import LabelStore
+from labelflow.tasks.escalation import is_review_key
 
 ROUND_FLOW = "labeling-round"
 COLLECT_FLOW = "collect-answers"
@@ -67,11 +69,16 @@ def _collect_once(config: ProjectConfig, base_dir: Path) -> str:
         requests = store.requests(round_id)
         if requests.empty or requests["external_id"].isna().all():
             return f"round {number} has published nothing yet"
-        wave = int(requests["wave"].max())
+        # Escalated items are the round's last step: once they are out, the round waits for the experts.
+        escalated = requests["is_expert"].astype(bool) & ~requests["request_key"].map(is_review_key).astype(
+            bool
+        )
+        expert = project.expert() if (escalated & requests["external_id"].notna()).any() else None
+        wave = EXPERT_WAVE if expert is not None else int(requests.loc[~escalated, "wave"].max())
         progress = collect_answers(
             store,
-            project.crowd(),
-            store.handles(round_id, wave),
+            expert or project.crowd(),
+            store.handles(round_id, wave, expert=expert is not None),
             round_number=number,
             wave=wave,
             poll_interval_minutes=config.crowd.poll_interval_minutes,

@@ -73,6 +73,33 @@ class CrowdConfig(BaseModel):
         None, description='The recorded answers the replay crowd gives back (needed with backend = "replay").'
     )
     label_studio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
+    expert_backend: Literal["label_studio"] | None = Field(
+        None,
+        description="Who answers the items the crowd disagrees on most and the labels sent for review: your "
+        "experts in Label Studio, in a project of their own on the [crowd.label_studio] server (an expert answer "
+        "costs its hourly_cost x seconds_per_answer). Unset: the crowd alone.",
+    )
+    # 10% of a round's spend for experts: on digits' development seeds (benchmarks/escalation.py --develop) the
+    # best of 2.5/5/10/20/30% at every expert price tried (5, 10 and 20 crowd answers), +0.012 label accuracy
+    # on average against the crowd alone at the same spend. Not chosen from the reported seeds (digits 100-109:
+    # +.022 / +.012 / +.006; the real sentences: +.012 / +.002 / -.005 at 5 / 10 / 20 crowd answers).
+    escalate_share: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="With expert_backend: the share of a round's spend that goes to experts. After the crowd's "
+        "last wave, the round's items whose calibrated confidence is still under quality.confidence_target go "
+        "to an expert, the least sure first, as many as that share buys; the round waits for their answers as "
+        "for a wave. 0: no escalation. It paid while an expert answer cost up to ~10 crowd answers "
+        "(benchmarks/escalation.py); lower it when experts cost more.",
+    )
+    review_per_round: int = Field(
+        20,
+        ge=0,
+        description="With expert_backend: at the end of a round, at most this many crowd labels that label-issue "
+        "detection flags, or still under quality.confidence_target, go to the experts' review queue with the "
+        "current label pre-filled; their decisions are collected whenever they come. 0: no review.",
+    )
 
     @model_validator(mode="after")
     def _max_at_least_redundancy(self) -> CrowdConfig:

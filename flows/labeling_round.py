@@ -44,6 +44,7 @@ from labelflow.flows.round_report import RoundReport, publish_reliability, round
 from labelflow.flows.steps.aggregation import aggregate_answers
 from labelflow.flows.steps.answers import collect_answers
 from labelflow.flows.steps.dispatch import dispatch_wave
+from labelflow.flows.steps.experts import collect_reviews, escalate_items, send_for_review
 from labelflow.flows.steps.label_issues import report_label_issues
 from labelflow.flows.steps.selection import select_batch, select_batch_on_dask
 from labelflow.flows.steps.settlement import settle_round
@@ -52,12 +53,19 @@ from labelflow.flows.steps.validation import validate_frame
 from labelflow.flows.steps.weak_supervision import label_with_functions
 from labelflow.flows.steps.workers import review_workers
 from labelflow.integrations.answers_file import AnswersFileError
-from labelflow.integrations.crowd.base import BudgetExceededError, CrowdAnswer, CrowdBackend, Handle
+from labelflow.integrations.crowd.base import (
+    EXPERT_WAVE,
+    BudgetExceededError,
+    CrowdAnswer,
+    CrowdBackend,
+    Handle,
+)
 from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
 from labelflow.tasks.confidence import DecisionLabels
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
+from labelflow.tasks.escalation import expert_decisions
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES
 from labelflow.tasks.settlement import settlement_reviews
 from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
@@ -118,9 +126,9 @@ def labeling_round(
         if resume_only and not (rounds["status"] == "running").any():
             get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
             return None
-        if project.cold_start is not None and not bootstrap_labels(project, wait=wait_for_answers).done:
-            return None  # data without enough labels: no round before the owner's labels are in
         try:
+            if project.cold_start is not None and not bootstrap_labels(project, wait=wait_for_answers).done:
+                return None  # data without enough labels: no round before the owner's labels are in
             report = run_round(project, wait_for_answers=wait_for_answers)
         except Exception as error:
             emit(ROUND_FAILED, config.name, {"error": f"{type(error).__name__}: {error}"})
@@ -145,7 +153,9 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             feature_columns=dataset.feature_columns,
         )
         register_items(project, round_number=round_.number)
-        crowd = project.crowd()
+        crowd, expert = project.crowd(), project.expert()
+        if expert is not None:
+            collect_reviews(store, expert, round_id=round_.id, round_number=round_.number)
         pool = dataset.frame(ItemSet.POOL)
         weak = weak_labels(project, round_)
         store.save_labels(weak)
@@ -204,7 +214,13 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             max_size=max(len(batch), 1),
         )
         labeled = label_batch(
-            project, crowd, round_, batch, wait=wait_for_answers, leave_out=set(never_answered.index)
+            project,
+            crowd,
+            round_,
+            batch,
+            wait=wait_for_answers,
+            leave_out=set(never_answered.index),
+            expert=expert,
         )
         if labeled is None:
             return None  # waiting for answers; the collector resumes this round
@@ -216,7 +232,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         review_workers(
             store,
             crowd,
-            store.answers(),
+            crowd_answers(store),
             project.label_names,
             gold_labels(dataset),
             round_id=round_.id,
@@ -225,7 +241,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             bonus_per_answer=config.quality.bonus_per_answer,
             bonus_top_share=config.quality.bonus_top_share,
         )
-        settle_round(store, crowd, round_.id, round_number=round_.number)
+        settle_round(store, crowd, round_.id, round_number=round_.number, expert=expert)
         settled = True
         training = training_frame(project)
         model = retrain_model(
@@ -254,6 +270,21 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             rows=project.feature_rows,
         )
         issues.to_csv(project.workdir / f"label_issues_round_{round_.number:03d}.csv", index=False)
+        if expert is not None and config.crowd.review_per_round > 0:
+            send_for_review(
+                store,
+                expert,
+                labels,
+                issues,
+                item_payloads(project),
+                project=config.name,
+                round_id=round_.id,
+                round_number=round_.number,
+                limit=config.crowd.review_per_round,
+                confidence_target=config.quality.confidence_target,
+                spent=project.spent(crowd),
+                budget=config.budget.max_spend,
+            )
         report: RoundReport = publish_round(
             project, crowd, round_, batch, labels, waves, model, version, issues, weak, confidence
         )
@@ -268,7 +299,7 @@ def fail_round(project: Project, round_: RoundRecord, error: Exception, *, settl
     what was not, and mark it ``failed`` with the reason, so that the next run starts a new round. A round that
     was ``settled`` already did the first two."""
     store, logger = project.store, get_run_logger()
-    published = store.handles(round_.id)
+    published = store.handles(round_.id, expert=False)
     collected = approved = 0
     if published and not settled:
         crowd = project.crowd()
@@ -279,9 +310,15 @@ def fail_round(project: Project, round_: RoundRecord, error: Exception, *, settl
             [store.answers(round_.id)[columns], store.answers(round_.id, parsed=False)[columns]],
             ignore_index=True,
         )
+        given = given[~given["answer_id"].isin(store.expert_answers(parsed=False)["answer_id"])]
         crowd.review(settlement_reviews(given))
         approved = len(given)
         crowd.close(published)
+    escalated = store.handles(round_.id, expert=True) if not settled else []
+    if escalated and (expert := project.expert()) is not None:
+        collected += store.add_answers(answers_given(expert, escalated))
+        expert.close(escalated)
+        published = published + escalated
     cancelled = store.cancel_unpublished_requests(round_.id)
     store.finish_round(round_.id, "failed", error=f"{type(error).__name__}: {error}")
     logger.error(
@@ -392,10 +429,14 @@ def current_model(store: LabelStore, project: Project) -> TrainedModel | None:
 
 
 def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: bool) -> int:
-    """The configured batch size, capped so the round's worst case (every item at max_answers) fits the budget."""
+    """The configured batch size, capped so the round's worst case (every item at max_answers, and with experts
+    their share of the round on top) fits the budget."""
     config = project.config
     wanted = config.selection.batch_size if has_model else config.selection.seed_size
-    remaining_answers = (config.budget.max_spend - project.spent(crowd)) / max(crowd.cost_per_answer(), 1e-12)
+    for_crowd = 1 - config.crowd.escalate_share if config.crowd.expert_backend is not None else 1.0
+    remaining_answers = (
+        (config.budget.max_spend - project.spent(crowd)) * for_crowd / max(crowd.cost_per_answer(), 1e-12)
+    )
     gold_answers = config.crowd.gold_per_round * config.crowd.redundancy
     affordable = int((remaining_answers - gold_answers) // config.crowd.max_answers)
     if affordable < 1:
@@ -414,10 +455,13 @@ def label_batch(
     *,
     wait: bool = True,
     leave_out: Collection[str] = (),
+    expert: CrowdBackend | None = None,
 ) -> tuple[pd.DataFrame, int, DecisionLabels] | None:
     """The wave loop: dispatch → collect → ✓answers → aggregate, then another wave for items still uncertain
-    (by the confidence :mod:`labelflow.tasks.confidence` makes: calibrated on random gold when there is enough).
-    None if a wave's answers are not in yet and ``wait`` is off. Gold items in ``leave_out`` are never asked."""
+    (by the confidence :mod:`labelflow.tasks.confidence` makes: calibrated on random gold when there is enough);
+    with an ``expert`` backend, the items still most uncertain after the last wave are escalated to it, and its
+    answers decide them. None if a wave's answers are not in yet and ``wait`` is off. Gold items in
+    ``leave_out`` are never asked."""
     config, store = project.config, project.store
     gold = project.dataset.frame(ItemSet.GOLD)[ITEM_ID]
     gold_ids = choose_gold(
@@ -426,7 +470,7 @@ def label_batch(
         seed=config.selection.seed,
         round_number=round_.number,
     )
-    payloads = shown_payloads(project.dataset.items, project.dataset.kind, project.dataset.feature_columns)
+    payloads = item_payloads(project)
     wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
     wave, decided = 1, DecisionLabels(pd.DataFrame(), None, "uncalibrated: no answers yet")
     out_of_answers: set[str] = set()  # items the crowd published no answer for: asking again brings none
@@ -470,18 +514,7 @@ def label_batch(
             wave=wave,
             label_names=project.label_names,
         )
-        decided = aggregate_answers(
-            answers,
-            project.label_names,
-            method=config.quality.method,
-            gold=gold_labels(project.dataset),
-            random_gold=gold_is_random(config),
-            confidence_target=config.quality.confidence_target,
-            round_id=round_.id,
-            round_number=round_.number,
-            wave=wave,
-            warm_start=warm_start_from(store.workers(), project.label_names),
-        )
+        decided = decide_labels(project, round_, answers, wave=wave)
         this_round = decided.labels[decided.labels[ITEM_ID].isin(batch[ITEM_ID])]
         wave_items = items_needing_answers(
             this_round,
@@ -490,7 +523,74 @@ def label_batch(
         )
         wave_items = wave_items[~wave_items[ITEM_ID].isin(out_of_answers)]
         wave += 1
+    if expert is not None and config.crowd.escalate_share > 0:
+        bought = store.requests(round_.id)
+        crowd_answers_bought = int(bought.loc[~bought["is_expert"].astype(bool), "n_answers"].sum())
+        handles = escalate_items(
+            store,
+            expert,
+            decided.labels[decided.labels[ITEM_ID].isin(batch[ITEM_ID])],
+            payloads,
+            project=config.name,
+            round_id=round_.id,
+            round_number=round_.number,
+            share=config.crowd.escalate_share,
+            confidence_target=config.quality.confidence_target,
+            crowd_cost=crowd_answers_bought * crowd.cost_per_answer(),
+            spent=project.spent(crowd),
+            budget=config.budget.max_spend,
+        )
+        if handles:
+            progress = collect_answers(
+                store,
+                expert,
+                handles,
+                round_number=round_.number,
+                wave=EXPERT_WAVE,
+                poll_interval_minutes=config.crowd.poll_interval_minutes,
+                deadline_hours=config.crowd.wave_deadline_hours,
+                wait=wait,
+                hold_seconds=config.crowd.hand_off_after_seconds,
+            )
+            if not progress.done:
+                return None
+            decided = decide_labels(project, round_, store.answers(), wave=EXPERT_WAVE)
     return decided.labels, wave - 1, decided
+
+
+def decide_labels(
+    project: Project, round_: RoundRecord, answers: pd.DataFrame, *, wave: int
+) -> DecisionLabels:
+    """The labels from every answer so far (an item an expert decided at the expert's label), their confidence
+    calibrated on random gold when there is enough."""
+    config, store = project.config, project.store
+    decided: DecisionLabels = aggregate_answers(
+        answers,
+        project.label_names,
+        method=config.quality.method,
+        gold=gold_labels(project.dataset),
+        random_gold=gold_is_random(config),
+        confidence_target=config.quality.confidence_target,
+        round_id=round_.id,
+        round_number=round_.number,
+        wave=wave,
+        warm_start=warm_start_from(store.workers(), project.label_names),
+        expert=expert_decisions(store.expert_answers()),
+    )
+    return decided
+
+
+def item_payloads(project: Project) -> pd.Series:
+    """What each item shows a person (its text, image or row), by item id."""
+    dataset = project.dataset
+    return shown_payloads(dataset.items, dataset.kind, dataset.feature_columns)
+
+
+def crowd_answers(store: LabelStore) -> pd.DataFrame:
+    """Every parsed answer of the crowd's workers: the experts are the reference, not reviewed by the crowd's
+    quality control."""
+    answers = store.answers()
+    return answers[~answers["answer_id"].isin(store.expert_answers()["answer_id"])].reset_index(drop=True)
 
 
 @task(name="register-model", task_run_name="register-model-round-{round_.number}", cache_policy=NO_CACHE)

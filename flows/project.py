@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from labelflow.contracts import ITEM_ID, PAYLOAD, ItemSet
 from labelflow.flows.config import ProjectConfig
-from labelflow.integrations.crowd.base import CrowdBackend, RealClock, VirtualClock
+from labelflow.integrations.crowd.base import CrowdBackend, Handle, RealClock, VirtualClock
 from labelflow.integrations.crowd.simulated import CrowdProfile, SimulatedCrowd
 from labelflow.integrations.datasets import (
     ColdStart,
@@ -200,7 +200,7 @@ class Project:
                 name=self.config.name,
                 reward_per_answer=crowd.reward_per_answer,
                 redundancy=crowd.redundancy,
-                round_handles=self.store.handles,
+                round_handles=self._crowd_handles,
                 blocked_workers=self.store.blocked_workers("label_studio"),
             )
         truth = self.dataset.hidden_truth
@@ -213,6 +213,41 @@ class Project:
             blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),
             profile=self.fitted_crowd,
         )
+
+    def _crowd_handles(self, round_id: int) -> list[Handle]:
+        """The round's published requests to the crowd (not to the experts, who answer elsewhere)."""
+        return self.store.handles(round_id, expert=False)
+
+    @property
+    def experts_title(self) -> str:
+        """The Label Studio project where experts answer (escalated items; a cold start's gold and held-out
+        items, labeled by the project's owner): the crowd's project's title with " (experts)"."""
+        return f"{self.config.crowd.label_studio.project_title or self.config.name} (experts)"
+
+    def expert(self) -> CrowdBackend | None:
+        """The experts' backend (``crowd.expert_backend``), None when the crowd works alone: a Label Studio
+        project of its own, titled after the crowd's with " (experts)", where one expert answers each item."""
+        crowd = self.config.crowd
+        if crowd.expert_backend is None:
+            return None
+        from labelflow.integrations.label_studio import label_studio_crowd
+
+        return label_studio_crowd(
+            crowd.label_studio.model_copy(update={"project_title": None}),
+            self.dataset,
+            name=self.experts_title,
+            reward_per_answer=crowd.reward_per_answer,
+            redundancy=1,
+            round_handles=lambda round_id: self.store.handles(round_id, expert=True),
+            blocked_workers=self.store.blocked_workers("label_studio"),
+        )
+
+    def expert_cost_per_answer(self) -> float:
+        """What one expert answer costs (the expert backend's cost settings); 0 without experts."""
+        crowd = self.config.crowd
+        if crowd.expert_backend is None:
+            return 0.0
+        return crowd.label_studio.cost_per_answer(crowd.reward_per_answer)
 
     @cached_property
     def fitted_crowd(self) -> CrowdProfile | None:
@@ -260,7 +295,7 @@ class Project:
             redundancy=crowd.redundancy,
             max_answers=crowd.max_answers,
             # Later waves find their item's HIT, and poll its share of the HIT's assignments, from the store.
-            round_handles=self.store.handles,
+            round_handles=self._crowd_handles,
             clock=EndpointClock(mturk.endpoint_url) if mturk.local and mturk.endpoint_url else RealClock(),
             pages=self.hit_pages(),
         )
@@ -274,8 +309,12 @@ class Project:
         )
 
     def spent(self, crowd: CrowdBackend) -> float:
-        """Dollars committed so far: every answer asked for, gold included, at the crowd's price."""
-        return self.store.requested_answers() * crowd.cost_per_answer()
+        """Dollars committed so far: every answer asked of the crowd, gold included, at the crowd's price, and
+        every answer asked of an expert at the expert's."""
+        return (
+            self.store.requested_answers(expert=False) * crowd.cost_per_answer()
+            + self.store.requested_answers(expert=True) * self.expert_cost_per_answer()
+        )
 
     def close(self) -> None:
         """Close the store if it was opened; nothing else holds a connection."""

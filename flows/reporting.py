@@ -132,11 +132,15 @@ def export_labels(
 
 
 def export_answers(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
-    """Every stored answer as given: item, worker, label, when, round and wave, gold or not, which crowd."""
+    """Every stored answer as given: item, worker, label, when, round and wave, gold or not, an expert's or not,
+    which crowd."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     answers = store.answers()
-    answers = answers.assign(round=answers["round_id"].map(store.rounds().set_index("id")["number"]))
+    answers = answers.assign(
+        round=answers["round_id"].map(store.rounds().set_index("id")["number"]),
+        is_expert=answers["answer_id"].isin(store.expert_answers()["answer_id"]),
+    )
     columns = [
         ITEM_ID,
         "worker_id",
@@ -145,6 +149,7 @@ def export_answers(store: LabelStore, path: Path, fmt: str) -> tuple[Path, int]:
         "round",
         "wave",
         "is_gold",
+        "is_expert",
         "backend",
         "answer_id",
     ]

@@ -19,7 +19,8 @@ from labelflow.integrations.crowd.base import CrowdBackend
 from labelflow.integrations.crowd.replay import ReplayCrowd
 from labelflow.integrations.store import ModelVersionRecord, RoundRecord
 from labelflow.tasks.calibration import reliability_plot
-from labelflow.tasks.confidence import DecisionLabels
+from labelflow.tasks.confidence import EXPERT_METHOD, DecisionLabels
+from labelflow.tasks.escalation import is_review_key
 from labelflow.tasks.training import TrainedModel
 
 
@@ -63,6 +64,11 @@ class RoundReport:
     )
     gold_right_at_target: float | None = None  # the share of them that is right
     exhausted_requests: int = 0  # requests a recorded crowd could not fill: the item's answers were used up
+    escalated: int = (
+        0  # items of the round the crowd disagreed on most, sent to an expert after its last wave
+    )
+    sent_for_review: int = 0  # crowd labels sent to the experts' review queue at the end of the round
+    expert_labels: int = 0  # labels an expert decided (escalated or reviewed, this round or before)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +89,13 @@ def summarize_round(
 ) -> RoundReport:
     """The round's figures, from what it bought (the store's requests and answers) and what it made of it."""
     store, dataset = project.store, project.dataset
-    requests = store.requests(round_.id)
+    everything = store.requests(round_.id)
+    is_expert = everything["is_expert"].astype(bool)
+    requests, expert_requests = (
+        everything[~is_expert],
+        everything[is_expert & everything["external_id"].notna()],
+    )
+    review = expert_requests["request_key"].map(is_review_key).astype(bool)
     round_answers = store.answers(round_.id)
     non_gold = labels[~labels[ITEM_ID].isin(dataset.known_labels.index)]
     previous = store.model_versions().query("round_id != @round_.id and promoted")
@@ -98,7 +110,10 @@ def summarize_round(
         answers_bought=int(requests["n_answers"].sum()),
         gold_answers=int(requests.loc[requests["is_gold"].astype(bool), "n_answers"].sum()),
         answers_fixed_k=fixed_k_answers(requests, project.config.crowd.max_answers),
-        cost=float(requests["n_answers"].sum() * crowd.cost_per_answer()),
+        cost=float(
+            requests["n_answers"].sum() * crowd.cost_per_answer()
+            + expert_requests["n_answers"].sum() * project.expert_cost_per_answer()
+        ),
         spent_total=project.spent(crowd),
         answers_total=store.count_answers(),
         agreement=agreement(round_answers[~round_answers["is_gold"].astype(bool)], labels),
@@ -127,8 +142,13 @@ def summarize_round(
         gold_at_target=calibration.n_at_threshold if calibration else 0,
         gold_right_at_target=_finite(calibration.share_right_at_threshold) if calibration else None,
         exhausted_requests=(
-            crowd.exhausted_requests(store.handles(round_.id)) if isinstance(crowd, ReplayCrowd) else 0
+            crowd.exhausted_requests(store.handles(round_.id, expert=False))
+            if isinstance(crowd, ReplayCrowd)
+            else 0
         ),
+        escalated=int((~review).sum()),
+        sent_for_review=int(review.sum()),
+        expert_labels=int((labels["method"] == EXPERT_METHOD).sum()),
     )
 
 
@@ -232,6 +252,15 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
                 else ""
             )
             + " |",
+            *(
+                [
+                    f"| experts ({config.crowd.expert_backend}) | {report.escalated} item(s) escalated after the "
+                    f"last wave, {report.sent_for_review} label(s) sent for review; {report.expert_labels} "
+                    "label(s) decided by an expert |"
+                ]
+                if config.crowd.expert_backend is not None
+                else []
+            ),
         ]
     )
 

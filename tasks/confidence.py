@@ -13,7 +13,10 @@ pool items are answered, and applied to the posteriors from every answer.
 
 Only gold drawn at random may calibrate: a map fitted on hand-picked or escalated items learns how right the
 aggregator is on *those* items, which says nothing about the rest. Gold that is not known to be a random draw
-(a user's ``dataset.gold_source`` file) is still clamped, but never calibrates.
+(a user's ``dataset.gold_source`` file) is still clamped, but never calibrates. Items an expert decided (an item
+escalated after the crowd's last wave, or a label sent for review: ``expert``) are clamped too — their label is
+the expert's, and the crowd's answers on them measure the crowd's workers — but they are never in the
+calibration set, in any fold.
 """
 
 from __future__ import annotations
@@ -55,15 +58,24 @@ class DecisionLabels:
         return self.calibration is not None and self.calibration.calibrated
 
 
+EXPERT_METHOD = "expert"  # the ``method`` of a label an expert decided
+
+
 class _WarmStarted:
     """An aggregator whose ``fit(answers, gold)`` passes the earlier rounds' confusion matrices on (Dawid-Skene
-    only; the voting methods have nothing to warm-start)."""
+    only; the voting methods have nothing to warm-start) and clamps the ``expert`` labels beside the gold it is
+    given (so a calibration's folds hold out gold only)."""
 
     def __init__(
-        self, method: str, label_names: Sequence[str], warm_start: Mapping[str, npt.ArrayLike] | None
+        self,
+        method: str,
+        label_names: Sequence[str],
+        warm_start: Mapping[str, npt.ArrayLike] | None,
+        expert: pd.Series | None = None,
     ) -> None:
         self.model = make_aggregator(method, label_names)
         self.warm_start = warm_start
+        self.expert = expert
 
     @property
     def probas_(self) -> pd.DataFrame:
@@ -74,6 +86,7 @@ class _WarmStarted:
         return self.model.labels_
 
     def fit(self, answers: pd.DataFrame, gold: pd.Series | None = None) -> _WarmStarted:
+        gold = _clamped(gold, self.expert)
         if isinstance(self.model, DawidSkene):
             self.model.fit(answers, gold, warm_start=self.warm_start)
         else:
@@ -90,9 +103,11 @@ def decision_labels(
     random_gold: bool,
     confidence_target: float,
     warm_start: Mapping[str, npt.ArrayLike] | None = None,
+    expert: pd.Series | None = None,
 ) -> DecisionLabels:
     """Labels whose confidence the round's decisions may trust: calibrated on the gold when it is a random draw
-    and enough of it is answered, the aggregator's posteriors otherwise.
+    and enough of it is answered, the aggregator's posteriors otherwise; an item an expert decided gets the
+    expert's label.
 
     Parameters
     ----------
@@ -110,6 +125,10 @@ def decision_labels(
         The redundancy target: the calibration reports the gold's share right at or above it.
     warm_start
         Earlier rounds' confusion matrices by worker (Dawid-Skene).
+    expert
+        ``item_id -> label`` an expert gave (the latest expert answer on each escalated or reviewed item): the
+        item's label (``method`` :data:`EXPERT_METHOD`, confidence 1), clamped in every fit like gold, never
+        calibrating. An expert's answers are also answers of a worker like any other in ``answers``.
 
     Examples
     --------
@@ -124,19 +143,24 @@ def decision_labels(
     >>> found.reason
     'uncalibrated: 1 answered gold item(s), fewer than the 20 a calibration needs'
     """
+    expert = _expert_only(expert, gold)
     if not random_gold:
         labels = aggregate_answers_frame(
-            answers, label_names, method=method, gold=gold, warm_start=warm_start
+            answers, label_names, method=method, gold=_clamped(gold, expert), warm_start=warm_start
         )
-        return DecisionLabels(labels, None, "uncalibrated: the gold is not known to be drawn at random")
+        return DecisionLabels(
+            _expert_wins(labels, answers, expert),
+            None,
+            "uncalibrated: the gold is not known to be drawn at random",
+        )
     calibration = calibrate_from_gold(
         as_first_asked(answers, gold.index),
         gold,
-        lambda: _WarmStarted(method, label_names, warm_start),
+        lambda: _WarmStarted(method, label_names, warm_start, expert),
         threshold=confidence_target,
     )
     # The labels come from every answer; the map, fitted on gold as first asked, is applied to their posteriors.
-    full = _WarmStarted(method, label_names, warm_start).fit(answers, gold)
+    full = _WarmStarted(method, label_names, warm_start, expert).fit(answers, gold)
     gold_ids = pd.Index([str(i) for i in gold.index])
     raw = full.probas_[~full.probas_.index.isin(gold_ids)]
     n_answers = answers_per_item(answers, raw.index).to_numpy(dtype=np.int64)
@@ -150,9 +174,46 @@ def decision_labels(
             "n_answers": n_answers,
         }
     )
-    labels = labels.sort_values(ITEM_ID, kind="stable").reset_index(drop=True)
     reason = "" if calibration.calibrated else f"uncalibrated: {calibration.reason}"
-    return DecisionLabels(labels, calibration, reason)
+    return DecisionLabels(_expert_wins(labels, answers, expert), calibration, reason)
+
+
+def _expert_only(expert: pd.Series | None, gold: pd.Series) -> pd.Series:
+    """The expert labels by item id as text, less gold items (their gold label stands)."""
+    if expert is None or expert.empty:
+        return pd.Series(dtype=object)
+    expert = pd.Series(expert.astype(str).to_numpy(), index=pd.Index([str(i) for i in expert.index]))
+    expert = expert[~expert.index.duplicated(keep="last")]
+    return expert[~expert.index.isin([str(i) for i in gold.index])]
+
+
+def _clamped(gold: pd.Series | None, expert: pd.Series | None) -> pd.Series | None:
+    """``gold`` and the expert labels, the items an aggregator fits with their label known."""
+    if expert is None or expert.empty:
+        return gold
+    if gold is None or gold.empty:
+        return expert
+    clamped: pd.Series = pd.concat([gold, expert[~expert.index.isin([str(i) for i in gold.index])]])
+    return clamped
+
+
+def _expert_wins(labels: pd.DataFrame, answers: pd.DataFrame, expert: pd.Series) -> pd.DataFrame:
+    """``labels`` with each answered item an expert decided at the expert's label, confidence 1, sorted by id."""
+    decided = expert[expert.index.isin(answers[ITEM_ID].astype(str))]
+    if not decided.empty:
+        expert_rows = pd.DataFrame(
+            {
+                ITEM_ID: decided.index.to_numpy(),
+                "label": decided.to_numpy(),
+                "confidence": 1.0,
+                "method": EXPERT_METHOD,
+                "n_answers": answers_per_item(answers, decided.index).to_numpy(dtype=np.int64),
+            }
+        )
+        labels = pd.concat(
+            [labels[~labels[ITEM_ID].astype(str).isin(decided.index)], expert_rows], ignore_index=True
+        )
+    return labels.sort_values(ITEM_ID, kind="stable").reset_index(drop=True)
 
 
 def as_first_asked(answers: pd.DataFrame, gold_ids: pd.Index) -> pd.DataFrame:

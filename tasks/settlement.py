@@ -38,16 +38,25 @@ class Settlement:
     closed: int
 
 
-def settle(store: LabelStore, crowd: CrowdBackend, round_id: int) -> Settlement:
-    """Store late answers, approve the answers the review did not decide on, close the round's requests."""
-    handles = store.handles(round_id)
+def settle(
+    store: LabelStore, crowd: CrowdBackend, round_id: int, expert: CrowdBackend | None = None
+) -> Settlement:
+    """Store late answers, approve the answers the review did not decide on, close the round's requests (the
+    experts' ones, escalated items of the round, by the ``expert`` backend)."""
+    handles = store.handles(round_id, expert=False)
+    expert_handles = store.handles(round_id, expert=True) if expert is not None else []
     reviewed = set(store.answers(round_id)["answer_id"].astype(str))
     late = store.add_answers(crowd.poll(handles))
+    if expert is not None and expert_handles:
+        late += store.add_answers(expert.poll(expert_handles))
+        expert.close(expert_handles)
     columns = ["answer_id", "worker_id"]
     answers = pd.concat(
         [store.answers(round_id)[columns], store.answers(round_id, parsed=False)[columns]], ignore_index=True
     )
+    # The crowd decides on its own workers' answers only: an expert's are not the crowd's to approve.
+    reviewed |= set(store.expert_answers(parsed=False)["answer_id"].astype(str))
     undecided = answers[~answers["answer_id"].astype(str).isin(reviewed)]
     crowd.review(settlement_reviews(undecided))
     crowd.close(handles)
-    return Settlement(approved=len(undecided), late=late, closed=len(handles))
+    return Settlement(approved=len(undecided), late=late, closed=len(handles) + len(expert_handles))

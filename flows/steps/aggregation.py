@@ -26,10 +26,12 @@ def aggregate_answers(
     round_number: int,
     wave: int,
     warm_start: Mapping[str, npt.ArrayLike] | None = None,
+    expert: pd.Series | None = None,
 ) -> DecisionLabels:
     """Labels (the label contract, ``source = crowd``) for every answered non-gold item, from all answers so far:
     worker confusion is estimated from the whole project, not one round's handful of answers per worker;
-    ``warm_start`` holds earlier rounds' confusion matrices. Their confidence is calibrated on ``gold`` when it
+    ``warm_start`` holds earlier rounds' confusion matrices; an item in ``expert`` (item -> label, the experts'
+    latest decisions) gets the expert's label. Their confidence is calibrated on ``gold`` when it
     was drawn at random (``random_gold``) and enough of it is answered. No answers yet (every assignment
     abandoned) gives no labels rather than an error, so the wave loop can go on."""
     if answers.empty:
@@ -42,6 +44,7 @@ def aggregate_answers(
         random_gold=random_gold,
         confidence_target=confidence_target,
         warm_start=warm_start,
+        expert=expert,
     )
     labels = found.labels.assign(round_id=round_id, source=LabelSource.CROWD.value)
     calibration = found.calibration

@@ -13,7 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Final, Protocol
+
+# The wave of expert requests: apart from the crowd's waves (1, 2, ...), so that an item the crowd answered in a
+# round can also go to an expert in that round ((round, item, wave) is unique in the store); not 0, which
+# slot_starts keys an item's total with.
+EXPERT_WAVE: Final = -1
 
 
 class CrowdBackendError(RuntimeError):
@@ -34,7 +39,9 @@ class LabelRequest:
 
     ``key`` is unique per (project, round, item, wave); publishing the same key twice must not buy twice.
     ``answers_before`` is how many answers this item already got in this round, so a later wave can go to
-    workers who have not seen the item yet.
+    workers who have not seen the item yet. ``is_expert`` marks a request to the project's experts (an
+    escalated or reviewed item, wave :data:`EXPERT_WAVE`); ``suggested_label`` and ``suggested_confidence``
+    are the label a reviewer is shown pre-filled (a review request's current label).
     """
 
     key: str
@@ -45,6 +52,9 @@ class LabelRequest:
     is_gold: bool = False
     payload: str | None = None
     answers_before: int = 0
+    is_expert: bool = False
+    suggested_label: str | None = None
+    suggested_confidence: float | None = None
 
     def published(self, external_id: str, published_at: datetime) -> Handle:
         """This request's handle once a backend has posted it as ``external_id``."""
@@ -58,6 +68,7 @@ class LabelRequest:
             is_gold=self.is_gold,
             published_at=published_at,
             answers_before=self.answers_before,
+            is_expert=self.is_expert,
         )
 
 
@@ -74,11 +85,13 @@ class Handle:
     is_gold: bool
     published_at: datetime
     answers_before: int = 0
+    is_expert: bool = False
 
 
 @dataclass(frozen=True)
 class CrowdAnswer:
-    """One answer as it arrived: ``raw`` is kept verbatim; ``label`` is None when ``raw`` did not parse."""
+    """One answer as it arrived: ``raw`` is kept verbatim; ``label`` is None when ``raw`` did not parse;
+    ``is_expert`` marks an expert's answer (to an escalated or reviewed item), which wins in aggregation."""
 
     answer_id: str
     request_key: str
@@ -92,6 +105,7 @@ class CrowdAnswer:
     parse_error: str | None
     submitted_at: datetime
     backend: str
+    is_expert: bool = False
 
 
 class ReviewAction(StrEnum):

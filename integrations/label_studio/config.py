@@ -158,6 +158,22 @@ def labeling_config(label_names: Sequence[str], kind: ItemKind, instructions: st
     )
 
 
+def choice_prediction(label: str, score: float, kind: ItemKind, model_version: str) -> dict[str, object]:
+    """A Label Studio prediction choosing ``label`` with ``score``: shown pre-filled to whoever opens the task."""
+    return {
+        "model_version": model_version,
+        "score": float(score),
+        "result": [
+            {
+                "from_name": CHOICES_NAME,
+                "to_name": DATA_FIELD[kind],
+                "type": "choices",
+                "value": {"choices": [str(label)]},
+            }
+        ],
+    }
+
+
 def check_labeling_config(config_xml: str, label_names: Sequence[str], kind: ItemKind, where: str) -> None:
     """Raise :class:`LabelStudioConfigError` if a project's labeling config (edited by hand, say) no longer asks
     for one of exactly ``label_names`` about the ``kind`` field; styling and extra text are fine."""

@@ -57,6 +57,7 @@ from labelflow.integrations.label_studio.config import (
     ItemKind,
     LabelStudioConfig,
     check_labeling_config,
+    choice_prediction,
     labeling_config,
 )
 
@@ -68,6 +69,9 @@ WORKER_PREFIX: Final = "ls:"
 WEBHOOK_ACTIONS: Final = frozenset({"ANNOTATION_CREATED", "ANNOTATION_UPDATED"})
 WEBHOOK_SECRET_HEADER: Final = "X-Labelflow-Secret"
 EDIT_TOLERANCE_SECONDS: Final = 0.05  # on creation, Label Studio stamps updated_at some microseconds later
+SUGGESTION_VERSION: Final = (
+    "labelflow crowd label"  # the model version a review task's pre-filled label shows
+)
 
 
 def task_key(round_id: int, item_id: str) -> str:
@@ -315,13 +319,23 @@ class LabelStudioCrowd:
                     "dataset.payload_column"
                 )
             shown = request.payload
-        return {
+        task: dict[str, Any] = {
             "data": {
                 field: shown,
                 TASK_KEY: task_key(request.round_id, request.item_id),
                 ITEM_KEY: request.item_id,
             }
         }
+        if request.suggested_label is not None:  # a review: the current label, pre-filled
+            task["predictions"] = [
+                choice_prediction(
+                    request.suggested_label,
+                    request.suggested_confidence if request.suggested_confidence is not None else 0.0,
+                    self.kind,
+                    SUGGESTION_VERSION,
+                )
+            ]
+        return task
 
     def _bought_before(self, requests: Sequence[LabelRequest]) -> dict[tuple[int, str, int], int]:
         """Answers bought on each request's item by the round's earlier waves."""
@@ -465,6 +479,7 @@ class LabelStudioCrowd:
             parse_error=error,
             submitted_at=updated,
             backend=self.name,
+            is_expert=handle.is_expert,
         )
 
     # ------------------------------------------------------------------ review and close

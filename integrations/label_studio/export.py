@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from labelflow.contracts import ITEM_ID
-from labelflow.integrations.label_studio.config import CHOICES_NAME, DATA_FIELD, ItemKind
+from labelflow.integrations.label_studio.config import DATA_FIELD, ItemKind, choice_prediction
 from labelflow.integrations.label_studio.crowd import ITEM_KEY, parse_result
 
 
@@ -40,18 +40,7 @@ def label_studio_tasks(
             {
                 "data": {field: payloads.get(item), ITEM_KEY: item},
                 "predictions": [
-                    {
-                        "model_version": version,
-                        "score": float(row["confidence"]),
-                        "result": [
-                            {
-                                "from_name": CHOICES_NAME,
-                                "to_name": field,
-                                "type": "choices",
-                                "value": {"choices": [str(row["label"])]},
-                            }
-                        ],
-                    }
+                    choice_prediction(str(row["label"]), float(row["confidence"]), kind, version)
                 ],
             }
         )

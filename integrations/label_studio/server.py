@@ -125,14 +125,18 @@ def start_label_studio(
     password: str,
     port: int | None = None,
     allow_loopback_webhooks: bool = False,
-    timeout: float = 180.0,
+    timeout: float | None = None,
 ) -> LabelStudioServer:
     """Start ``label-studio start`` on 127.0.0.1 with its database and files in ``data_dir``, the owner account
     ``username`` (an email) / ``password`` created on first start, and wait until it answers.
 
     Local files under ``data_dir/files`` are served to logged-in users (images). ``allow_loopback_webhooks``
-    turns Label Studio's SSRF protection off so that webhooks may call a receiver on this machine (tests)."""
+    turns Label Studio's SSRF protection off so that webhooks may call a receiver on this machine (tests).
+    ``timeout`` defaults to 10 min for a first start, whose migrations took 40-140 s idle and over 3 min on a
+    loaded machine, and 3 min for a start on a migrated database."""
     data_dir = data_dir.resolve()
+    if timeout is None:
+        timeout = 180.0 if (data_dir / "label_studio.sqlite3").exists() else 600.0
     (data_dir / "files").mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"

@@ -55,6 +55,7 @@ class AnswerTable(Repository):
                 "submitted_at": a.submitted_at,
                 "collected_at": collected_at,
                 "backend": a.backend,
+                "is_expert": bool(a.is_expert),
             }
             for a in unique.values()
         ]
@@ -100,6 +101,15 @@ class AnswerTable(Repository):
         # A worker who edits an answer (Label Studio lets annotators) has each version stored; the latest counts.
         latest = ~frame.duplicated(["round_id", "item_id", "worker_id"], keep="last")
         return frame if latest.all() else frame[latest].reset_index(drop=True)
+
+    def experts(self, *, parsed: bool = True) -> pd.DataFrame:
+        """The answers of experts (``answer_id, item_id, worker_id, label, round_id``; only those with a label
+        when ``parsed``), in the order they were stored."""
+        columns = ("answer_id", "item_id", "worker_id", "label", "round_id")
+        query = self._in_round(select_columns(AnswerRow, columns), None).where(AnswerRow.is_expert.is_(True))
+        if parsed:
+            query = query.where(AnswerRow.label.is_not(None))
+        return self.read_frame(query.order_by(AnswerRow.id), columns)
 
     def count(self, round_id: int | None = None) -> int:
         query = self._in_round(select(func.count()).select_from(AnswerRow), round_id)

@@ -31,6 +31,7 @@ REQUEST_COLUMNS: Final = (
     "is_gold",
     "external_id",
     "published_at",
+    "is_expert",
 )
 
 
@@ -70,6 +71,7 @@ class RequestTable(Repository):
                 "n_answers": int(r.n_answers),
                 "answers_before": int(r.answers_before),
                 "is_gold": bool(r.is_gold),
+                "is_expert": bool(r.is_expert),
             }
             for r in unique.values()
         ]
@@ -150,17 +152,19 @@ class RequestTable(Repository):
                     params,
                 )
 
-    def _of_round(self, round_id: int, wave: int | None) -> AnySelect:
+    def _of_round(self, round_id: int, wave: int | None, expert: bool | None = None) -> AnySelect:
         query = self._query().where(LabelRequestRow.round_id == int(round_id))
         if wave is not None:
             query = query.where(LabelRequestRow.wave == int(wave))
+        if expert is not None:
+            query = query.where(LabelRequestRow.is_expert == expert)
         return query.order_by(LabelRequestRow.id)
 
     def read(self, round_id: int, wave: int | None = None) -> pd.DataFrame:
         return self.read_frame(self._of_round(round_id, wave), REQUEST_COLUMNS)
 
-    def handles(self, round_id: int, wave: int | None = None) -> list[Handle]:
-        query = self._of_round(round_id, wave).where(LabelRequestRow.external_id.is_not(None))
+    def handles(self, round_id: int, wave: int | None = None, *, expert: bool | None = None) -> list[Handle]:
+        query = self._of_round(round_id, wave, expert).where(LabelRequestRow.external_id.is_not(None))
         with self.db.read() as conn:
             rows = conn.execute(query).all()
         return [
@@ -174,6 +178,7 @@ class RequestTable(Repository):
                 is_gold=row.is_gold,
                 published_at=row.published_at,
                 answers_before=row.answers_before,
+                is_expert=row.is_expert,
             )
             for row in rows
         ]
@@ -188,15 +193,19 @@ class RequestTable(Repository):
             )
         return int(result.rowcount)
 
-    def requested_answers(self) -> int:
+    def requested_answers(self, *, expert: bool | None = None) -> int:
         query = self._query(func.coalesce(func.sum(LabelRequestRow.n_answers), 0)).where(
             LabelRequestRow.external_id.is_not(None)
         )
+        if expert is not None:
+            query = query.where(LabelRequestRow.is_expert == expert)
         with self.db.read() as conn:
             return int(conn.scalar(query) or 0)
 
-    def requested_items(self, before_round: int | None = None) -> set[str]:
+    def requested_items(self, before_round: int | None = None, *, expert: bool | None = None) -> set[str]:
         query = self._query(LabelRequestRow.item_id).distinct()
+        if expert is not None:
+            query = query.where(LabelRequestRow.is_expert == expert)
         if before_round is not None:
             query = query.where(
                 Round.number < select(Round.number).where(Round.id == int(before_round)).scalar_subquery()

@@ -139,6 +139,8 @@ class LabelRequestRow(Base):
     is_gold: Mapped[bool] = mapped_column(Boolean)
     external_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     published_at: Mapped[datetime | None]
+    # An expert's request (escalated or reviewed item); migration 0006
+    is_expert: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class AnswerRow(Base):
@@ -162,6 +164,8 @@ class AnswerRow(Base):
     submitted_at: Mapped[datetime]
     collected_at: Mapped[datetime]
     backend: Mapped[str] = mapped_column(String(NAME_LEN))
+    # An expert's answer: it wins in aggregation; migration 0006
+    is_expert: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class LabelRow(Base):

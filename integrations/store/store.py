@@ -170,23 +170,25 @@ class LabelStore:
         """The round's requests (REQUEST_COLUMNS), optionally one wave's, in insertion order."""
         return self._requests.read(round_id, wave)
 
-    def handles(self, round_id: int, wave: int | None = None) -> list[Handle]:
-        """The round's published requests (optionally one wave's) as handles, enough to poll from another
-        process."""
-        return self._requests.handles(round_id, wave)
+    def handles(self, round_id: int, wave: int | None = None, *, expert: bool | None = None) -> list[Handle]:
+        """The round's published requests (optionally one wave's; only the experts' or only the crowd's with
+        ``expert`` True or False) as handles, enough to poll from another process."""
+        return self._requests.handles(round_id, wave, expert=expert)
 
     def cancel_unpublished_requests(self, round_id: int) -> int:
         """Drop the round's requests that were never published (nothing was asked or paid for them), as a
         failed round does; returns how many. Published requests are kept: their answers may still arrive."""
         return self._requests.cancel_unpublished(round_id)
 
-    def requested_answers(self) -> int:
-        """Answers asked for by every published request of the project, gold included: what has been spent."""
-        return self._requests.requested_answers()
+    def requested_answers(self, *, expert: bool | None = None) -> int:
+        """Answers asked for by every published request of the project, gold included: what has been spent
+        (only the experts' or only the crowd's with ``expert`` True or False)."""
+        return self._requests.requested_answers(expert=expert)
 
-    def requested_items(self, *, before_round: int | None = None) -> set[str]:
-        """Items any request of the project asked about (only in rounds older than ``before_round`` if given)."""
-        return self._requests.requested_items(before_round)
+    def requested_items(self, *, before_round: int | None = None, expert: bool | None = None) -> set[str]:
+        """Items any request of the project asked about (only in rounds older than ``before_round`` if given;
+        only experts' or only the crowd's requests with ``expert`` True or False)."""
+        return self._requests.requested_items(before_round, expert=expert)
 
     # ------------------------------------------------------------------ answers
 
@@ -209,6 +211,11 @@ class LabelStore:
         round_id``.
         """
         return self._answers.read(round_id, parsed=parsed)
+
+    def expert_answers(self, *, parsed: bool = True) -> pd.DataFrame:
+        """Every answer of an expert (``answer_id, item_id, worker_id, label, round_id``; only those with a
+        label when ``parsed``), in arrival order: an item's latest is its label from then on."""
+        return self._answers.experts(parsed=parsed)
 
     def count_answers(self, round_id: int | None = None) -> int:
         """How many answers are stored (parsed or not), for one round or all the project's rounds."""

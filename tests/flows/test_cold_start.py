@@ -86,7 +86,7 @@ def test_the_readme_cold_start_from_texts_without_labels_to_a_first_model(
     (tmp_path / "labelflow.toml").write_text(config_text, encoding="utf-8")
     config = load_config(tmp_path / "labelflow.toml")
     monkeypatch.chdir(tmp_path)
-    expert_title = f"{config.name} (expert)"
+    expert_title = f"{config.name} (experts)"
     needed = config.dataset.n_gold + (config.dataset.n_held_out or 0)
     bootstraps: list[str] = []
     for line in lines:

@@ -7,7 +7,7 @@ API; a third logs in to Label Studio, opens the labeling queue, chooses the labe
 becomes a ``labelflow.answers.arrived`` event, the event's automation starts the collector, and the collector
 resumes the round. The collector's interval is an hour, so nothing else could have resumed it within the test.
 
-With LABELFLOW_LS_SCREENSHOTS=docs, the labeling page is saved as docs/label-studio-labeling.png (the label
+With LABELFLOW_SCREENSHOT_DIR=docs, the labeling page is saved as docs/label-studio-labeling.png (the label
 chosen) and docs/label-studio-submitted.png."""
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def answer_in_label_studio(
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(browser, 60)
-    shots = os.environ.get("LABELFLOW_LS_SCREENSHOTS")
+    shots = os.environ.get("LABELFLOW_SCREENSHOT_DIR")
     browser.delete_all_cookies()
     browser.get(f"{url}/user/login/")
     wait.until(ec.presence_of_element_located((By.NAME, "email"))).send_keys(email)

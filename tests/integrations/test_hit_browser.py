@@ -5,7 +5,7 @@ through a presigned URL.
 
 Cost, measured with ``pytest --durations`` on 2 cores: ~9 s (setup ~4 s: Chromium, moto's server and the
 endpoint; the two HITs ~4.5 s), ~15 s when other tests share the cores.
-``LABELFLOW_HIT_SCREENSHOTS=DIR`` keeps the pages' screenshots there.
+``LABELFLOW_SCREENSHOT_DIR=DIR`` keeps the pages' screenshots there.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def answer_in_browser(
         ),
     }
     browser.find_element(By.XPATH, f"//label[.//span[@class='name'][text()='{choice}']]").click()
-    if shots := os.environ.get("LABELFLOW_HIT_SCREENSHOTS"):
+    if shots := os.environ.get("LABELFLOW_SCREENSHOT_DIR"):
         browser.switch_to.default_content()
         browser.save_screenshot(str(Path(shots) / shot))
         browser.switch_to.frame(browser.find_element(By.ID, "hit-frame"))

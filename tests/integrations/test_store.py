@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from sqlalchemy import inspect, text, update
 from sqlalchemy.exc import IntegrityError
 
 from labelflow.contracts import ANSWER_COLUMNS, LABEL_COLUMNS
-from labelflow.integrations.crowd.base import CrowdAnswer, Handle, LabelRequest
+from labelflow.integrations.crowd.base import EXPERT_WAVE, CrowdAnswer, Handle, LabelRequest
 from labelflow.integrations.store import (
     ITEM_COLUMNS,
     MODEL_VERSION_COLUMNS,
@@ -328,6 +329,37 @@ def test_mark_published_and_handles(store: LabelStore) -> None:
         store.mark_published([Handle(requests[0].key, "hit-other", "a", round_id, 1, 3, False, NOW)])
     with pytest.raises(StoreError, match="not stored"):
         store.mark_published([Handle("nope", "hit-x", "x", round_id, 1, 3, False, NOW)])
+
+
+def test_expert_work_is_marked_kept_apart_and_counted_apart(store: LabelStore) -> None:
+    round_id = store.open_round().id
+    crowd = _request(round_id, "a")
+    expert = LabelRequest(
+        key=f"r{round_id}-a-expert",
+        item_id="a",
+        round_id=round_id,
+        wave=EXPERT_WAVE,
+        n_answers=1,
+        is_expert=True,
+    )
+    store.add_requests([crowd, expert])  # the same item and round: the expert's wave keeps them apart
+    store.mark_published([crowd.published("hit-a", NOW), expert.published("ls-task-9", NOW)])
+    assert [h.key for h in store.handles(round_id, expert=False)] == [crowd.key]
+    [expert_handle] = store.handles(round_id, expert=True)
+    assert expert_handle.is_expert and expert_handle.wave == EXPERT_WAVE
+    assert store.requests(round_id)["is_expert"].tolist() == [False, True]
+    assert (store.requested_answers(expert=False), store.requested_answers(expert=True)) == (3, 1)
+    assert store.requested_items(expert=True) == {"a"}
+    store.add_answers(
+        [
+            _answer("c1", round_id, "a", "w1", "cat"),
+            replace(_answer("e1", round_id, "a", "ls:7", "dog", backend="label_studio"), is_expert=True),
+            replace(_answer("e2", round_id, "a", "ls:7", None, backend="label_studio"), is_expert=True),
+        ]
+    )
+    assert store.expert_answers()[["answer_id", "item_id", "label"]].values.tolist() == [["e1", "a", "dog"]]
+    assert store.expert_answers(parsed=False)["answer_id"].tolist() == ["e1", "e2"]
+    assert set(store.answers()["answer_id"]) == {"c1", "e1"}  # an expert's answer is an answer like any other
 
 
 # ---------------------------------------------------------------------- answers and workers
