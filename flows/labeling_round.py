@@ -304,7 +304,8 @@ def leave_out_unanswerable(unlabeled: pd.DataFrame, never_answered: pd.Series) -
             int(left_out.sum()),
             "; ".join(f"{item}: {reason}" for item, reason in examples.items()),
         )
-    return unlabeled[~left_out].reset_index(drop=True)
+        return unlabeled[~left_out].reset_index(drop=True)
+    return unlabeled  # not a copy of the whole pool for nothing
 
 
 def refuse_unanswerable(batch: pd.DataFrame, never_answered: pd.Series, round_: RoundRecord) -> None:
@@ -409,7 +410,10 @@ def label_batch(
         seed=config.selection.seed,
         round_number=round_.number,
     )
-    payloads = shown_payloads(project.dataset.items, project.dataset.kind, project.dataset.feature_columns)
+    items = project.dataset.items
+    # what the waves can ask about (the batch, the gold) is shown: not a JSON text for each of 2M pool items
+    askable = items[items[ITEM_ID].isin([*batch[ITEM_ID], *gold_ids])]
+    payloads = shown_payloads(askable, project.dataset.kind, project.dataset.feature_columns)
     wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
     wave, decided = 1, DecisionLabels(pd.DataFrame(), None, "uncalibrated: no answers yet")
     out_of_answers: set[str] = set()  # items the crowd published no answer for: asking again brings none
