@@ -88,7 +88,7 @@ def training_frame(project: Project) -> pd.DataFrame:
     """Features with the latest crowd label of every answered item, gold items at their known labels, and (with
     labeling functions configured) the functions' labels of items nobody answered, at their reduced weight."""
     dataset, weak_config = project.dataset, project.config.weak_supervision
-    labels = project.store.labels()
+    labels = project.store.labels(sources=(LabelSource.CROWD.value, LabelSource.FUNCTIONS.value))
     columns = [ITEM_ID, "label", "confidence"]
     crowd = labels.loc[labels["source"] == LabelSource.CROWD.value, columns]
     gold = dataset.frame(ItemSet.GOLD)[[ITEM_ID]].assign(
@@ -111,7 +111,7 @@ def held_out_frame(dataset: Dataset) -> pd.DataFrame:
 
 def crowd_labeled_frame(store: LabelStore, dataset: Dataset) -> pd.DataFrame:
     """The latest crowd label of every answered non-gold item, with its features."""
-    crowd = store.labels().query("source == 'crowd'")
+    crowd = store.labels(sources=(LabelSource.CROWD.value,))
     crowd = crowd[~crowd[ITEM_ID].isin(dataset.known_labels.index)]
     columns = [ITEM_ID, "label", "confidence", "n_answers"]
     return crowd[columns].merge(dataset.items[[ITEM_ID, *dataset.feature_columns]], on=ITEM_ID, how="inner")

@@ -3,6 +3,8 @@ round's label of an item wins when labels are read across rounds."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
@@ -76,13 +78,14 @@ class LabelTable(Repository):
                 replace=("label", "confidence", "method", "n_answers"),
             )
 
-    def read(self, round_id: int | None = None) -> pd.DataFrame:
+    def read(self, round_id: int | None = None, sources: Collection[str] | None = None) -> pd.DataFrame:
         if round_id is not None:
             query = self.in_project(select_columns(LabelRow, LABEL_COLUMNS), LabelRow.round_id)
-            return self.read_frame(
-                query.where(LabelRow.round_id == int(round_id)).order_by(LabelRow.id), LABEL_COLUMNS
-            )
-        ranked = self.in_project(
+            query = query.where(LabelRow.round_id == int(round_id))
+            if sources is not None:
+                query = query.where(LabelRow.source.in_(list(sources)))
+            return self.read_frame(query.order_by(LabelRow.id), LABEL_COLUMNS)
+        ranking = self.in_project(
             select_columns(LabelRow, LABEL_COLUMNS).add_columns(
                 LabelRow.id.label("row_id"),
                 Round.number.label("round_number"),
@@ -91,7 +94,10 @@ class LabelTable(Repository):
                 .label("rank"),
             ),
             LabelRow.round_id,
-        ).subquery()
+        )
+        if sources is not None:  # ranked per (item, source): leaving a source out changes no other's rank
+            ranking = ranking.where(LabelRow.source.in_(list(sources)))
+        ranked = ranking.subquery()
         latest = (
             select(*(ranked.c[c] for c in LABEL_COLUMNS))
             .where(ranked.c["rank"] == 1)
