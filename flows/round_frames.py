@@ -61,16 +61,17 @@ def unanswerable_items(crowd: CrowdBackend, item_ids: pd.Series, label_names: li
     if not isinstance(crowd, SimulatedCrowd):
         return pd.Series(dtype=object)
     truth = item_ids.map(crowd.truth)
-    reasons = pd.Series(
+    never = (truth.isna() | ~truth.isin(label_names)).to_numpy()
+    truth = truth[never]  # a reason for these only: not a text for each of 2M answerable items
+    return pd.Series(
         np.where(
             truth.isna(),
             "the simulated crowd has no hidden truth for it",
             "its label " + truth.astype(str).map(repr) + " is not one of the project's labels",
         ),
-        index=item_ids.to_numpy(),
+        index=item_ids.to_numpy()[never],
         dtype=object,
     )
-    return reasons[(truth.isna() | ~truth.isin(label_names)).to_numpy()]
 
 
 def restore_batch(store: LabelStore, round_: RoundRecord) -> pd.DataFrame | None:
