@@ -320,10 +320,10 @@ def fit_model(
     pseudo_conf = np.zeros(n_unlabeled)
     for _ in range(config.self_training_max_iter if config.self_training else 1):
         taken = pseudo != None  # noqa: E711 - elementwise on an object array
-        X = _stacked(X_labeled, X_unlabeled, taken)
         y = np.concatenate([y_labeled, pseudo[taken]])
         w = np.concatenate([weights, pseudo_conf[taken]])
-        fit_weighted(pipeline, X, y, w)
+        # the stacked rows are held by the fit only: the last iteration's are gone before the next are built
+        fit_weighted(pipeline, _stacked(X_labeled, X_unlabeled, taken), y, w)
         if not config.self_training or n_unlabeled == 0:
             break
         probas = probas_in_chunks(pipeline, X_unlabeled)
