@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -36,7 +37,7 @@ class IngestResult:
     report: str | None = None
 
 
-def check_arrival(content: bytes, name: str, project: Project) -> tuple[pd.DataFrame, str | None]:
+def check_arrival(content: bytes | BinaryIO, name: str, project: Project) -> tuple[pd.DataFrame, str | None]:
     """The file's rows as items, and a report of what is wrong with them (None if nothing is)."""
     dataset = project.dataset
     try:
@@ -72,9 +73,9 @@ def ingest_file(config: ProjectConfig, name: str, base_dir: str = ".") -> Ingest
 
 def _ingest(project: Project, name: str) -> IngestResult:
     logger = get_run_logger()
-    store, inbox = project.store, project.inbox
+    inbox = project.inbox
     try:
-        content = inbox.read(name)
+        file = inbox.open(name)
     except FileNotFoundError:
         logger.info("%s is gone from the inbox: another ingestion took it", name)
         return IngestResult(name, "", "taken", 0, 0, "")
@@ -84,7 +85,15 @@ def _ingest(project: Project, name: str) -> IngestResult:
         inbox.move(name, location, report)
         logger.error(report)
         return _announce(project, IngestResult(name, "", "quarantined", 0, 0, location, report))
-    digest = checksum(content)
+    # read through the open file (checksum, then the rows), never held whole: 2M x 64 floats are 800 MB
+    with file:
+        return _announce(project, _ingest_file(project, name, file))
+
+
+def _ingest_file(project: Project, name: str, file: BinaryIO) -> IngestResult:
+    logger = get_run_logger()
+    store, inbox = project.store, project.inbox
+    digest = checksum(file)
     known = store.ingestion(digest)
     if known is not None and not inbox.exists(str(known["stored_at"])):
         logger.info("%s: finishing an ingestion that was interrupted", name)
@@ -99,20 +108,19 @@ def _ingest(project: Project, name: str) -> IngestResult:
             known["report"],
         )
         if result.status == "processed":
-            frame, _ = check_arrival(content, name, project)
+            frame, _ = check_arrival(file, name, project)
             store_arrival(project.workdir, digest, frame)
             added = store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
             result = IngestResult(name, digest, "processed", len(frame), added, result.location)
-        return _announce(project, result)
+        return result
     if known is not None:
         report = f"{name} has the same content as {known['filename']}, ingested before; nothing added"
         location = inbox.plan(name, "processed")
         inbox.move(name, location, report)
         logger.info(report)
-        return _announce(project, IngestResult(name, digest, "duplicate", 0, 0, location, report))
+        return IngestResult(name, digest, "duplicate", 0, 0, location, report)
 
-    frame, problems = check_arrival(content, name, project)
-    del content  # parsed: the file's bytes (800 MB for 2M x 64) are not held while its items are stored
+    frame, problems = check_arrival(file, name, project)
     status = "quarantined" if problems else "processed"
     location = inbox.plan(name, "quarantine" if problems else "processed")
     claimed = store.record_ingestion(
@@ -135,7 +143,7 @@ def _ingest(project: Project, name: str) -> IngestResult:
         logger.error(problems)
     else:
         logger.info("%s: %d rows, %d new pool items", name, len(frame), added)
-    return _announce(project, IngestResult(name, digest, status, len(frame), added, location, problems))
+    return IngestResult(name, digest, status, len(frame), added, location, problems)
 
 
 def _announce(project: Project, result: IngestResult) -> IngestResult:

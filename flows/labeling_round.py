@@ -358,7 +358,8 @@ def leave_out_unanswerable(unlabeled: pd.DataFrame, never_answered: pd.Series) -
             int(left_out.sum()),
             "; ".join(f"{item}: {reason}" for item, reason in examples.items()),
         )
-    return unlabeled[~left_out].reset_index(drop=True)
+        return unlabeled[~left_out].reset_index(drop=True)
+    return unlabeled  # not a copy of the whole pool for nothing
 
 
 def refuse_unanswerable(batch: pd.DataFrame, never_answered: pd.Series, round_: RoundRecord) -> None:
@@ -470,7 +471,8 @@ def label_batch(
         seed=config.selection.seed,
         round_number=round_.number,
     )
-    payloads = item_payloads(project)
+    # what the waves can ask about (the batch, the gold) is shown: not a JSON text for each of 2M pool items
+    payloads = item_payloads(project, [*batch[ITEM_ID], *gold_ids])
     wave_items = first_wave_items(list(batch[ITEM_ID]), gold_ids, redundancy=config.crowd.redundancy)
     wave, decided = 1, DecisionLabels(pd.DataFrame(), None, "uncalibrated: no answers yet")
     out_of_answers: set[str] = set()  # items the crowd published no answer for: asking again brings none
@@ -580,10 +582,11 @@ def decide_labels(
     return decided
 
 
-def item_payloads(project: Project) -> pd.Series:
-    """What each item shows a person (its text, image or row), by item id."""
+def item_payloads(project: Project, item_ids: Collection[str] | None = None) -> pd.Series:
+    """What each item (or each of ``item_ids``) shows a person (its text, image or row), by item id."""
     dataset = project.dataset
-    return shown_payloads(dataset.items, dataset.kind, dataset.feature_columns)
+    items = dataset.items if item_ids is None else dataset.items[dataset.items[ITEM_ID].isin(item_ids)]
+    return shown_payloads(items, dataset.kind, dataset.feature_columns)
 
 
 def crowd_answers(store: LabelStore) -> pd.DataFrame:

@@ -193,8 +193,7 @@ def publish_monitoring_artifacts(store: LabelStore, project: str, workdir: Path,
     create_table_artifact(
         table=worker_rows, key=artifact_key(project, "workers"), description="Worker quality, best first"
     )
-    labels = store.labels(round_id)
-    crowd = labels[labels["source"] == LabelSource.CROWD.value]
+    crowd = store.labels(round_id, sources=(LabelSource.CROWD.value,))
     counts = crowd["label"].value_counts().sort_index()
     create_table_artifact(
         table=[

@@ -32,7 +32,12 @@ def unlabeled_pool(pool: pd.DataFrame, store: LabelStore, round_: RoundRecord) -
     answers = store.answers()
     earlier = answers.loc[answers["round_id"] != round_.id, ITEM_ID]
     asked = store.requested_items(before_round=round_.id) | set(earlier)
-    return pool[~pool[ITEM_ID].isin(asked)].reset_index(drop=True)
+    return _without(pool, pool[ITEM_ID].isin(asked).to_numpy())
+
+
+def _without(frame: pd.DataFrame, dropped: np.ndarray) -> pd.DataFrame:
+    """``frame`` less the ``dropped`` rows; itself when none is (a filtered copy of a 2M-item pool is 0.6 GB)."""
+    return frame[~dropped].reset_index(drop=True) if dropped.any() else frame
 
 
 def selectable(unlabeled: pd.DataFrame, weak: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
@@ -40,7 +45,7 @@ def selectable(unlabeled: pd.DataFrame, weak: pd.DataFrame, config: ProjectConfi
     if not config.weak_supervision.skip_confident or weak.empty:
         return unlabeled
     confident = weak.loc[weak["confidence"] >= config.quality.confidence_target, ITEM_ID]
-    return unlabeled[~unlabeled[ITEM_ID].isin(confident)].reset_index(drop=True)
+    return _without(unlabeled, unlabeled[ITEM_ID].isin(confident).to_numpy())
 
 
 class UnanswerableItemsError(Exception):
@@ -56,16 +61,17 @@ def unanswerable_items(crowd: CrowdBackend, item_ids: pd.Series, label_names: li
     if not isinstance(crowd, SimulatedCrowd):
         return pd.Series(dtype=object)
     truth = item_ids.map(crowd.truth)
-    reasons = pd.Series(
+    never = (truth.isna() | ~truth.isin(label_names)).to_numpy()
+    truth = truth[never]  # a reason for these only: not a text for each of 2M answerable items
+    return pd.Series(
         np.where(
             truth.isna(),
             "the simulated crowd has no hidden truth for it",
             "its label " + truth.astype(str).map(repr) + " is not one of the project's labels",
         ),
-        index=item_ids.to_numpy(),
+        index=item_ids.to_numpy()[never],
         dtype=object,
     )
-    return reasons[(truth.isna() | ~truth.isin(label_names)).to_numpy()]
 
 
 def restore_batch(store: LabelStore, round_: RoundRecord) -> pd.DataFrame | None:
@@ -83,7 +89,7 @@ def training_frame(project: Project) -> pd.DataFrame:
     """Features with the latest crowd label of every answered item, gold items at their known labels, and (with
     labeling functions configured) the functions' labels of items nobody answered, at their reduced weight."""
     dataset, weak_config = project.dataset, project.config.weak_supervision
-    labels = project.store.labels()
+    labels = project.store.labels(sources=(LabelSource.CROWD.value, LabelSource.FUNCTIONS.value))
     columns = [ITEM_ID, "label", "confidence"]
     crowd = labels.loc[labels["source"] == LabelSource.CROWD.value, columns]
     gold = dataset.frame(ItemSet.GOLD)[[ITEM_ID]].assign(
@@ -106,7 +112,7 @@ def held_out_frame(dataset: Dataset) -> pd.DataFrame:
 
 def crowd_labeled_frame(store: LabelStore, dataset: Dataset) -> pd.DataFrame:
     """The latest crowd label of every answered non-gold item, with its features."""
-    crowd = store.labels().query("source == 'crowd'")
+    crowd = store.labels(sources=(LabelSource.CROWD.value,))
     crowd = crowd[~crowd[ITEM_ID].isin(dataset.known_labels.index)]
     columns = [ITEM_ID, "label", "confidence", "n_answers"]
     return crowd[columns].merge(dataset.items[[ITEM_ID, *dataset.feature_columns]], on=ITEM_ID, how="inner")

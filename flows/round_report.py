@@ -169,11 +169,12 @@ def share_right(labels: pd.DataFrame, truth: pd.Series) -> float | None:
     >>> share_right(labels, pd.Series({"z": "cat"})) is None
     True
     """
-    truth = truth.dropna()
-    known = labels[labels[ITEM_ID].isin(truth.index)]
-    if known.empty:
+    # one look-up in the truth's (cached) index: ``isin`` against 2M ids hashed them anew, for each call
+    found = truth.dropna().reindex(labels[ITEM_ID].to_numpy())
+    known = found.notna().to_numpy()
+    if not known.any():
         return None
-    return float((known["label"].to_numpy() == truth.reindex(known[ITEM_ID]).to_numpy()).mean())
+    return float((labels["label"].to_numpy()[known] == found.to_numpy()[known]).mean())
 
 
 def agreement(answers: pd.DataFrame, labels: pd.DataFrame) -> float:

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import pandas as pd
@@ -503,9 +503,10 @@ def digits_table(start: int, stop: int, *, labels: bool = True) -> pd.DataFrame:
 
 
 def read_table(
-    source: Path | bytes, name: str | None = None, *, text_columns: Collection[str] = (ITEM_ID,)
+    source: Path | bytes | BinaryIO, name: str | None = None, *, text_columns: Collection[str] = (ITEM_ID,)
 ) -> pd.DataFrame:
-    """A CSV, Parquet or JSON Lines table from a path or from a file's bytes (``name`` gives the file type then).
+    """A CSV, Parquet or JSON Lines table from a path, a file's bytes or an open (seekable) file (``name`` gives
+    the file type for the last two).
 
     ``text_columns`` (the id column) are read as text in every format: ``007`` stays ``007``, not 7."""
     label = str(source) if isinstance(source, Path) else (name or "<bytes>")
@@ -514,7 +515,7 @@ def read_table(
         raise DatasetError(
             f"{source}: no such file; set dataset.source to a .csv, .parquet or .jsonl file or to 'digits'"
         )
-    data: Path | io.BytesIO = source if isinstance(source, Path) else io.BytesIO(source)
+    data: Path | BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else source
     as_text = dict.fromkeys(text_columns, "string")
     try:
         if suffix == ".csv":
@@ -552,7 +553,7 @@ def _check_delimiter(table: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def read_features(
-    source: Path | io.BytesIO | pa.NativeFile,
+    source: Path | BinaryIO,
     columns: Sequence[str],
     *,
     values_per_read: int = 2_000_000,
@@ -589,7 +590,7 @@ def read_features(
     return features
 
 
-def _parquet_frame(source: Path | io.BytesIO) -> pd.DataFrame:
+def _parquet_frame(source: Path | BinaryIO) -> pd.DataFrame:
     """A Parquet table whose float columns arrive as one block from :func:`read_features`, which pandas keeps
     without a copy (``to_pandas`` would copy them into a block of its own); the other columns through pandas."""
     schema = pq.read_schema(source)
@@ -600,6 +601,14 @@ def _parquet_frame(source: Path | io.BytesIO) -> pd.DataFrame:
     block = pd.DataFrame(read_features(source, floats), columns=floats, copy=False)
     names: list[str] = schema.names
     return pd.concat([others, block], axis=1)[names]
+
+
+def _id_texts(ids: pd.Series) -> pd.Series:
+    """The ids as Python strings; a column of strings already (as :func:`read_table` gives it) is kept as it
+    is, not copied string by string (2M ids: ~130 MB)."""
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=False) == "string":
+        return ids
+    return ids.astype("string").astype(object)
 
 
 def _file_frame(
@@ -623,18 +632,25 @@ def _file_frame(
         raise DatasetError(f"{path}: feature column(s) {missing} not found; columns are {list(raw.columns)}")
     if not features:
         raise DatasetError(f"{path}: no numeric feature columns; list them in dataset.feature_columns")
-    frame = pd.DataFrame({ITEM_ID: raw[config.id_column].astype("string").astype(object)})
+    columns: dict[str, object] = {ITEM_ID: _id_texts(raw[config.id_column])}
     for column in features:
-        values = pd.to_numeric(raw[column], errors="coerce")
-        bad = values.isna() & raw[column].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DatasetError(
-                f"{path}: row {row}, column {column!r}: {raw[column].iloc[row]!r} is not a number"
-            )
+        values = raw[column]
+        if values.dtype not in (np.float32, np.float64):
+            values = pd.to_numeric(values, errors="coerce")
+            bad = values.isna() & raw[column].notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DatasetError(
+                    f"{path}: row {row}, column {column!r}: {raw[column].iloc[row]!r} is not a number"
+                )
         # a float32 pool stays float32: half the memory, and selection scores it in its own dtype
         dtype = np.float32 if values.dtype in (np.float32, pd.Float32Dtype()) else np.float64
-        frame[column] = values.to_numpy(dtype=dtype, na_value=np.nan)
+        # a column read as numpy floats is kept, not copied (2M x 64 float32: 512 MB while the file's frame is
+        # still held)
+        columns[column] = (
+            values.to_numpy() if values.dtype == dtype else values.to_numpy(dtype=dtype, na_value=np.nan)
+        )
+    frame = pd.DataFrame(columns, copy=False)
     frame[PAYLOAD] = raw[config.payload_column].astype(str) if config.payload_column else None
     frame["_label"] = _known_labels(raw, config, answers_dir)
     return frame, features
@@ -656,7 +672,7 @@ def _content_frame(
             f"{path}: row {row} (item {raw[config.id_column].iloc[row]!r}), column {column!r}: the {kind} is "
             f"empty ({int(empty.sum())} row(s) are); give every item its {kind} or drop the row"
         )
-    frame = pd.DataFrame({ITEM_ID: raw[config.id_column].astype("string").astype(object)})
+    frame = pd.DataFrame({ITEM_ID: _id_texts(raw[config.id_column])})
     contents = texts.astype(object)
     if kind == "image":
         contents = pd.Series(
@@ -672,8 +688,10 @@ def _content_frame(
 def _known_labels(raw: pd.DataFrame, config: DatasetConfig, answers_dir: Path | None) -> pd.Series:
     labels = pd.Series(None, index=raw.index, dtype=object)
     if config.label_column is not None and config.label_column in raw.columns:
-        present = raw[config.label_column].notna()
-        labels[present] = raw.loc[present, config.label_column].astype(str)
+        # one string per distinct label, shared by its rows: a string per row is ~100 MB for 2M rows
+        codes, distinct = pd.factorize(raw[config.label_column])
+        names = np.array([*pd.Index(distinct).astype(str), None], dtype=object)  # code -1 (missing): None
+        labels = pd.Series(names[codes], index=raw.index, dtype=object)
     if config.answers_file and answers_dir is not None:
         answers = read_table((answers_dir / config.answers_file).resolve(), text_columns=(ITEM_ID, "label"))
         for column in (ITEM_ID, "label"):

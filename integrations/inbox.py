@@ -1,13 +1,15 @@
 """Where new data arrives: a local folder or an S3 prefix, each with ``processed/`` and ``quarantine/`` beside it.
 
-A file is read whole, identified by the SHA-256 of its content (so the same data under another name is still
-the same file), then moved to ``processed/`` or, with a report, to ``quarantine/``.
+A file is identified by the SHA-256 of its content (so the same data under another name is still the same file),
+read through one open file (never held whole in memory from a local folder), then moved to ``processed/`` or,
+with a report, to ``quarantine/``.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import itertools
 import os
 import shutil
@@ -15,7 +17,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,8 +44,15 @@ def is_data_file(name: str) -> bool:
     return Path(name).suffix.lower() in DATA_SUFFIXES and not name.startswith(".")
 
 
-def checksum(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
+def checksum(content: bytes | BinaryIO) -> str:
+    """The SHA-256 of ``content``; an open file is read in chunks and left at its start again."""
+    if isinstance(content, bytes):
+        return hashlib.sha256(content).hexdigest()
+    digest = hashlib.sha256()
+    while chunk := content.read(1 << 20):
+        digest.update(chunk)
+    content.seek(0)
+    return digest.hexdigest()
 
 
 class RefusedFileError(Exception):
@@ -55,8 +64,9 @@ class Inbox(Protocol):
         """Names of the data files waiting to be ingested, oldest name first."""
         ...
 
-    def read(self, name: str) -> bytes:
-        """The file's content; :class:`RefusedFileError` if it is not a regular file of the inbox's own."""
+    def open(self, name: str) -> BinaryIO:
+        """The file, open for reading (seekable; the caller closes it); :class:`RefusedFileError` if it is not a
+        regular file of the inbox's own."""
         ...
 
     def plan(self, name: str, to: Destination) -> str:
@@ -88,9 +98,9 @@ class LocalInbox:
             if is_data_file(p.name) and (p.is_symlink() or not p.is_dir())
         )
 
-    def read(self, name: str) -> bytes:
-        """The file's content, never through a symbolic link: the pool must not depend on a file outside the
-        inbox, which could change or vanish after ingestion."""
+    def open(self, name: str) -> BinaryIO:
+        """The file, never through a symbolic link: the pool must not depend on a file outside the inbox, which
+        could change or vanish after ingestion."""
         path = self.folder / name
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -101,10 +111,11 @@ class LocalInbox:
                     "copy the file itself into the inbox"
                 ) from None
             raise
-        with os.fdopen(descriptor, "rb") as file:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                raise RefusedFileError(f"{name} is not a regular file; the inbox takes regular files only")
-            return file.read()
+        file = os.fdopen(descriptor, "rb")
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            file.close()
+            raise RefusedFileError(f"{name} is not a regular file; the inbox takes regular files only")
+        return file
 
     def plan(self, name: str, to: Destination) -> str:
         target_dir = self.folder / to
@@ -177,8 +188,8 @@ class S3Inbox:
                     names.append(name)
         return sorted(names)
 
-    def read(self, name: str) -> bytes:
-        return self.read_location(f"s3://{self.bucket}/{self.prefix}{name}")
+    def open(self, name: str) -> BinaryIO:
+        return io.BytesIO(self.read_location(f"s3://{self.bucket}/{self.prefix}{name}"))
 
     def plan(self, name: str, to: Destination) -> str:
         # a second copy never overwrites the first

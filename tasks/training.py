@@ -320,13 +320,13 @@ def fit_model(
     pseudo_conf = np.zeros(n_unlabeled)
     for _ in range(config.self_training_max_iter if config.self_training else 1):
         taken = pseudo != None  # noqa: E711 - elementwise on an object array
-        X = (sp.vstack if sparse else np.vstack)([X_labeled, X_unlabeled[taken]])
         y = np.concatenate([y_labeled, pseudo[taken]])
         w = np.concatenate([weights, pseudo_conf[taken]])
-        fit_weighted(pipeline, X, y, w)
+        # the stacked rows are held by the fit only: the last iteration's are gone before the next are built
+        fit_weighted(pipeline, _stacked(X_labeled, X_unlabeled, taken), y, w)
         if not config.self_training or n_unlabeled == 0:
             break
-        probas = pipeline.predict_proba(X_unlabeled)
+        probas = probas_in_chunks(pipeline, X_unlabeled)
         confident = (probas.max(axis=1) >= threshold) & ~taken
         if not confident.any():
             break
@@ -343,6 +343,34 @@ def fit_model(
         n_train=len(y_labeled),
         self_training_threshold=threshold if config.self_training else None,
         gold_evidence=evidence,
+    )
+
+
+def _stacked(
+    X_labeled: Features, X_unlabeled: Features, taken: np.ndarray, chunk_rows: int = 100_000
+) -> Features:
+    """The labeled rows, then the ``taken`` unlabeled ones; dense rows copied once, a chunk at a time, straight
+    into the result (``np.vstack`` of a fancy-indexed selection copies 2M rows twice)."""
+    if sp.issparse(X_labeled):
+        return sp.vstack([X_labeled, X_unlabeled[taken]])
+    n_labeled = X_labeled.shape[0]
+    X = np.empty((n_labeled + int(taken.sum()), X_labeled.shape[1]), np.result_type(X_labeled, X_unlabeled))
+    X[:n_labeled] = X_labeled
+    filled = n_labeled
+    for start in range(0, X_unlabeled.shape[0], chunk_rows):
+        rows = X_unlabeled[start : start + chunk_rows][taken[start : start + chunk_rows]]
+        X[filled : filled + len(rows)] = rows
+        filled += len(rows)
+    return X
+
+
+def probas_in_chunks(pipeline: Pipeline, X: Features, chunk_rows: int = 100_000) -> np.ndarray:
+    """``pipeline.predict_proba(X)`` a chunk of rows at a time: its scaled copy of 2M x 64 rows would be
+    another 0.5-1 GB."""
+    if X.shape[0] <= chunk_rows:
+        return np.asarray(pipeline.predict_proba(X))
+    return np.concatenate(
+        [pipeline.predict_proba(X[start : start + chunk_rows]) for start in range(0, X.shape[0], chunk_rows)]
     )
 
 
@@ -445,4 +473,8 @@ def evaluate_frame(
 def frame_features(frame: pd.DataFrame, feature_columns: list[str], rows: FeatureRows | None) -> Features:
     if rows is not None:
         return rows(frame[ITEM_ID].astype(str).tolist())
-    return frame[feature_columns].to_numpy(dtype=np.float64)
+    # float32 columns stay float32 (scikit-learn fits and predicts in it): a float64 copy of a 2M x 64 pool
+    # would be 1 GB, where the float32 block is often handed over without any copy
+    features = frame[feature_columns]
+    single = bool(feature_columns) and all(dtype == np.float32 for dtype in features.dtypes)
+    return features.to_numpy(dtype=np.float32 if single else np.float64)

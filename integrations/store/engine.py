@@ -17,7 +17,7 @@ that bypasses the locks still cannot break it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -203,6 +203,51 @@ class Database:
     def insert_new(self, entity: type[Base]) -> ConflictInsert:
         """An INSERT that skips rows whose natural key is already stored (``ON CONFLICT DO NOTHING``)."""
         return self.insert(entity).on_conflict_do_nothing()
+
+    def insert_many(
+        self,
+        conn: Connection,
+        entity: type[Base],
+        rows: Iterable[Sequence[Any]],
+        columns: Sequence[str],
+        *,
+        same: Mapping[str, Any] | None = None,
+        key: Sequence[str] = (),
+        replace: Sequence[str] = (),
+        chunk_rows: int = 20_000,
+    ) -> None:
+        """INSERT ``rows`` (tuples of ``columns``' values) into ``entity``'s table, ``chunk_rows`` at a time
+        through the driver's ``executemany``: no dict and no SQLAlchemy processing per row, which for 2M items
+        took ~20 s and ~1.5 GB. ``same`` holds the columns every row shares (processed by their column type once,
+        e.g. a timestamp). A row whose unique ``key`` is stored already overwrites the ``replace`` columns
+        (``ON CONFLICT (key) DO UPDATE``) or, without ``replace``, is skipped (``ON CONFLICT DO NOTHING``).
+
+        The values of ``columns`` go to the driver as they are: plain Python str, int, float or None."""
+        table = Base.metadata.tables[entity.__tablename__]
+        shared = dict(same or {})
+        for name, value in shared.items():
+            # the dialect's own type: a generic DateTime leaves the value for the driver to format its own way
+            process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+            shared[name] = process(value) if process is not None else value
+        names = [*columns, *shared]
+        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conflict = (
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in replace)
+            if replace
+            else "ON CONFLICT DO NOTHING"
+        )
+        values = ", ".join([marker] * len(names))
+        statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values}) {conflict}"
+        tail = tuple(shared.values())
+        chunk: list[tuple[Any, ...]] = []
+        for row in rows:
+            chunk.append((*row, *tail))
+            if len(chunk) == chunk_rows:
+                conn.exec_driver_sql(statement, chunk)
+                chunk = []
+        if chunk:
+            conn.exec_driver_sql(statement, chunk)
 
     def upsert(
         self, entity: type[Base], key: Sequence[str], replace: Iterable[str], add: Iterable[str] = ()

@@ -3,48 +3,59 @@ round's label of an item wins when labels are read across rounds."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable, Iterator
-from typing import Any
+from collections.abc import Collection
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
 from labelflow.contracts import LABEL_COLUMNS, require_columns
 from labelflow.integrations.store.errors import StoreError
-from labelflow.integrations.store.repository import Repository, label_or_none, select_columns, unique_by
+from labelflow.integrations.store.repository import Repository, label_or_none, select_columns
 from labelflow.integrations.store.schema import LABEL_SOURCES, LabelRow, Round
 
 _KEY = ("round_id", "item_id", "source")
 
 
-def _label_rows(labels: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    records: list[dict[Hashable, Any]] = labels.loc[:, list(LABEL_COLUMNS)].to_dict("records")
-    for rec in records:
-        item_id, source, round_id = str(rec["item_id"]), str(rec["source"]), int(rec["round_id"])
-        if source not in LABEL_SOURCES:
+def _label_rows(labels: pd.DataFrame) -> pd.DataFrame:
+    """``labels`` in the store's types, checked column by column (a round may save 2M pseudo-labels); the error
+    is the one a row-by-row pass would meet first: an unknown source, a missing label, a NaN confidence, or a
+    label given twice for one (round, item, source)."""
+    item_ids = [str(value) for value in labels["item_id"].tolist()]
+    sources = [str(value) for value in labels["source"].tolist()]
+    round_ids = [int(value) for value in labels["round_id"].tolist()]
+    texts = [value if type(value) is str else label_or_none(value) for value in labels["label"].tolist()]
+    rows = pd.DataFrame(
+        {
+            "round_id": round_ids,
+            "item_id": item_ids,
+            "label": pd.Series(texts, dtype=object),
+            "confidence": labels["confidence"].to_numpy(dtype=float),
+            "method": [str(value) for value in labels["method"].tolist()],
+            "n_answers": [int(value) for value in labels["n_answers"].tolist()],
+            "source": sources,
+        }
+    )
+    checks = {
+        "source": ~rows["source"].isin(LABEL_SOURCES).to_numpy(),
+        "label": rows["label"].isna().to_numpy(),
+        "confidence": np.isnan(rows["confidence"].to_numpy()),
+        "twice": rows.duplicated(list(_KEY), keep="first").to_numpy(),
+    }
+    problems = np.flatnonzero(np.logical_or.reduce(list(checks.values())))
+    if len(problems):
+        row = int(problems[0])
+        item_id, round_id, source = item_ids[row], round_ids[row], sources[row]
+        if checks["source"][row]:
             raise StoreError(
                 f"label for item {item_id!r} has source {source!r}; expected one of {LABEL_SOURCES}"
             )
-        label = label_or_none(rec["label"])
-        if label is None:
+        if checks["label"][row]:
             raise StoreError(f"label for item {item_id!r} (round {round_id}, {source}) is missing")
-        confidence = float(rec["confidence"])
-        if math.isnan(confidence):
+        if checks["confidence"][row]:
             raise StoreError(f"label for item {item_id!r} (round {round_id}, {source}) has NaN confidence")
-        yield {
-            "round_id": round_id,
-            "item_id": item_id,
-            "label": label,
-            "confidence": confidence,
-            "method": str(rec["method"]),
-            "n_answers": int(rec["n_answers"]),
-            "source": source,
-        }
-
-
-def _labeled_twice(first: dict[str, Any], _: dict[str, Any]) -> str:
-    return f"item {first['item_id']!r} is labeled twice for round {first['round_id']} and source {first['source']!r}"
+        raise StoreError(f"item {item_id!r} is labeled twice for round {round_id} and source {source!r}")
+    return rows
 
 
 class LabelTable(Repository):
@@ -54,22 +65,27 @@ class LabelTable(Repository):
         require_columns(labels, LABEL_COLUMNS, "labels")
         if labels.empty:
             return
-        rows = list(
-            unique_by(_label_rows(labels), key=lambda row: tuple(row[c] for c in _KEY), clash=_labeled_twice)
-        )
+        rows = _label_rows(labels)
+        columns = list(rows.columns)
         with self.db.write() as conn:
-            self.require_rounds(conn, {row["round_id"] for row in rows})
-            conn.execute(
-                self.db.upsert(LabelRow, _KEY, replace=("label", "confidence", "method", "n_answers")), rows
+            self.require_rounds(conn, set(rows["round_id"].tolist()))
+            self.db.insert_many(
+                conn,
+                LabelRow,
+                zip(*(rows[column].tolist() for column in columns), strict=True),
+                columns,
+                key=_KEY,
+                replace=("label", "confidence", "method", "n_answers"),
             )
 
-    def read(self, round_id: int | None = None) -> pd.DataFrame:
+    def read(self, round_id: int | None = None, sources: Collection[str] | None = None) -> pd.DataFrame:
         if round_id is not None:
             query = self.in_project(select_columns(LabelRow, LABEL_COLUMNS), LabelRow.round_id)
-            return self.read_frame(
-                query.where(LabelRow.round_id == int(round_id)).order_by(LabelRow.id), LABEL_COLUMNS
-            )
-        ranked = self.in_project(
+            query = query.where(LabelRow.round_id == int(round_id))
+            if sources is not None:
+                query = query.where(LabelRow.source.in_(list(sources)))
+            return self.read_frame(query.order_by(LabelRow.id), LABEL_COLUMNS)
+        ranking = self.in_project(
             select_columns(LabelRow, LABEL_COLUMNS).add_columns(
                 LabelRow.id.label("row_id"),
                 Round.number.label("round_number"),
@@ -78,7 +94,10 @@ class LabelTable(Repository):
                 .label("rank"),
             ),
             LabelRow.round_id,
-        ).subquery()
+        )
+        if sources is not None:  # ranked per (item, source): leaving a source out changes no other's rank
+            ranking = ranking.where(LabelRow.source.in_(list(sources)))
+        ranked = ranking.subquery()
         latest = (
             select(*(ranked.c[c] for c in LABEL_COLUMNS))
             .where(ranked.c["rank"] == 1)

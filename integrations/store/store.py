@@ -16,7 +16,7 @@ shared ``self`` that each mixin would have to assume. The short method names ins
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -228,10 +228,11 @@ class LabelStore:
         source): rerunning a round's aggregation replaces its labels, never duplicates them."""
         self._labels.save(labels)
 
-    def labels(self, round_id: int | None = None) -> pd.DataFrame:
+    def labels(self, round_id: int | None = None, *, sources: Collection[str] | None = None) -> pd.DataFrame:
         """Labels (``LABEL_COLUMNS``): one round's, or (``None``) the latest per (item_id, source) across the
-        project's rounds, the highest round number winning."""
-        return self._labels.read(round_id)
+        project's rounds, the highest round number winning; only those of ``sources`` when given (a round's
+        pseudo-labels may be millions of rows a reader of crowd labels need not read)."""
+        return self._labels.read(round_id, sources)
 
     # ------------------------------------------------------------------ workers
 

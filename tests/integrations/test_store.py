@@ -460,6 +460,9 @@ def test_labels_without_round_are_the_latest_per_item_and_source(store: LabelSto
         ("a", "model"): ("cat", r1),
         ("c", "crowd"): ("cat", r2),
     }
+    crowd = store.labels(sources=("crowd",))
+    assert crowd.equals(latest[latest["source"] == "crowd"].reset_index(drop=True))
+    assert store.labels(r1, sources=("model",))[["item_id", "source"]].values.tolist() == [["a", "model"]]
 
 
 # ---------------------------------------------------------------------- model versions
