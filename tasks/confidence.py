@@ -26,8 +26,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from labelflow.contracts import ITEM_ID
-from labelflow.tasks.aggregation import DawidSkene, aggregate_answers_frame, make_aggregator
-from labelflow.tasks.calibration import Calibration, answers_per_item, calibrate_from_gold
+from labelflow.tasks.aggregation import Aggregator, DawidSkene, aggregate_answers_frame, make_aggregator
+from labelflow.tasks.calibration import Calibration, calibrate_from_gold
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,8 @@ class _WarmStarted:
     """An aggregator whose ``fit(answers, gold)`` passes the earlier rounds' confusion matrices on (Dawid-Skene
     only; the voting methods have nothing to warm-start)."""
 
-    def __init__(
-        self, method: str, label_names: Sequence[str], warm_start: Mapping[str, npt.ArrayLike] | None
-    ) -> None:
-        self.model = make_aggregator(method, label_names)
+    def __init__(self, model: Aggregator, warm_start: Mapping[str, npt.ArrayLike] | None) -> None:
+        self.model = model
         self.warm_start = warm_start
 
     @property
@@ -73,12 +71,34 @@ class _WarmStarted:
     def labels_(self) -> pd.Series:
         return self.model.labels_
 
+    @property
+    def n_answers_(self) -> pd.Series:
+        return self.model.n_answers_
+
     def fit(self, answers: pd.DataFrame, gold: pd.Series | None = None) -> _WarmStarted:
         if isinstance(self.model, DawidSkene):
             self.model.fit(answers, gold, warm_start=self.warm_start)
         else:
             self.model.fit(answers, gold)
         return self
+
+
+class _WarmStartedDawidSkene(_WarmStarted):
+    """A warm-started Dawid-Skene, which cross-fits its gold without refitting."""
+
+    model: DawidSkene
+
+    def held_out_gold_probas(self, item_ids: pd.Index) -> pd.DataFrame:
+        return self.model.held_out_gold_probas(item_ids)
+
+
+def _warm_started(
+    method: str, label_names: Sequence[str], warm_start: Mapping[str, npt.ArrayLike] | None
+) -> _WarmStarted:
+    model = make_aggregator(method, label_names)
+    if isinstance(model, DawidSkene):
+        return _WarmStartedDawidSkene(model, warm_start)
+    return _WarmStarted(model, warm_start)
 
 
 def decision_labels(
@@ -132,14 +152,14 @@ def decision_labels(
     calibration = calibrate_from_gold(
         as_first_asked(answers, gold.index),
         gold,
-        lambda: _WarmStarted(method, label_names, warm_start),
+        lambda: _warm_started(method, label_names, warm_start),
         threshold=confidence_target,
     )
     # The labels come from every answer; the map, fitted on gold as first asked, is applied to their posteriors.
-    full = _WarmStarted(method, label_names, warm_start).fit(answers, gold)
+    full = _warm_started(method, label_names, warm_start).fit(answers, gold)
     gold_ids = pd.Index([str(i) for i in gold.index])
     raw = full.probas_[~full.probas_.index.isin(gold_ids)]
-    n_answers = answers_per_item(answers, raw.index).to_numpy(dtype=np.int64)
+    n_answers = full.n_answers_.reindex(raw.index, fill_value=0).to_numpy(dtype=np.int64)
     probas = calibration.map.apply(raw.to_numpy(), n_answers) if calibration.calibrated else raw.to_numpy()
     labels = pd.DataFrame(
         {
