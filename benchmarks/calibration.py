@@ -284,7 +284,12 @@ CANDIDATES: dict[str, tuple[Family, float, Objective] | tuple[Family, float, Obj
 }
 
 
-def develop(crowds: list[Crowd], seeds: Iterable[int], sizes: Iterable[int] = GOLD_SIZES) -> None:
+def develop(
+    crowds: list[Crowd],
+    seeds: Iterable[int],
+    sizes: Iterable[int] = GOLD_SIZES,
+    maps: Iterable[str] = CANDIDATES,
+) -> None:
     """ECE of the non-gold items under each candidate map, fitted on cross-fitted gold posteriors (the same
     computation as ``calibrate_from_gold``, with one set of fits shared by all candidates)."""
     pools: Pools = defaultdict(new_pool)
@@ -299,7 +304,8 @@ def develop(crowds: list[Crowd], seeds: Iterable[int], sizes: Iterable[int] = GO
                 folds = np.random.default_rng(seed).permutation(np.arange(n) % N_FOLDS)
                 oof = out_of_fold_probas(crowd.answers, gold, make, folds, fitted=full).to_numpy()
                 truth = full.probas_.columns.get_indexer(pd.Index(gold.to_numpy()))
-                for name, candidate in CANDIDATES.items():
+                for name in maps:
+                    candidate = CANDIDATES[name]
                     calibration_map = CalibrationMap()
                     if candidate is not None:
                         family, prior_sd, objective, *eps_prior = candidate
@@ -329,7 +335,7 @@ def develop(crowds: list[Crowd], seeds: Iterable[int], sizes: Iterable[int] = GO
         print(
             f"\n gold {n}: {'candidate':<22}" + "".join(f"{name[:9]:>14}" for name in names) + f"{'mean':>8}"
         )
-        for label in CANDIDATES:
+        for label in maps:
             values = [ece.get((name, n, label), float("nan")) for name in names]
             print(
                 f"{'':>9}{label:<22}" + "".join(f"{v:>14.3f}" for v in values) + f"{np.nanmean(values):>8.3f}"
@@ -350,7 +356,7 @@ def develop(crowds: list[Crowd], seeds: Iterable[int], sizes: Iterable[int] = GO
             candidate: np.nanmean(
                 [v for (name, _, c), v in ece.items() if c == candidate and name != held_out]
             )
-            for candidate in CANDIDATES
+            for candidate in maps
         }
         print(f"  without {held_out:<19} -> {min(score, key=score.__getitem__)}")
 
@@ -362,13 +368,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 draws instead of 20")
     parser.add_argument("--develop", action="store_true", help="compare map families on seeds 0-19")
     parser.add_argument("--crowds", nargs="+", choices=list(CROWDS), help="only these crowds")
+    parser.add_argument("--maps", nargs="+", choices=list(CANDIDATES), help="--develop: only these maps")
     parser.add_argument("--gold", nargs="+", type=int, choices=GOLD_SIZES, help="only these gold sizes")
     args = parser.parse_args()
     started, started_cpu = time.perf_counter(), time.process_time()
     crowds = [crowd for crowd in load_crowds() if not args.crowds or crowd.name in args.crowds]
     sizes = tuple(args.gold) if args.gold else GOLD_SIZES
     if args.develop:
-        develop(crowds, DEVELOP_SEEDS, sizes)
+        develop(crowds, DEVELOP_SEEDS, sizes, args.maps or list(CANDIDATES))
     else:
         seeds = REPORT_SEEDS[:4] if args.quick else REPORT_SEEDS
         print(

@@ -5,9 +5,11 @@ answers, the default Dawid-Skene is ~0.99 sure where it is 0.65-0.94 right. Gold
 label is known and that real workers answered, drawn *at random* — show how far off it is.
 :func:`calibrate_from_gold`
 
-1. splits the answered gold into ``n_folds`` folds and, for each fold, refits the aggregator with the *other*
-   folds' gold clamped, keeping the held-out gold items' posteriors (cross-fitting: no gold item's posterior has
-   seen its own label, just as no unlabelled item's has);
+1. splits the answered gold into ``n_folds`` folds and, for each fold, gets the held-out gold items' posteriors
+   from a fit with only the *other* folds' gold clamped (cross-fitting: no gold item's posterior has seen its
+   own label, just as no unlabelled item's has). Dawid-Skene gives them from its fit with all gold clamped
+   (:meth:`~labelflow.tasks.aggregation.DawidSkene.held_out_gold_probas`, EM rerun on the fold's items alone),
+   so calibrating costs one fit; any other aggregator is refitted per fold;
 2. fits a calibration map (:class:`CalibrationMap`) from those out-of-fold posteriors to the gold labels by
    minimizing the negative log-likelihood;
 3. applies the map to every item's posteriors from one fit with all gold clamped (gold items stay one-hot).
