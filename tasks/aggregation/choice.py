@@ -60,7 +60,8 @@ from labelflow.tasks.aggregation.majority_vote import MajorityVote
 CANDIDATES: Final = ("majority_vote", "one_coin_dawid_skene", "dawid_skene", "full_dawid_skene", "glad")
 DEFAULT_FOLDS: Final = 3
 # Beyond this many answers the choice is made on a random subset of items (with all their answers and gold), to
-# bound its cost (15 fits: ~4.5 s of CPU at 200k answers, whatever the crowd's size). The subset leaves each
+# bound its cost (15 fits of 200k answers: 12 s of CPU on the 6M-answer synthetic crowd, whatever the crowd's
+# size beyond that; benchmarks/README.md). The subset leaves each
 # worker fewer answers, which favours the simpler models: a 50k subset of the 6M-answer synthetic one-coin crowd
 # (500 answers per worker, ~4 in the subset) chose majority vote; at 200k (~17 per worker) the choice is still
 # the right one on both synthetic crowds (one-coin Dawid-Skene on the one-coin crowd, the default on the
