@@ -44,12 +44,13 @@ from labelflow.tasks.aggregation import (
 )
 from labelflow.tasks.calibration import (
     BUCKET_PRIOR_SD,
+    DEFAULT_EPS_PRIOR,
     DEFAULT_FAMILY,
     DEFAULT_OBJECTIVE,
     CalibrationMap,
+    EpsPrior,
     Family,
     Objective,
-    answers_per_item,
     calibrate_from_gold,
     ece_floor,
     expected_calibration_error,
@@ -266,8 +267,8 @@ def report(
 
 # --------------------------------------------------------------------------------------------- development
 
-# name -> (family, prior sd of a bucket's log-temperature, objective); None is the identity
-CANDIDATES: dict[str, tuple[Family, float, Objective] | None] = {
+# name -> (family, prior sd of a bucket's log-temperature, objective[, prior on eps]); None is the identity
+CANDIDATES: dict[str, tuple[Family, float, Objective] | tuple[Family, float, Objective, EpsPrior] | None] = {
     "uncalibrated": None,
     "temperature": ("temperature", BUCKET_PRIOR_SD, "label"),
     "temperature_uniform": ("temperature_uniform", BUCKET_PRIOR_SD, "label"),
@@ -278,28 +279,36 @@ CANDIDATES: dict[str, tuple[Family, float, Objective] | None] = {
     "bucket sd 0.5, top": ("bucket_temperature_uniform", 0.5, "top_label"),
     "bucket sd 1, top": ("bucket_temperature_uniform", 1.0, "top_label"),
     "averaged, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label"),
+    "averaged Jeffreys, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label", "jeffreys"),
+    "averaged log-flat, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label", "log_flat"),
 }
 
 
-def develop(crowds: list[Crowd], seeds: Iterable[int]) -> None:
+def develop(
+    crowds: list[Crowd],
+    seeds: Iterable[int],
+    sizes: Iterable[int] = GOLD_SIZES,
+    maps: Iterable[str] = CANDIDATES,
+) -> None:
     """ECE of the non-gold items under each candidate map, fitted on cross-fitted gold posteriors (the same
     computation as ``calibrate_from_gold``, with one set of fits shared by all candidates)."""
     pools: Pools = defaultdict(new_pool)
     for crowd in crowds:
         make = ours(crowd.label_names)
-        for n in gold_sizes(crowd):
+        for n in gold_sizes(crowd, sizes):
             for seed in seeds:
                 gold = draw_gold(crowd, n, seed)
                 others = crowd.truth.drop(gold.index)
                 full = make().fit(crowd.answers, gold)
-                n_answers = answers_per_item(crowd.answers, full.probas_.index)
+                n_answers = full.n_answers_
                 folds = np.random.default_rng(seed).permutation(np.arange(n) % N_FOLDS)
-                oof = out_of_fold_probas(crowd.answers, gold, make, folds).to_numpy()
+                oof = out_of_fold_probas(crowd.answers, gold, make, folds, fitted=full).to_numpy()
                 truth = full.probas_.columns.get_indexer(pd.Index(gold.to_numpy()))
-                for name, candidate in CANDIDATES.items():
+                for name in maps:
+                    candidate = CANDIDATES[name]
                     calibration_map = CalibrationMap()
                     if candidate is not None:
-                        family, prior_sd, objective = candidate
+                        family, prior_sd, objective, *eps_prior = candidate
                         calibration_map = CalibrationMap.fit(
                             oof,
                             truth,
@@ -307,6 +316,7 @@ def develop(crowds: list[Crowd], seeds: Iterable[int]) -> None:
                             n_answers.loc[gold.index].to_numpy(),
                             bucket_prior_sd=prior_sd,
                             objective=objective,
+                            eps_prior=eps_prior[0] if eps_prior else DEFAULT_EPS_PRIOR,
                         )
                     probas = pd.DataFrame(
                         calibration_map.apply(full.probas_.to_numpy(), n_answers.to_numpy()),
@@ -314,17 +324,31 @@ def develop(crowds: list[Crowd], seeds: Iterable[int]) -> None:
                         columns=full.probas_.columns,
                     )
                     pools[crowd.name, n, name].add(*scored(probas, full.labels_, others))
-    ece = {key: figures(pool)["ece"] for key, pool in pools.items()}
+    rows = {key: figures(pool) for key, pool in pools.items()}
+    ece = {key: row["ece"] for key, row in rows.items()}
     names = [crowd.name for crowd in crowds]
-    print(f"\nDevelopment draws (seeds {min(seeds)}-{max(seeds)}): pooled non-gold ECE per crowd")
-    for n in GOLD_SIZES:
+    print(
+        f"\nDevelopment draws (seeds {min(seeds)}-{max(seeds)}): pooled non-gold ECE per crowd, and below it "
+        f"right@{THRESHOLD} (the count of items at >= {THRESHOLD})"
+    )
+    for n in sorted({n for _, n, _ in rows}):
         print(
-            f"\n gold {n}: {'candidate':<22}" + "".join(f"{name[:9]:>10}" for name in names) + f"{'mean':>8}"
+            f"\n gold {n}: {'candidate':<22}" + "".join(f"{name[:9]:>14}" for name in names) + f"{'mean':>8}"
         )
-        for label in CANDIDATES:
+        for label in maps:
             values = [ece.get((name, n, label), float("nan")) for name in names]
             print(
-                f"{'':>9}{label:<22}" + "".join(f"{v:>10.3f}" for v in values) + f"{np.nanmean(values):>8.3f}"
+                f"{'':>9}{label:<22}" + "".join(f"{v:>14.3f}" for v in values) + f"{np.nanmean(values):>8.3f}"
+            )
+            at = [rows.get((name, n, label)) for name in names]
+            print(
+                f"{'':>31}"
+                + "".join(
+                    f"{'':>14}"
+                    if row is None or not row["n_at"]
+                    else f"{row['right_at']:>7.3f} ({row['n_at']:>4.0f})"
+                    for row in at
+                )
             )
     print("\nLeave-one-crowd-out choice (lowest mean ECE over the other crowds and all gold sizes):")
     for held_out in names:
@@ -332,7 +356,7 @@ def develop(crowds: list[Crowd], seeds: Iterable[int]) -> None:
             candidate: np.nanmean(
                 [v for (name, _, c), v in ece.items() if c == candidate and name != held_out]
             )
-            for candidate in CANDIDATES
+            for candidate in maps
         }
         print(f"  without {held_out:<19} -> {min(score, key=score.__getitem__)}")
 
@@ -344,13 +368,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 draws instead of 20")
     parser.add_argument("--develop", action="store_true", help="compare map families on seeds 0-19")
     parser.add_argument("--crowds", nargs="+", choices=list(CROWDS), help="only these crowds")
+    parser.add_argument("--maps", nargs="+", choices=list(CANDIDATES), help="--develop: only these maps")
     parser.add_argument("--gold", nargs="+", type=int, choices=GOLD_SIZES, help="only these gold sizes")
     args = parser.parse_args()
     started, started_cpu = time.perf_counter(), time.process_time()
     crowds = [crowd for crowd in load_crowds() if not args.crowds or crowd.name in args.crowds]
     sizes = tuple(args.gold) if args.gold else GOLD_SIZES
     if args.develop:
-        develop(crowds, DEVELOP_SEEDS)
+        develop(crowds, DEVELOP_SEEDS, sizes, args.maps or list(CANDIDATES))
     else:
         seeds = REPORT_SEEDS[:4] if args.quick else REPORT_SEEDS
         print(

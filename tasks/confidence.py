@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from labelflow.contracts import ITEM_ID
-from labelflow.tasks.aggregation import DawidSkene, aggregate_answers_frame, make_aggregator
+from labelflow.tasks.aggregation import Aggregator, DawidSkene, aggregate_answers_frame, make_aggregator
 from labelflow.tasks.calibration import Calibration, answers_per_item, calibrate_from_gold
 
 
@@ -68,12 +68,11 @@ class _WarmStarted:
 
     def __init__(
         self,
-        method: str,
-        label_names: Sequence[str],
+        model: Aggregator,
         warm_start: Mapping[str, npt.ArrayLike] | None,
         expert: pd.Series | None = None,
     ) -> None:
-        self.model = make_aggregator(method, label_names)
+        self.model = model
         self.warm_start = warm_start
         self.expert = expert
 
@@ -85,6 +84,10 @@ class _WarmStarted:
     def labels_(self) -> pd.Series:
         return self.model.labels_
 
+    @property
+    def n_answers_(self) -> pd.Series:
+        return self.model.n_answers_
+
     def fit(self, answers: pd.DataFrame, gold: pd.Series | None = None) -> _WarmStarted:
         gold = _clamped(gold, self.expert)
         if isinstance(self.model, DawidSkene):
@@ -92,6 +95,27 @@ class _WarmStarted:
         else:
             self.model.fit(answers, gold)
         return self
+
+
+class _WarmStartedDawidSkene(_WarmStarted):
+    """A warm-started Dawid-Skene, which cross-fits its gold without refitting."""
+
+    model: DawidSkene
+
+    def held_out_gold_probas(self, item_ids: pd.Index) -> pd.DataFrame:
+        return self.model.held_out_gold_probas(item_ids)
+
+
+def _warm_started(
+    method: str,
+    label_names: Sequence[str],
+    warm_start: Mapping[str, npt.ArrayLike] | None,
+    expert: pd.Series | None = None,
+) -> _WarmStarted:
+    model = make_aggregator(method, label_names)
+    if isinstance(model, DawidSkene):
+        return _WarmStartedDawidSkene(model, warm_start, expert)
+    return _WarmStarted(model, warm_start, expert)
 
 
 def decision_labels(
@@ -156,14 +180,14 @@ def decision_labels(
     calibration = calibrate_from_gold(
         as_first_asked(answers, gold.index),
         gold,
-        lambda: _WarmStarted(method, label_names, warm_start, expert),
+        lambda: _warm_started(method, label_names, warm_start, expert),
         threshold=confidence_target,
     )
     # The labels come from every answer; the map, fitted on gold as first asked, is applied to their posteriors.
-    full = _WarmStarted(method, label_names, warm_start, expert).fit(answers, gold)
+    full = _warm_started(method, label_names, warm_start, expert).fit(answers, gold)
     gold_ids = pd.Index([str(i) for i in gold.index])
     raw = full.probas_[~full.probas_.index.isin(gold_ids)]
-    n_answers = answers_per_item(answers, raw.index).to_numpy(dtype=np.int64)
+    n_answers = full.n_answers_.reindex(raw.index, fill_value=0).to_numpy(dtype=np.int64)
     probas = calibration.map.apply(raw.to_numpy(), n_answers) if calibration.calibrated else raw.to_numpy()
     labels = pd.DataFrame(
         {

@@ -260,6 +260,21 @@ def draw_answer(
     return int(rng.choice(n_labels, p=wrong / total))
 
 
+def answer_item(
+    profile: CrowdProfile,
+    seed: int,
+    worker: SimulatedWorker,
+    item_id: str,
+    true_code: int,
+    rng: np.random.Generator,
+) -> int:
+    """The label code ``worker`` of ``profile`` gives item ``item_id`` (true label ``true_code``), the item
+    carrying its difficulty and lure (:func:`item_traits`): one answer model for the simulated crowd and the
+    local MTurk endpoint's simulated workers."""
+    item = item_traits(profile, seed, item_id, true_code)
+    return draw_answer(worker, true_code, len(profile.lure), rng, item, profile.lure_share)
+
+
 class SimulatedCrowd:
     """The embedded default crowd backend.
 
@@ -341,14 +356,13 @@ class SimulatedCrowd:
 
     def _answers_for(self, handle: Handle) -> list[CrowdAnswer]:
         true_code = self.label_names.index(self.truth[handle.item_id])
-        item = item_traits(self.profile, self.config.seed, handle.item_id, true_code)
         answers = []
         for slot, worker in enumerate(self._eligible_workers(handle)):
             rng = np.random.default_rng(stable_seed(self.config.seed, handle.key, slot))
             if rng.random() < self.config.abandon_rate:
                 continue
             delay = timedelta(minutes=float(rng.exponential(self.config.mean_latency_minutes)))
-            code = draw_answer(worker, true_code, len(self.label_names), rng, item, self.profile.lure_share)
+            code = answer_item(self.profile, self.config.seed, worker, handle.item_id, true_code, rng)
             answers.append(
                 CrowdAnswer(
                     answer_id=f"{handle.external_id}-{slot}",

@@ -1,6 +1,8 @@
 """The simulated workers behind the local MTurk endpoint: who takes a HIT's assignments, what they answer, when.
 
-The workers are the worker models of :mod:`~labelflow.integrations.crowd.simulated`. They take a HIT's assignments
+The workers are the worker models of :mod:`~labelflow.integrations.crowd.simulated`, on the same items: each
+item (a HIT's RequesterAnnotation) has the difficulty and lure the simulated crowd would give it, so a crowd
+behind the endpoint is as hard as the embedded one with the same configuration. They take a HIT's assignments
 when the assignments are created: each one gets its worker, its answer and its accept/submit times at once, and
 becomes visible as the endpoint's time passes them.
 """
@@ -19,8 +21,8 @@ import numpy as np
 from labelflow.integrations.crowd.mturk.forms import ANSWER_FIELD, form_answers
 from labelflow.integrations.crowd.simulated import (
     SimulatedCrowdConfig,
-    draw_answer,
-    make_workers,
+    answer_item,
+    default_profile,
     stable_seed,
 )
 from labelflow.integrations.mturk_local.faults import load_faults, take_malformed_answer
@@ -52,7 +54,8 @@ class SimulatedWorkers:
         hit_id = hit["id"]
         labels = json.loads(hit["labels"]) or ["?"]
         config = self.config
-        workers = make_workers(config, len(labels))
+        profile = default_profile(config, len(labels))
+        workers = profile.workers
         hit_type = db.hit_type(hit["hit_type_id"])
         excluded = excluded_workers(db, hit_type)
         busy = {
@@ -65,7 +68,8 @@ class SimulatedWorkers:
             for i in order
             if (worker_id := f"ASIMW{i:05d}") not in excluded and worker_id not in busy
         ][:n]
-        true_label = self.truth.get(hit["annotation"] or "")
+        item_id = hit["annotation"] or ""
+        true_label = self.truth.get(item_id)
         duration = float(hit_type["AssignmentDurationInSeconds"])
         slow_factor = load_faults(db).slow_factor
         for offset, (worker_id, worker) in enumerate(eligible):
@@ -74,7 +78,7 @@ class SimulatedWorkers:
             delay = float(rng.exponential(config.mean_latency_minutes * 60)) * slow_factor
             working = min(delay / 2, duration * 0.9)
             if true_label in labels:
-                code = draw_answer(worker, labels.index(true_label), len(labels), rng)
+                code = answer_item(profile, config.seed, worker, item_id, labels.index(true_label), rng)
             else:
                 code = int(rng.integers(len(labels)))
             answer = form_answer(labels[code])

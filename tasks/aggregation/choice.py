@@ -60,9 +60,13 @@ from labelflow.tasks.aggregation.majority_vote import MajorityVote
 CANDIDATES: Final = ("majority_vote", "one_coin_dawid_skene", "dawid_skene", "full_dawid_skene", "glad")
 DEFAULT_FOLDS: Final = 3
 # Beyond this many answers the choice is made on a random subset of items (with all their answers and gold), to
-# bound its cost (15 fits). The subset leaves each worker fewer answers, which favours the simpler models: on a
-# synthetic one-coin crowd of 6M answers (500 per worker) a 50k subset chose majority vote. So the bound is high.
-MAX_ANSWERS: Final = 1_000_000
+# bound its cost (15 fits of 200k answers: 12 s of CPU on the 6M-answer synthetic crowd, whatever the crowd's
+# size beyond that; benchmarks/README.md). The subset leaves each
+# worker fewer answers, which favours the simpler models: a 50k subset of the 6M-answer synthetic one-coin crowd
+# (500 answers per worker, ~4 in the subset) chose majority vote; at 200k (~17 per worker) the choice is still
+# the right one on both synthetic crowds (one-coin Dawid-Skene on the one-coin crowd, the default on the
+# class-confusion one; benchmarks/README.md).
+MAX_ANSWERS: Final = 200_000
 # The default, and how many paired standard errors of held-out log-likelihood another model must beat it by.
 DEFAULT_CHOICE: Final = "dawid_skene"
 MARGIN_SE: Final = 4.0
@@ -188,7 +192,7 @@ def choose_aggregator(
         Method names among :data:`CANDIDATES`, simplest first.
     n_folds : int, default 3
         Folds of held-out answers; every candidate is fitted ``n_folds`` times.
-    max_answers : int, default 1,000,000
+    max_answers : int, default 200,000
         With more answers, the choice is made on the answers of a random subset of items of about this size.
     random_state : int, default 0
         Seeds the folds and the models' tie-breaks.

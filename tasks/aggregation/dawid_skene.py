@@ -17,7 +17,14 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import gammaln
 
-from labelflow.tasks.aggregation._encoding import LOG_FLOOR, TIE_ATOL, FloatArray, argmax_random_ties, encode
+from labelflow.tasks.aggregation._encoding import (
+    LOG_FLOOR,
+    TIE_ATOL,
+    FloatArray,
+    IntArray,
+    argmax_random_ties,
+    encode,
+)
 from labelflow.tasks.aggregation.base import BaseAggregator
 
 
@@ -239,6 +246,8 @@ class DawidSkene(BaseAggregator):
     shrinkage_: FloatArray
     workers_: pd.Index
     n_iter_: int
+    _counts: FloatArray
+    _gold_answers: tuple[IntArray, IntArray, IntArray, IntArray]
 
     def __init__(
         self,
@@ -295,17 +304,15 @@ class DawidSkene(BaseAggregator):
         # products take and give (items, K) and (columns, K) instead, so that one pass over S serves all K
         # classes (about twice as fast as K passes); the transposed copies between the two cost less than that.
 
+        counts = np.zeros((n_workers, k, k))  # the expected counts of the last M-step
+
         def m_step(post_t: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+            nonlocal counts
             priors = (post_t.sum(axis=1) + 1.0) / (coded.n_items + k)
             # (S.T @ posteriors)[worker * K + answer, true] -> counts[worker, true, answer]
             by_column = design_t @ np.ascontiguousarray(post_t.T)
             counts = np.ascontiguousarray(by_column.reshape(n_workers, k, k).transpose(0, 2, 1))
-            accuracy = one_coin_accuracy(counts, self.smoothing, self.prior_accuracy)
-            if self.shrinkage is None:
-                shrinkage = evidence_shrinkage(counts, accuracy)
-            else:
-                shrinkage = np.full(n_workers, float(self.shrinkage))
-            return priors, shrunk_confusion(counts, one_coin_matrices(accuracy, k), shrinkage), shrinkage
+            return priors, *self._confusions(counts)
 
         def e_step(priors: FloatArray, errors: FloatArray) -> FloatArray:
             # log errors[worker, true, answer] as rows matching S's columns (worker * K + answer), one column per
@@ -319,8 +326,8 @@ class DawidSkene(BaseAggregator):
             post[:, gold_rows] = gold_onehot
             return post
 
-        counts = coded.counts().astype(np.float64)
-        probas_t = np.ascontiguousarray((counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)).T)
+        votes = coded.counts().astype(np.float64)
+        probas_t = np.ascontiguousarray((votes / np.maximum(votes.sum(axis=1, keepdims=True), 1.0)).T)
         probas_t[:, gold_rows] = gold_onehot
         priors, errors, shrinkage = m_step(probas_t)
         if warm_start:
@@ -356,7 +363,71 @@ class DawidSkene(BaseAggregator):
         self.shrinkage_ = shrinkage
         self.workers_ = coded.workers
         self.n_iter_ = n_iter
+        # What held_out_gold_probas needs: the expected counts and the answers on gold items (few).
+        self._counts = counts
+        on_gold = coded.gold[coded.item] >= 0
+        self._gold_answers = (coded.item[on_gold], coded.worker[on_gold], coded.label[on_gold], coded.gold)
         return self
+
+    def _confusions(self, counts: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The M-step's confusion matrices and shrinkage from expected counts ``counts[w, t, a]``."""
+        k = counts.shape[1]
+        accuracy = one_coin_accuracy(counts, self.smoothing, self.prior_accuracy)
+        if self.shrinkage is None:
+            shrinkage = evidence_shrinkage(counts, accuracy)
+        else:
+            shrinkage = np.full(len(counts), float(self.shrinkage))
+        return shrunk_confusion(counts, one_coin_matrices(accuracy, k), shrinkage), shrinkage
+
+    def held_out_gold_probas(self, item_ids: Sequence[str] | pd.Index) -> pd.DataFrame:
+        """Posteriors of gold items clamped in this fit, as a fit that had not been given their labels would
+        see them: for cross-fitting gold (:func:`labelflow.tasks.calibration.out_of_fold_probas`) without
+        refitting.
+
+        The items' one-hot contributions to their workers' expected counts are replaced by their own posteriors,
+        and EM runs on these items alone (M-step for their workers, E-step for them) to its fixed point, every
+        other item's posterior held at this fit's. What that leaves out is how the other items' posteriors would
+        move without these gold labels, a second-order effect (through the workers they share) that only a
+        refit sees. Cost: the items' answers, not the crowd's.
+
+        Returns items x labels in ``item_ids``' order; an id that is not an answered gold item of this fit is
+        an error.
+        """
+        ids = pd.Index([str(i) for i in item_ids])
+        positions = self.probas_.index.get_indexer(ids)
+        item, worker, label, gold = self._gold_answers
+        if (positions < 0).any() or (gold[positions] < 0).any():
+            bad = [str(i) for i, p in zip(ids, positions, strict=True) if p < 0 or gold[p] < 0][:5]
+            raise ValueError(f"item(s) {bad} are not answered gold items of this fit; pass the fit's gold")
+        k = self._counts.shape[1]
+        local = np.full(len(self.probas_), -1, dtype=np.intp)
+        local[positions] = np.arange(len(ids))
+        mine = local[item] >= 0
+        row, worker, label = local[item[mine]], worker[mine], label[mine]
+        involved, worker = np.unique(worker, return_inverse=True)
+        # The involved workers' counts without these items, and the class totals without them (priors).
+        base = self._counts[involved].copy()
+        np.subtract.at(base, (worker, gold[positions][row], label), 1.0)
+        n_items = len(self.probas_)
+        class_totals = (
+            self.priors_.to_numpy() * (n_items + k) - 1.0 - np.bincount(gold[positions], minlength=k)
+        )
+        every = np.arange(k)[None, :]
+        post = np.full((len(ids), k), 1.0 / k)
+        for _ in range(max(self.max_iter, 1)):
+            counts = base.copy()
+            np.add.at(counts, (worker[:, None], every, label[:, None]), post[row])
+            errors, _ = self._confusions(counts)
+            priors = (class_totals + post.sum(axis=0) + 1.0) / (n_items + k)
+            log_post = np.tile(np.log(np.maximum(priors, LOG_FLOOR)), (len(ids), 1))
+            np.add.at(log_post, row, np.log(np.maximum(errors[worker, :, label], LOG_FLOOR)))
+            new = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+            new /= new.sum(axis=1, keepdims=True)
+            change = float(np.abs(new - post).max()) if len(ids) else 0.0
+            post = new
+            if change < self.tol:
+                break
+        return pd.DataFrame(post, index=ids, columns=self.probas_.columns)
 
     def _warm_errors(
         self, errors: FloatArray, workers: pd.Index, warm_start: Mapping[str, npt.ArrayLike]

@@ -5,9 +5,11 @@ answers, the default Dawid-Skene is ~0.99 sure where it is 0.65-0.94 right. Gold
 label is known and that real workers answered, drawn *at random* — show how far off it is.
 :func:`calibrate_from_gold`
 
-1. splits the answered gold into ``n_folds`` folds and, for each fold, refits the aggregator with the *other*
-   folds' gold clamped, keeping the held-out gold items' posteriors (cross-fitting: no gold item's posterior has
-   seen its own label, just as no unlabelled item's has);
+1. splits the answered gold into ``n_folds`` folds and, for each fold, gets the held-out gold items' posteriors
+   from a fit with only the *other* folds' gold clamped (cross-fitting: no gold item's posterior has seen its
+   own label, just as no unlabelled item's has). Dawid-Skene gives them from its fit with all gold clamped
+   (:meth:`~labelflow.tasks.aggregation.DawidSkene.held_out_gold_probas`, EM rerun on the fold's items alone),
+   so calibrating costs one fit; any other aggregator is refitted per fold;
 2. fits a calibration map (:class:`CalibrationMap`) from those out-of-fold posteriors to the gold labels by
    minimizing the negative log-likelihood;
 3. applies the map to every item's posteriors from one fit with all gold clamped (gold items stay one-hot).
@@ -84,7 +86,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -93,10 +95,12 @@ import pandas as pd
 from labelflow.tasks.calibration.maps import (
     ANSWER_BUCKETS,
     BUCKET_PRIOR_SD,
+    DEFAULT_EPS_PRIOR,
     DEFAULT_FAMILY,
     DEFAULT_OBJECTIVE,
     MIN_GOLD,
     CalibrationMap,
+    EpsPrior,
     Family,
     Objective,
 )
@@ -111,11 +115,14 @@ from labelflow.tasks.calibration.reliability import (
 __all__ = [
     "ANSWER_BUCKETS",
     "BUCKET_PRIOR_SD",
+    "DEFAULT_EPS_PRIOR",
     "DEFAULT_FAMILY",
     "DEFAULT_OBJECTIVE",
     "MIN_GOLD",
     "Calibration",
     "CalibrationMap",
+    "CrossFittable",
+    "EpsPrior",
     "Family",
     "GoldAggregator",
     "Objective",
@@ -137,6 +144,9 @@ class GoldAggregator(Protocol):
 
     @property
     def labels_(self) -> pd.Series: ...
+
+    @property
+    def n_answers_(self) -> pd.Series: ...
 
     def fit(self, answers: pd.DataFrame, gold: pd.Series | None = None) -> object: ...
 
@@ -196,28 +206,43 @@ def _fold_of(n: int, n_folds: int, rng: np.random.Generator) -> IntArray:
     return np.asarray(rng.permutation(np.arange(n) % n_folds), dtype=np.intp)
 
 
+@runtime_checkable
+class CrossFittable(Protocol):
+    """A fitted aggregator that gives its clamped gold items' posteriors as a fit without their labels would
+    (:meth:`labelflow.tasks.aggregation.DawidSkene.held_out_gold_probas`), instead of being refitted."""
+
+    def held_out_gold_probas(self, item_ids: pd.Index) -> pd.DataFrame: ...
+
+
 def out_of_fold_probas(
     answers: pd.DataFrame,
     gold: pd.Series,
     make_aggregator: Callable[[], GoldAggregator],
     folds: npt.ArrayLike,
+    *,
+    fitted: object | None = None,
 ) -> pd.DataFrame:
     """Each gold item's posteriors from a fit that clamps only the gold of the *other* folds.
 
     ``gold`` (Series ``item_id -> label``, every item answered) and ``folds`` (a fold number per gold item,
-    ``0..n_folds-1``) are aligned; the aggregator is fitted once per fold. Returns gold items x labels, in
-    ``gold``'s order.
+    ``0..n_folds-1``) are aligned. When ``fitted`` — the aggregator fitted with all of ``gold`` clamped — is
+    :class:`CrossFittable`, each fold's items come from it (a local refit of those items alone); otherwise the
+    aggregator is fitted once per fold. Returns gold items x labels, in ``gold``'s order.
     """
     fold_of = np.asarray(folds, dtype=np.intp)
     if fold_of.shape != (len(gold),):
         raise ValueError(f"folds must give one fold per gold item: {fold_of.shape} for {len(gold)} items")
+    item_ids = pd.Index([str(i) for i in gold.index])
     parts = []
     for fold in np.unique(fold_of):
         held_out = fold_of == fold
+        if isinstance(fitted, CrossFittable):
+            parts.append(fitted.held_out_gold_probas(item_ids[held_out]))
+            continue
         model = make_aggregator()
         model.fit(answers, gold[~held_out])
-        parts.append(model.probas_.reindex(gold.index[held_out]))
-    return pd.concat(parts).loc[gold.index]
+        parts.append(model.probas_.reindex(item_ids[held_out]))
+    return pd.concat(parts).loc[item_ids]
 
 
 def calibrate_from_gold(
@@ -243,7 +268,9 @@ def calibrate_from_gold(
         Series ``item_id -> label`` of gold items *drawn at random* (hand-picked or escalated items are not a
         sample of anything and would bias the map). Gold items nobody answered are ignored.
     make_aggregator
-        Returns a fresh, unfitted aggregator; it is fitted ``n_folds + 1`` times.
+        Returns a fresh, unfitted aggregator. It is fitted once with all the gold clamped; the gold's
+        cross-fitted posteriors then come from that fit when it is :class:`CrossFittable` (Dawid-Skene),
+        from ``n_folds`` more fits otherwise.
     family, objective
         The map and what it is fitted to (:meth:`CalibrationMap.fit`); the defaults were chosen on development
         draws (module docstring).
@@ -270,7 +297,7 @@ def calibrate_from_gold(
     labels_index = raw.columns
     gold_labels = pd.Series(gold.astype(str).to_numpy(), index=pd.Index([str(i) for i in gold.index]))
     gold_labels = gold_labels[~gold_labels.index.duplicated()]
-    answered = gold_labels[gold_labels.index.isin(raw.index)]
+    answered = gold_labels[raw.index.get_indexer(gold_labels.index) >= 0]  # isin(raw.index) lists every id
     n_gold = len(answered)
     identity = CalibrationMap()
     if n_gold < max(min_gold, n_folds):
@@ -292,8 +319,8 @@ def calibrate_from_gold(
 
     truth = labels_index.get_indexer(pd.Index(answered.to_numpy()))
     folds = _fold_of(n_gold, n_folds, np.random.default_rng(random_state))
-    oof = out_of_fold_probas(answers, answered, make_aggregator, folds).to_numpy()
-    n_answers = answers_per_item(answers, raw.index)
+    oof = out_of_fold_probas(answers, answered, make_aggregator, folds, fitted=full).to_numpy()
+    n_answers = full.n_answers_.reindex(raw.index, fill_value=0)
     gold_n_answers = n_answers.loc[answered.index].to_numpy()
 
     calibration_map = CalibrationMap.fit(oof, truth, family, gold_n_answers, objective=objective)

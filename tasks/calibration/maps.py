@@ -19,9 +19,11 @@ Family = Literal[
 
 
 Objective = Literal["label", "top_label"]
+EpsPrior = Literal["flat", "jeffreys", "log_flat"]
 
 DEFAULT_FAMILY: Final[Family] = "averaged_temperature_uniform"
 DEFAULT_OBJECTIVE: Final[Objective] = "top_label"
+DEFAULT_EPS_PRIOR: Final[EpsPrior] = "flat"
 # Fewer answered gold items than this and a fitted map is mostly noise: the confidence is reported uncalibrated.
 MIN_GOLD: Final = 20
 # Bounds of the map. T < 1 sharpens (vote shares of majority vote are underconfident); the upper bound only has
@@ -48,9 +50,19 @@ _MAX_COMPONENTS: Final = 64
 _LOG_FLOOR: Final = float(np.log(np.finfo(np.float64).tiny))
 
 
-def _eps_log_prior(epss: FloatArray) -> FloatArray:
-    """Log prior weight of each grid value of eps: flat in eps on the uneven grid."""
-    return np.asarray(np.log(np.gradient(epss)), dtype=np.float64)
+def _eps_log_prior(epss: FloatArray, prior: EpsPrior = "flat") -> FloatArray:
+    """Log prior weight of each grid value of eps on the uneven grid: flat in eps, Jeffreys' Beta(1/2, 1/2)
+    (the reference prior of a mixture weight: between flat in eps and flat in log eps), or flat in log eps."""
+    spacing = np.log(np.gradient(epss))
+    with np.errstate(divide="ignore"):
+        log_eps = np.log(epss)
+    if prior == "flat":
+        return np.asarray(spacing, dtype=np.float64)
+    # eps = 0 gets the weight of the grid's first cell, as if it were that cell's lower edge
+    log_eps = np.where(np.isfinite(log_eps), log_eps, np.log(epss[1]))
+    if prior == "jeffreys":
+        return np.asarray(spacing - 0.5 * log_eps - 0.5 * np.log1p(-epss), dtype=np.float64)
+    return np.asarray(spacing - log_eps, dtype=np.float64)
 
 
 def _log_probas(probas: FloatArray) -> FloatArray:
@@ -108,9 +120,14 @@ class CalibrationMap:
         values = np.asarray(probas, dtype=np.float64)
         log_probas = _log_probas(values)
         if self.components:
-            averaged = np.zeros_like(log_probas)
+            # The average is linear in each component's mixture, so components sharing a temperature share one
+            # softmax: sum_j w_j ((1 - eps_j) softmax(log p / T_j) + eps_j / K).
+            kept: dict[float, float] = {}
             for weight, temperature, uniform_weight in self.components:
-                averaged += weight * np.exp(_mapped_log_probas(log_probas, temperature, uniform_weight))
+                kept[temperature] = kept.get(temperature, 0.0) + weight * (1.0 - uniform_weight)
+            averaged = np.full_like(log_probas, sum(w * e for w, _, e in self.components) / values.shape[1])
+            for temperature, weight in kept.items():
+                averaged += weight * np.exp(_mapped_log_probas(log_probas, temperature, 0.0))
             return averaged
         temperatures = self.item_temperatures(len(values), n_answers)
         return np.exp(_mapped_log_probas(log_probas, temperatures, self.uniform_weight))
@@ -125,6 +142,7 @@ class CalibrationMap:
         *,
         bucket_prior_sd: float = BUCKET_PRIOR_SD,
         objective: Objective = DEFAULT_OBJECTIVE,
+        eps_prior: EpsPrior = DEFAULT_EPS_PRIOR,
     ) -> Self:
         """The map of ``family`` that minimizes a negative log-likelihood under the mapped ``probas`` (items x K)
         of the true label codes ``truth``: of the true label itself (``objective="label"``), or of whether the
@@ -160,7 +178,7 @@ class CalibrationMap:
 
         every = np.arange(len(codes))
         if family == "averaged_temperature_uniform":
-            return cls._averaged(log_probas, codes, objective)
+            return cls._averaged(log_probas, codes, objective, eps_prior)
         log_t_bounds = (float(np.log(TEMPERATURE_BOUNDS[0])), float(np.log(TEMPERATURE_BOUNDS[1])))
         eps_bounds = UNIFORM_WEIGHT_BOUNDS if family != "temperature" else (0.0, 0.0)
         # A coarse grid first (the NLL is not convex in (T, eps) jointly), then L-BFGS-B from its best point.
@@ -207,7 +225,9 @@ class CalibrationMap:
         )
 
     @classmethod
-    def _averaged(cls, log_probas: FloatArray, codes: IntArray, objective: Objective) -> Self:
+    def _averaged(
+        cls, log_probas: FloatArray, codes: IntArray, objective: Objective, eps_prior: EpsPrior
+    ) -> Self:
         """The map averaged over the posterior of ``(log T, eps)`` on the grid, given the gold items'
         log-posteriors and true label codes."""
         log_ts, epss = _AVERAGE_LOG_TEMPERATURES, _AVERAGE_UNIFORM_WEIGHTS
@@ -235,7 +255,7 @@ class CalibrationMap:
             with np.errstate(divide="ignore"):
                 miss = np.logaddexp(log_kept + log_miss[None], log_eps + np.log(miss_share))
             log_post[i] = np.where(right[None], hit, miss).sum(axis=1)
-        log_post += _eps_log_prior(epss)[None, :]
+        log_post += _eps_log_prior(epss, eps_prior)[None, :]
         weights = np.exp(log_post - log_post.max()).ravel()
         weights /= weights.sum()
         order = np.argsort(weights)[::-1]

@@ -369,3 +369,29 @@ def test_a_restarted_endpoint_loses_nothing(mturk_endpoint: Callable[..., LocalM
     finally:
         reopened.stop()
         reopened.mturk.close()
+
+
+def test_the_endpoints_workers_find_hard_items_hard_and_err_alike(
+    mturk_endpoint: Callable[..., LocalMTurkServer],
+) -> None:
+    # Every item hard (6 logits below a 0.9 worker's ordinary odds: ~2% right) and every error at the item's
+    # lure: the simulated crowd's answer model, item difficulty included, behind the endpoint too.
+    hard = SimulatedCrowdConfig(
+        good_share=1.0,
+        spammer_share=0.0,
+        one_class_share=0.0,
+        good_accuracy=(0.9, 0.9),
+        hard_item_share=1.0,
+        hard_item_penalty=6.0,
+        lure_share=1.0,
+    )
+    endpoint = mturk_endpoint(truth=TRUTH, workers=hard)
+    crowd = Crowd(endpoint)
+    items = list(TRUTH)[:10]
+    handles = crowd.publish(wave(items))
+    crowd.wait()
+    answers = crowd.crowd.poll(handles)
+    assert len(answers) == 30
+    wrong = [a for a in answers if a.label != TRUTH[a.item_id]]
+    assert len(wrong) >= 25
+    assert all(len({a.label for a in wrong if a.item_id == item}) == 1 for item in {a.item_id for a in wrong})

@@ -208,6 +208,18 @@ def test_out_of_fold_rows_come_from_fits_that_did_not_clamp_them() -> None:
         assert gold_seen == set(gold.index[folds != fold])
 
 
+def test_dawid_skene_cross_fits_from_its_own_fit_as_a_refit_would() -> None:
+    answers, gold = crowd(n_items=200, contrarian=10, seed=3)
+    folds = np.arange(len(gold)) % 5
+    full = DawidSkene(["a", "b"]).fit(answers, gold)
+    local = out_of_fold_probas(answers, gold, lambda: DawidSkene(["a", "b"]), folds, fitted=full)
+    refit = out_of_fold_probas(answers, gold, lambda: DawidSkene(["a", "b"]), folds)
+    assert np.abs(local - refit).to_numpy().max() < 0.02
+    assert (local.loc[gold.index[:10], "a"].round() != (gold.iloc[:10] == "a")).all()  # against their gold
+    with pytest.raises(ValueError, match="not answered gold items"):
+        full.held_out_gold_probas(["i199"])
+
+
 def test_too_little_gold_is_reported_uncalibrated() -> None:
     answers, gold = crowd(n_items=60, contrarian=0, seed=2)
     few = gold.iloc[: MIN_GOLD - 1]
