@@ -12,7 +12,7 @@ markdown are worked out in ``round_report``, and who holds the round lease is na
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +63,7 @@ from labelflow.integrations.crowd.base import (
 from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.datasets import DatasetError
 from labelflow.integrations.store import LabelStore, ModelVersionRecord, RoundRecord
+from labelflow.tasks.answers import WaveProgress
 from labelflow.tasks.confidence import DecisionLabels
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
 from labelflow.tasks.escalation import expert_decisions
@@ -493,18 +494,7 @@ def label_batch(
             spent=project.spent(crowd),
             budget=config.budget.max_spend,
         )
-        progress = collect_answers(
-            store,
-            crowd,
-            handles,
-            round_number=round_.number,
-            wave=wave,
-            poll_interval_minutes=config.crowd.poll_interval_minutes,
-            deadline_hours=config.crowd.wave_deadline_hours,
-            wait=wait,
-            hold_seconds=config.crowd.hand_off_after_seconds,
-        )
-        if not progress.done:
+        if not wave_collected(project, crowd, handles, round_number=round_.number, wave=wave, wait=wait):
             return None
         out_of_answers |= {handle.item_id for handle in handles if handle.n_answers == 0}
         answers = store.answers()
@@ -543,18 +533,9 @@ def label_batch(
             budget=config.budget.max_spend,
         )
         if handles:
-            progress = collect_answers(
-                store,
-                expert,
-                handles,
-                round_number=round_.number,
-                wave=EXPERT_WAVE,
-                poll_interval_minutes=config.crowd.poll_interval_minutes,
-                deadline_hours=config.crowd.wave_deadline_hours,
-                wait=wait,
-                hold_seconds=config.crowd.hand_off_after_seconds,
-            )
-            if not progress.done:
+            if not wave_collected(
+                project, expert, handles, round_number=round_.number, wave=EXPERT_WAVE, wait=wait
+            ):
                 return None
             decided = decide_labels(project, round_, store.answers(), wave=EXPERT_WAVE)
     return decided.labels, wave - 1, decided
@@ -580,6 +561,31 @@ def decide_labels(
         expert=expert_decisions(store.expert_answers()),
     )
     return decided
+
+
+def wave_collected(
+    project: Project,
+    backend: CrowdBackend,
+    handles: Sequence[Handle],
+    *,
+    round_number: int,
+    wave: int,
+    wait: bool,
+) -> bool:
+    """Collect a wave's answers with the project's polling settings: True once the wave is done."""
+    crowd = project.config.crowd
+    progress: WaveProgress = collect_answers(
+        project.store,
+        backend,
+        handles,
+        round_number=round_number,
+        wave=wave,
+        poll_interval_minutes=crowd.poll_interval_minutes,
+        deadline_hours=crowd.wave_deadline_hours,
+        wait=wait,
+        hold_seconds=crowd.hand_off_after_seconds,
+    )
+    return progress.done
 
 
 def item_payloads(project: Project, item_ids: Collection[str] | None = None) -> pd.Series:
