@@ -16,13 +16,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final, Self
+from typing import Any, Final
 
+from labelflow.integrations.http_service import BackgroundHTTPService
 from labelflow.integrations.label_studio.crowd import WEBHOOK_ACTIONS, WEBHOOK_SECRET_HEADER, worker_id
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def parse_webhook(body: bytes, project_title: str) -> AnnotationNotice | None:
     )
 
 
-class WebhookReceiver:
+class WebhookReceiver(BackgroundHTTPService):
     """An HTTP server (a thread per request) that passes each valid annotation webhook to ``on_annotation``.
 
     ``start()`` serves in a background thread (``labelflow serve``); ``serve_forever()`` in the caller's
@@ -138,19 +138,13 @@ class WebhookReceiver:
         self.on_annotation = on_annotation
         self.received = 0  # annotation webhooks handed on
         try:
-            self._server = ThreadingHTTPServer((host, port), self._handler())
+            server = ThreadingHTTPServer((host, port), self._handler())
         except OSError as error:
             raise ReceiverStartError(
                 f"the webhook receiver cannot listen on {host}:{port} ({error.strerror}): is another one running "
                 "there? Choose another port (--port), and the same in crowd.label_studio.webhook_url"
             ) from None
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        super().__init__(server, thread_name="webhooks")
 
     @property
     def url(self) -> str:
@@ -224,23 +218,3 @@ class WebhookReceiver:
                 logger.debug("%s " + format, self.client_address[0], *args)
 
         return Handler
-
-    def start(self) -> Self:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhooks", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

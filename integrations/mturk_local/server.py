@@ -28,19 +28,18 @@ from __future__ import annotations
 
 import html
 import json
-import threading
 import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.model import ServiceModel
 
+from labelflow.integrations.http_service import BackgroundHTTPService
 from labelflow.integrations.mturk_local.faults import Faults, MTurkFault
 from labelflow.integrations.mturk_local.service import LocalMTurk
 from labelflow.integrations.mturk_local.worker_site import WorkerError, WorkerSite
@@ -226,49 +225,22 @@ def _message_page(title: str, message: str) -> str:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
     def __init__(self, address: tuple[str, int], mturk: LocalMTurk) -> None:
         super().__init__(address, _Handler)
         self.mturk = mturk
 
 
-class LocalMTurkServer:
+class LocalMTurkServer(BackgroundHTTPService):
     """Serve a :class:`LocalMTurk` on ``host:port`` (port 0: a free one) from a background thread."""
 
     def __init__(self, mturk: LocalMTurk, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.mturk = mturk
-        self._server = _Server((host, port), mturk)
-        self._thread: threading.Thread | None = None
+        super().__init__(_Server((host, port), mturk), thread_name="mturk-local")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> LocalMTurkServer:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="mturk-local", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> LocalMTurkServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        host, port = self.address
+        return f"http://{host}:{port}"
 
 
 def admin(url: str, command: str, body: dict[str, Any] | None = None) -> Any:
