@@ -158,6 +158,13 @@ def publish_and_read(project: Project, log: logging.Logger | logging.LoggerAdapt
             f"project's owner labels them in Label Studio first, which failed: {error}"
         ) from None
     labels = {answer.item_id: answer.label for answer in answers if answer.label is not None}
+    if unusable := sorted({answer.item_id for answer in answers if answer.label is None}):
+        log.warning(
+            "%d item(s) annotated without one of the labels (%s): still unlabeled; fix their annotations in "
+            "Label Studio and they are read on the next run",
+            len(unusable),
+            ", ".join(unusable[:5]) + (", ..." if len(unusable) > 5 else ""),
+        )
     if project.store.set_known_labels(labels):
         log.info("stored %d new label(s) of the project's owner", len(labels))
         project.__dict__.pop("dataset", None)

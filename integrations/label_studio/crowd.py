@@ -460,7 +460,7 @@ class LabelStudioCrowd:
             answer_id += f"@{updated.isoformat()}"
         if error and not suffix:
             logger.warning(
-                "annotation %s of task %s (item %r): %s; stored as a rejected answer",
+                "annotation %s of task %s (item %r) gives no label: %s",
                 annotation["id"],
                 handle.external_id,
                 handle.item_id,
