@@ -7,14 +7,13 @@ price, and no escalated item ever calibrates the confidence."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import LabelStudioForTests
-from test_label_studio_round import truth_of
+from test_label_studio_round import Team, project_id, truth_of
 from test_text_items import write_sentences
 
 from labelflow.flows.config import ProjectConfig, parse_config
@@ -22,12 +21,12 @@ from labelflow.flows.labeling_round import labeling_round
 from labelflow.flows.project import Project
 from labelflow.integrations.crowd.base import EXPERT_WAVE
 from labelflow.integrations.label_studio import LabelStudioClient
-from labelflow.integrations.label_studio.client import LabelStudioNotFound
 from labelflow.tasks.confidence import EXPERT_METHOD
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 NAME, EXPERT = "mixed-workforce", "ann@labelflow.test"
+EXPERTS_PROJECT = f"{NAME} (experts)"
 HOURLY, SECONDS, REWARD = 36.0, 10.0, 0.05  # an expert answer costs $0.10, two crowd answers
 
 
@@ -69,49 +68,6 @@ def mixed_project(folder: Path, ls: LabelStudioForTests, monkeypatch: pytest.Mon
     )
 
 
-class Expert(threading.Thread):
-    """An expert who takes the next task of the experts' project and gives the label the data does not, until
-    stopped; ``tasks`` keeps every task it answered, predictions included."""
-
-    def __init__(self, ls: LabelStudioForTests, truth: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        self.ls, self.truth = ls, truth
-        self.stop = threading.Event()
-        self.tasks: list[dict[str, Any]] = []
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        client = self.ls.as_user(self.ls.annotators[EXPERT])
-        project = None
-        while not self.stop.is_set():
-            try:
-                project = project or experts_project(self.ls)
-                if project is None or not self._answer_next(client, project):
-                    time.sleep(0.3)
-            except Exception as error:  # a dead thread would look like a slow expert: record it
-                self.errors.append(repr(error))
-                time.sleep(0.3)
-
-    def _answer_next(self, client: LabelStudioClient, project: int) -> bool:
-        try:
-            task = client.request("GET", f"/api/projects/{project}/next", "next")
-        except LabelStudioNotFound:
-            return False
-        label = "neg" if self.truth[task["data"]["labelflow_item"]] == "pos" else "pos"
-        result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
-        client.request("POST", f"/api/tasks/{task['id']}/annotations/", "annotating", json={"result": result})
-        self.tasks.append(task)
-        return True
-
-
-def experts_project(ls: LabelStudioForTests) -> int | None:
-    title = f"{NAME} (experts)"
-    with LabelStudioClient(ls.url, ls.owner_token) as client:
-        projects = client.request("GET", "/api/projects/", "projects", params={"title": title})["results"]
-    found = [p for p in projects if p["title"] == title]
-    return int(found[0]["id"]) if found else None
-
-
 def escalated_so_far(config: ProjectConfig, folder: Path) -> set[str]:
     """The items the running round has sent to the experts after its last wave."""
     with Project(config, folder) as project:
@@ -126,7 +82,7 @@ def escalated_so_far(config: ProjectConfig, folder: Path) -> set[str]:
 
 def review_tasks(ls: LabelStudioForTests) -> dict[str, dict[str, Any]]:
     """The experts' project's tasks with a pre-filled label, by item, with their predictions."""
-    project = experts_project(ls)
+    project = project_id(ls, EXPERTS_PROJECT)
     with LabelStudioClient(ls.url, ls.owner_token) as client:
         tasks = client.pages("/api/tasks/", "tasks", {"project": project, "fields": "all"}, 100)
         return {t["data"]["labelflow_item"]: t for t in tasks if t.get("predictions")}
@@ -137,7 +93,8 @@ def test_experts_in_label_studio_decide_escalated_and_reviewed_items(
 ) -> None:
     config = mixed_project(tmp_path, label_studio, monkeypatch)
     truth = truth_of(config, tmp_path)
-    expert = Expert(label_studio, truth)
+    # The expert always gives the label the data does not.
+    expert = Team(label_studio, EXPERTS_PROJECT, truth, [EXPERT], wrong=EXPERT)
     # Served, the round hands the wait for the experts over (no expert is at work yet); resumed, it waits for the
     # same items, whatever the expert answers since (a collector's resume, run here by hand).
     waiting = labeling_round(config, str(tmp_path), wait_for_answers=False)
@@ -187,7 +144,7 @@ def test_experts_in_label_studio_decide_escalated_and_reviewed_items(
     finally:
         expert.stop.set()
         expert.join(10)
-    assert expert.errors == []
+    assert expert.errors == {}
     with Project(config, tmp_path) as project:
         store = project.store
         decided = store.expert_answers()

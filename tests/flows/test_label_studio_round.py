@@ -57,7 +57,7 @@ def team_project(
 
 class Team(threading.Thread):
     """Annotators who take the next task Label Studio's queue offers each of them and answer it (``wrong`` of
-    them with the other label), until stopped."""
+    them with the other label), until stopped; ``tasks`` keeps every task answered, predictions included."""
 
     def __init__(
         self,
@@ -78,7 +78,7 @@ class Team(threading.Thread):
             limit,
         )
         self.stop = threading.Event()
-        self.answered = 0
+        self.tasks: list[dict[str, Any]] = []
         self.errors: dict[str, list[str]] = {}
         self.clients: dict[str, LabelStudioClient] = {}  # one per annotator: its access token lasts minutes
 
@@ -86,7 +86,7 @@ class Team(threading.Thread):
         project = None
         while not self.stop.is_set() and (self.limit is None or self.answered < self.limit):
             if project is None:
-                project = self._project()
+                project = project_id(self.ls, self.title)
                 time.sleep(0.2)
                 continue
             answered = 0
@@ -109,14 +109,20 @@ class Team(threading.Thread):
             label = "neg" if label == "pos" else "pos"
         result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
         client.request("POST", f"/api/tasks/{task['id']}/annotations/", "annotating", json={"result": result})
-        self.answered += 1
+        self.tasks.append(task)
         return True
 
-    def _project(self) -> int | None:
-        with LabelStudioClient(self.ls.url, self.ls.owner_token) as client:
-            projects = client.request("GET", "/api/projects/", "projects", params={"title": self.title})
-        found = [p for p in projects["results"] if p["title"] == self.title]
-        return int(found[0]["id"]) if found else None
+    @property
+    def answered(self) -> int:
+        return len(self.tasks)
+
+
+def project_id(ls: LabelStudioForTests, title: str) -> int | None:
+    """The id of the Label Studio project ``title``, once labelflow has made it."""
+    with LabelStudioClient(ls.url, ls.owner_token) as client:
+        projects = client.request("GET", "/api/projects/", "projects", params={"title": title})
+    found = [p for p in projects["results"] if p["title"] == title]
+    return int(found[0]["id"]) if found else None
 
 
 def truth_of(config: ProjectConfig, folder: Path) -> dict[str, str]:
