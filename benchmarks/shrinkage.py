@@ -39,6 +39,7 @@ GOLD = 50
 ORACLE_LIMIT = 0.005
 TIE = 0.001
 SYNTHETIC_ANSWERS = 1_000_000
+FEW_ANSWERS = 60_000
 
 
 class _Variant(DawidSkene):
@@ -74,12 +75,16 @@ CANDIDATES: dict[str, type[DawidSkene]] = {
 }
 
 
-def gate(names: list[str]) -> dict[str, bool]:
-    """Oracle gap of each candidate on the two synthetic crowds; True where both are within the limit."""
-    print(f"gate: synthetic crowds, {SYNTHETIC_ANSWERS:,} answers, seed 0 (accuracy - Bayes oracle, points)")
-    passed = dict.fromkeys(names, True)
+def synthetic_gaps(names: list[str], n_answers: int, answers_per_worker: int) -> dict[str, float]:
+    """Each candidate's worst gap to the Bayes oracle (points) over the two synthetic crowds, printed with its
+    mean confidence beside its accuracy."""
+    print(
+        f"synthetic crowds, {n_answers:,} answers, {answers_per_worker} per worker, seed 0: accuracy - Bayes "
+        "oracle (points); mean confidence / accuracy"
+    )
+    worst = dict.fromkeys(names, 0.0)
     for kind in ("one_coin", "class_confusion"):
-        crowd = synthetic_crowd(SYNTHETIC_ANSWERS, kind=kind, seed=0)
+        crowd = synthetic_crowd(n_answers, kind=kind, answers_per_worker=answers_per_worker, seed=0)
         truth = crowd.truth.to_numpy()
         oracle = float(
             (np.asarray(crowd.label_names)[oracle_posteriors(crowd).argmax(axis=1)] == truth).mean()
@@ -87,10 +92,23 @@ def gate(names: list[str]) -> dict[str, bool]:
         for name in names:
             started = time.process_time()
             model = CANDIDATES[name](crowd.label_names).fit(crowd.answers)
-            gap = float((model.labels_.reindex(crowd.truth.index).to_numpy() == truth).mean()) - oracle
-            passed[name] &= gap >= -ORACLE_LIMIT
-            print(f"  {kind:<16}{name:<13}{100 * gap:>+7.2f}  ({time.process_time() - started:.1f} s CPU)")
-    return passed
+            accuracy = float((model.labels_.reindex(crowd.truth.index).to_numpy() == truth).mean())
+            worst[name] = min(worst[name], 100 * (accuracy - oracle))
+            print(
+                f"  {kind:<16}{name:<13}{100 * (accuracy - oracle):>+7.2f}   "
+                f"{model.probas_.max(axis=1).mean():.3f} / {accuracy:.3f}  "
+                f"({time.process_time() - started:.1f} s CPU)"
+            )
+    return worst
+
+
+def gate(names: list[str]) -> dict[str, bool]:
+    """The protocol's gate: within the limit on both synthetic crowds of benchmarks/aggregation.py. Then, not
+    part of the gate (added after the protocol's run, see benchmarks/README.md), the same crowds with 3 answers
+    per worker, as in the demo's early rounds."""
+    worst = synthetic_gaps(names, SYNTHETIC_ANSWERS, 500)
+    synthetic_gaps(names, FEW_ANSWERS, 3)
+    return {name: gap >= -100 * ORACLE_LIMIT for name, gap in worst.items()}
 
 
 def develop(names: list[str], crowd_names: list[str] | None, seeds: range) -> pd.DataFrame:
