@@ -25,6 +25,7 @@ from labelflow.tasks.aggregation import (
     spammer_scores,
     worker_quality,
 )
+from labelflow.tasks.aggregation.dawid_skene import evidence_shrinkage
 from labelflow.tasks.synthetic import oracle_posteriors
 from labelflow.tasks.synthetic import synthetic_crowd as make_synthetic_crowd
 
@@ -269,6 +270,15 @@ def test_accelerated_em_stops_at_the_fixed_point() -> None:
         assert fast.n_iter_ <= 15 < exact.n_iter_ < 1000
         pd.testing.assert_series_equal(fast.labels_, exact.labels_)
         np.testing.assert_allclose(fast.probas_.to_numpy(), exact.probas_.to_numpy(), atol=0.01)
+
+
+def test_evidence_shrinkage_chooses_within_the_grid_it_is_given() -> None:
+    # A worker who always answers the first label: one-coin explains them worst, the lightest prior best.
+    counts = np.array([[[5.0, 0.0, 0.0], [5.0, 0.0, 0.0], [5.0, 0.0, 0.0]]])
+    accuracy = np.array([1.0 / 3.0])
+    assert evidence_shrinkage(counts, accuracy).tolist() == [0.25 * 3]
+    assert evidence_shrinkage(counts, accuracy, grid=(float("inf"), 4.0)).tolist() == [4.0 * 3]
+    assert np.isinf(evidence_shrinkage(counts, accuracy, grid=(float("inf"),))).all()
 
 
 def test_fixed_shrinkage_is_the_same_for_every_worker(tiny: pd.DataFrame) -> None:
