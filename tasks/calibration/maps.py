@@ -38,8 +38,8 @@ ANSWER_BUCKETS: Final = (1, 2, 3, 5, 10)
 BUCKET_PRIOR_SD: Final = 0.5
 # The "sure_error_*" priors are on r = eps (K - 1) / K, the share of the items the aggregator is sure of that are
 # wrong, up to SURE_ERROR_MAX whatever K (a flat prior on eps over UNIFORM_WEIGHT_BOUNDS lets r reach 0.25 with 2
-# labels but 0.45 with 10). "sure_error_beta" is Beta(1, SURE_ERROR_BETA) on r (density falling 2.4-fold over
-# [0, 1/4], mean 0.11): the strongest of Beta(1, b), b = 1..6, that kept items at >= 0.95 at least 0.94 right
+# labels but 0.45 with 10). "sure_error_beta" is Beta(1, SURE_ERROR_BETA) on r (density falling 1.8-fold over
+# [0, 1/4], mean 0.11): the strongest of Beta(1, b), b = 2..6, that kept items at >= 0.95 at least 0.94 right
 # on every development crowd with 50 and 100 gold items (benchmarks/README.md, calibration).
 SURE_ERROR_MAX: Final = 0.25
 SURE_ERROR_BETA: Final = 3.0
