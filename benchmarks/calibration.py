@@ -278,9 +278,21 @@ CANDIDATES: dict[str, tuple[Family, float, Objective] | tuple[Family, float, Obj
     "temperature_uniform, top": ("temperature_uniform", BUCKET_PRIOR_SD, "top_label"),
     "bucket sd 0.5, top": ("bucket_temperature_uniform", 0.5, "top_label"),
     "bucket sd 1, top": ("bucket_temperature_uniform", 1.0, "top_label"),
-    "averaged, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label"),
+    "averaged, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label", "flat"),
     "averaged Jeffreys, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label", "jeffreys"),
     "averaged log-flat, top": ("averaged_temperature_uniform", BUCKET_PRIOR_SD, "top_label", "log_flat"),
+    "averaged sure-error flat, top": (
+        "averaged_temperature_uniform",
+        BUCKET_PRIOR_SD,
+        "top_label",
+        "sure_error_flat",
+    ),
+    "averaged sure-error Beta, top": (
+        "averaged_temperature_uniform",
+        BUCKET_PRIOR_SD,
+        "top_label",
+        "sure_error_beta",
+    ),
 }
 
 

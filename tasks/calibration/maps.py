@@ -1,5 +1,5 @@
 """The calibration map: a temperature (per answer-count bucket) mixed with the uniform distribution, fitted at its
-most likely parameters or averaged over their posterior."""
+most likely parameters or averaged over their posterior under a prior on the uniform share."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ Family = Literal[
 
 
 Objective = Literal["label", "top_label"]
-EpsPrior = Literal["flat", "jeffreys", "log_flat"]
+EpsPrior = Literal["flat", "jeffreys", "log_flat", "sure_error_flat", "sure_error_beta"]
 
 DEFAULT_FAMILY: Final[Family] = "averaged_temperature_uniform"
 DEFAULT_OBJECTIVE: Final[Objective] = "top_label"
-DEFAULT_EPS_PRIOR: Final[EpsPrior] = "flat"
+DEFAULT_EPS_PRIOR: Final[EpsPrior] = "sure_error_beta"
 # Fewer answered gold items than this and a fitted map is mostly noise: the confidence is reported uncalibrated.
 MIN_GOLD: Final = 20
 # Bounds of the map. T < 1 sharpens (vote shares of majority vote are underconfident); the upper bound only has
@@ -36,12 +36,21 @@ ANSWER_BUCKETS: Final = (1, 2, 3, 5, 10)
 # Standard deviation of the prior on a bucket's log-temperature around the global one (chosen on development
 # draws among 0.25, 0.5 and 1).
 BUCKET_PRIOR_SD: Final = 0.5
-# The grid over which "averaged_temperature_uniform" integrates: log T uniform over TEMPERATURE_BOUNDS, eps uniform
-# over UNIFORM_WEIGHT_BOUNDS (0 and a geometric grid, weighted by the spacing so the prior is flat in eps).
+# The "sure_error_*" priors are on r = eps (K - 1) / K, the share of the items the aggregator is sure of that are
+# wrong, up to SURE_ERROR_MAX whatever K (a flat prior on eps over UNIFORM_WEIGHT_BOUNDS lets r reach 0.25 with 2
+# labels but 0.45 with 10). "sure_error_beta" is Beta(1, SURE_ERROR_BETA) on r (density falling 1.8-fold over
+# [0, 1/4], mean 0.11): the strongest of Beta(1, b), b = 2..6, that kept items at >= 0.95 at least 0.94 right
+# on every development crowd with 50 and 100 gold items (benchmarks/README.md, calibration).
+SURE_ERROR_MAX: Final = 0.25
+SURE_ERROR_BETA: Final = 3.0
+# The grid over which "averaged_temperature_uniform" integrates: log T uniform over TEMPERATURE_BOUNDS; eps over
+# UNIFORM_WEIGHT_BOUNDS ("flat", "jeffreys", "log_flat") or r over [0, SURE_ERROR_MAX] (the "sure_error_*" priors),
+# 0 and a geometric grid, each point weighted by its spacing so that the prior has the density it names.
 _AVERAGE_LOG_TEMPERATURES: Final = np.linspace(
     np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1]), 40
 )
 _AVERAGE_UNIFORM_WEIGHTS: Final = np.concatenate([[0.0], np.geomspace(0.002, UNIFORM_WEIGHT_BOUNDS[1], 30)])
+_AVERAGE_SURE_ERRORS: Final = np.concatenate([[0.0], np.geomspace(0.001, SURE_ERROR_MAX, 30)])
 # The averaged map keeps its heaviest grid points up to this share of the posterior mass, at most
 # _MAX_COMPONENTS of them (applying it costs one temperature map per component).
 _KEPT_MASS: Final = 0.999
@@ -50,13 +59,26 @@ _MAX_COMPONENTS: Final = 64
 _LOG_FLOOR: Final = float(np.log(np.finfo(np.float64).tiny))
 
 
+def _eps_grid(prior: EpsPrior, k: int) -> tuple[FloatArray, FloatArray]:
+    """The grid of eps a ``k``-label map is averaged over under ``prior``, and each point's log prior weight (a
+    one-label map has no wrong label to be sure of: its "sure_error_*" prior falls back to flat in eps)."""
+    if prior.startswith("sure_error") and k > 1:
+        sure_errors = _AVERAGE_SURE_ERRORS
+        epss = sure_errors * k / (k - 1)
+        log_weight = np.log(np.gradient(epss))
+        if prior == "sure_error_beta":
+            log_weight = log_weight + (SURE_ERROR_BETA - 1.0) * np.log1p(-sure_errors)
+        return epss, np.asarray(log_weight, dtype=np.float64)
+    return _AVERAGE_UNIFORM_WEIGHTS, _eps_log_prior(_AVERAGE_UNIFORM_WEIGHTS, prior)
+
+
 def _eps_log_prior(epss: FloatArray, prior: EpsPrior = "flat") -> FloatArray:
     """Log prior weight of each grid value of eps on the uneven grid: flat in eps, Jeffreys' Beta(1/2, 1/2)
     (the reference prior of a mixture weight: between flat in eps and flat in log eps), or flat in log eps."""
     spacing = np.log(np.gradient(epss))
     with np.errstate(divide="ignore"):
         log_eps = np.log(epss)
-    if prior == "flat":
+    if prior not in ("jeffreys", "log_flat"):
         return np.asarray(spacing, dtype=np.float64)
     # eps = 0 gets the weight of the grid's first cell, as if it were that cell's lower edge
     log_eps = np.where(np.isfinite(log_eps), log_eps, np.log(epss[1]))
@@ -151,10 +173,13 @@ class CalibrationMap:
         spread over the other labels).
 
         ``"averaged_temperature_uniform"`` (the default) does not pick one ``(T, eps)``: it averages the map over
-        their posterior (flat priors on ``log T`` and ``eps``, on a grid), so that a map fitted on few gold items
-        carries its uncertainty. Fifty gold items without a confidently wrong one fit ``eps = 0`` at their most
-        likely point, and such a map sends items at 0.88 accuracy to confidence >= 0.95; the average keeps the
-        plausible ``eps > 0`` in the map.
+        their posterior (on a grid: flat in ``log T``; ``eps_prior`` on ``eps``), so that a map fitted on few
+        gold items carries its uncertainty. Fifty gold items without a confidently wrong one fit ``eps = 0`` at
+        their most likely point, and such a map sends items at 0.88 accuracy to confidence >= 0.95; the average
+        keeps the plausible ``eps > 0`` in the map. ``eps_prior``: ``"sure_error_beta"`` (the default) is
+        Beta(1, :data:`SURE_ERROR_BETA`) on the share ``eps (K - 1) / K`` of sure items that are wrong, up to
+        :data:`SURE_ERROR_MAX`; ``"sure_error_flat"`` flat on that share; ``"flat"`` (the default before),
+        ``"jeffreys"`` and ``"log_flat"`` on ``eps`` over :data:`UNIFORM_WEIGHT_BOUNDS`.
 
         ``"bucket_temperature_uniform"`` fits one ``eps`` and a temperature per answer-count bucket jointly, by
         maximum a posteriori under a normal prior on each ``log T_b`` centred on a free ``log T`` with standard
@@ -230,8 +255,9 @@ class CalibrationMap:
     ) -> Self:
         """The map averaged over the posterior of ``(log T, eps)`` on the grid, given the gold items'
         log-posteriors and true label codes."""
-        log_ts, epss = _AVERAGE_LOG_TEMPERATURES, _AVERAGE_UNIFORM_WEIGHTS
         n, k = log_probas.shape
+        log_ts = _AVERAGE_LOG_TEMPERATURES
+        epss, log_prior = _eps_grid(eps_prior, k)
         at = np.arange(n)
         top = log_probas.argmax(axis=1)
         with np.errstate(divide="ignore"):
@@ -255,7 +281,7 @@ class CalibrationMap:
             with np.errstate(divide="ignore"):
                 miss = np.logaddexp(log_kept + log_miss[None], log_eps + np.log(miss_share))
             log_post[i] = np.where(right[None], hit, miss).sum(axis=1)
-        log_post += _eps_log_prior(epss, eps_prior)[None, :]
+        log_post += log_prior[None, :]
         weights = np.exp(log_post - log_post.max()).ravel()
         weights /= weights.sum()
         order = np.argsort(weights)[::-1]

@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import softmax
+from scipy.stats import binom
 
 from labelflow.tasks.aggregation import DawidSkene, MajorityVote, from_shared_csv, read_shared_truth
 from labelflow.tasks.calibration import (
     ANSWER_BUCKETS,
     MIN_GOLD,
     CalibrationMap,
+    EpsPrior,
     calibrate_from_gold,
     ece_floor,
     expected_calibration_error,
@@ -269,3 +271,26 @@ def test_averaged_map_keeps_its_uncertainty() -> None:
     big = CalibrationMap.fit(probas_big, labels_big, objective="label")
     assert big.temperature == pytest.approx(3.0, rel=0.15)
     np.testing.assert_allclose(big.apply(probas_big).sum(axis=1), 1.0)
+
+
+def test_few_gold_items_do_not_leave_sure_items_needlessly_underconfident() -> None:
+    # 20 gold items of 10 labels that the aggregator is sure of, each wrong with probability `lapse` (the demo's
+    # crowd: hard items where good workers agree on the wrong label). Over the draws of such gold (the number
+    # wrong is binomial), the expected confidence the map gives a sure item should be its accuracy: below it,
+    # labels that are right enough are asked again; above it is overconfidence. The flat prior on eps, the
+    # default before, sat 0.04 under it.
+    def sure(n: int, spare: float = 1e-9) -> np.ndarray:
+        rows = np.full((n, 10), spare / 9)
+        rows[:, 0] = 1.0 - spare
+        return rows
+
+    def confidence_with(n_wrong: int, **prior: EpsPrior) -> float:
+        truth = np.where(np.arange(20) < n_wrong, 1, 0)
+        return float(CalibrationMap.fit(sure(20), truth, **prior).apply(sure(1, 1e-30))[0, 0])
+
+    wrong = np.arange(10)  # 10 or more wrong of 20 has probability < 1e-4 at these lapses
+    default = np.array([confidence_with(w) for w in wrong])
+    flat = np.array([confidence_with(w, eps_prior="flat") for w in wrong])
+    for lapse in (0.08, 0.15):
+        chance = binom.pmf(wrong, 20, lapse)
+        assert chance @ flat + 0.008 < chance @ default <= 1.0 - lapse + 0.005
