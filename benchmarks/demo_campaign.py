@@ -62,7 +62,7 @@ def main() -> None:
 
     print(
         f"{'seed':>4} {'answers':>8} {'rounds':>6} {'label acc':>9} {'model acc':>9} {'seconds':>8} "
-        f"{'clean-label ceiling':>19}"
+        f"{'clean-label ceiling':>19} {'last labels: right':>18} {'conf':>5} {'ECE':>5} {'gold ans':>8}"
     )
     ceilings = []
     curves = []
@@ -89,6 +89,7 @@ def main() -> None:
             project = Project(config, Path(folder))
             curve = learning_curve(project.store)
             ceilings.append(clean_label_ceiling(project))
+            reliability = crowd_label_reliability(project)
             if args.pseudo_labels:
                 pseudo_rows.extend(pseudo_label_rounds(project, seed))
             project.close()
@@ -97,7 +98,7 @@ def main() -> None:
         print(
             f"{seed:>4} {int(within['answers_total_bought']):>8} {int(within['round']):>6} "
             f"{within['label_accuracy']:>9.3f} {within['model_accuracy']:>9.3f} {seconds:>8.1f} "
-            f"{ceilings[-1]:>19.3f}"
+            f"{ceilings[-1]:>19.3f} {reliability}"
         )
     for answers in args.answers:
         rows = [curve[curve["answers_total_bought"] <= answers].iloc[-1] for curve in curves]
@@ -140,6 +141,26 @@ def print_pseudo_label_rounds(rows: list[dict[str, float | None]]) -> None:
             f"{row['seed']:>4} {row['round']:>5} {shown(row['threshold']):>9} {row['pseudo_labels']:>13} "
             f"{shown(row['right']):>6} {shown(row['bound']):>10}"
         )
+
+
+def crowd_label_reliability(project: Project) -> str:
+    """The campaign's crowd labels (each item's latest, as the last round left them) against the hidden truth:
+    share right, mean confidence, ECE (10 bins); and the mean answers per gold item as first asked."""
+    from labelflow.contracts import ITEM_ID, ItemSet
+    from labelflow.tasks.calibration import expected_calibration_error
+
+    store = project.store
+    labels = store.labels(sources=["crowd"])
+    labels = labels[labels["method"] != "expert"]
+    right = labels["label"].to_numpy() == project.dataset.hidden_truth.reindex(labels[ITEM_ID]).to_numpy()
+    confidence = labels["confidence"].to_numpy(dtype=float)
+    answers = store.answers()
+    gold = answers[answers[ITEM_ID].isin(project.dataset.frame(ItemSet.GOLD)[ITEM_ID])]
+    first = gold[gold["round_id"] == gold.groupby(ITEM_ID)["round_id"].transform("min")]
+    return (
+        f"{right.mean():>18.3f} {confidence.mean():>5.3f} {expected_calibration_error(confidence, right, 10):>5.3f} "
+        f"{first.groupby(ITEM_ID).size().mean():>8.2f}"
+    )
 
 
 def clean_label_ceiling(project: Project) -> float:

@@ -431,15 +431,15 @@ def current_model(store: LabelStore, project: Project) -> TrainedModel | None:
 
 
 def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: bool) -> int:
-    """The configured batch size, capped so the round's worst case (every item at max_answers, and with experts
-    their share of the round on top) fits the budget."""
+    """The configured batch size, capped so the round's worst case (every item and gold item at max_answers, and
+    with experts their share of the round on top) fits the budget."""
     config = project.config
     wanted = config.selection.batch_size if has_model else config.selection.seed_size
     for_crowd = 1 - config.crowd.escalate_share if config.crowd.expert_backend is not None else 1.0
     remaining_answers = (
         (config.budget.max_spend - project.spent(crowd)) * for_crowd / max(crowd.cost_per_answer(), 1e-12)
     )
-    gold_answers = config.crowd.gold_per_round * config.crowd.redundancy
+    gold_answers = config.crowd.gold_per_round * config.crowd.max_answers  # gold gets more waves like items
     affordable = int((remaining_answers - gold_answers) // config.crowd.max_answers)
     if affordable < 1:
         raise BudgetExceededError(
@@ -508,10 +508,16 @@ def label_batch(
         )
         decided = decide_labels(project, round_, answers, wave=wave)
         this_round = decided.labels[decided.labels[ITEM_ID].isin(batch[ITEM_ID])]
+        # gold asked in an earlier round calibrates on that round's answers: asking it more buys nothing
+        asked_before = answers.loc[answers["round_id"] != round_.id, ITEM_ID]
+        gold_asked_first = decided.gold[
+            decided.gold[ITEM_ID].isin(gold_ids) & ~decided.gold[ITEM_ID].isin(asked_before)
+        ]
         wave_items = items_needing_answers(
             this_round,
             confidence_target=config.quality.confidence_target,
             max_answers=config.crowd.max_answers,
+            gold=gold_asked_first,
         )
         wave_items = wave_items[~wave_items[ITEM_ID].isin(out_of_answers)]
         wave += 1

@@ -9,7 +9,11 @@ when at least :data:`~labelflow.tasks.calibration.MIN_GOLD` gold items *drawn at
 raw posteriors otherwise, with the reason kept for the round report ("uncalibrated").
 
 The map is fitted on each gold item's answers from the first round it was asked in (:func:`as_first_asked`), as
-pool items are answered, and applied to the posteriors from every answer.
+pool items are answered, and applied to the posteriors from every answer. Gold is asked as pool items are, too:
+in that first round, a gold item gets one more answer a wave while its out-of-fold confidence
+(:attr:`DecisionLabels.gold`) is below the target, so the map is fitted on answer counts that stop where the
+labels it is applied to stop (asked in the first wave only, gold had ``redundancy`` answers each where the
+labels had 2 to ``max_answers``: the map learned how right two answers are and was applied to more).
 
 Only gold drawn at random may calibrate: a map fitted on hand-picked or escalated items learns how right the
 aggregator is on *those* items, which says nothing about the rest. Gold that is not known to be a random draw
@@ -22,7 +26,7 @@ calibration set, in any fold.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -47,11 +51,19 @@ class DecisionLabels:
         data), or None when no gold could calibrate (``reason`` says why).
     reason
         Why the confidence is uncalibrated; empty when it is calibrated.
+    gold
+        ``item_id, confidence, n_answers`` of every answered random gold item, on its answers as first asked
+        (:func:`as_first_asked`): its confidence as if it were not gold (its out-of-fold posterior, calibrated
+        like the labels' when they are), so adaptive redundancy asks gold as it asks the items the map is
+        applied to. Empty when the gold is not drawn at random.
     """
 
     labels: pd.DataFrame
     calibration: Calibration | None
     reason: str
+    gold: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=[ITEM_ID, "confidence", "n_answers"])
+    )
 
     @property
     def calibrated(self) -> bool:
@@ -199,7 +211,9 @@ def decision_labels(
         }
     )
     reason = "" if calibration.calibrated else f"uncalibrated: {calibration.reason}"
-    return DecisionLabels(_expert_wins(labels, answers, expert), calibration, reason)
+    return DecisionLabels(
+        _expert_wins(labels, answers, expert), calibration, reason, calibration.gold_confidence
+    )
 
 
 def _expert_only(expert: pd.Series | None, gold: pd.Series) -> pd.Series:

@@ -1,7 +1,8 @@
 """Dispatch: turn a batch into label requests — gold questions joined here, never in the batch — and publish them.
 
 A round buys answers in waves. Wave 1 asks ``redundancy`` answers per item; each later wave asks one more answer
-for the items whose aggregated label is still below the confidence target, up to ``max_answers``. Requests go
+for the items whose aggregated label is still below the confidence target, up to ``max_answers`` — the round's
+gold items too, by their confidence as if they were not gold. Requests go
 into the store before they go to the crowd, so a rerun finds them and publishes nothing twice.
 """
 
@@ -68,14 +69,26 @@ def plan_requests(
 
 
 def items_needing_answers(
-    labels: pd.DataFrame, *, confidence_target: float, max_answers: int
+    labels: pd.DataFrame,
+    *,
+    confidence_target: float,
+    max_answers: int,
+    gold: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Items whose label is below the confidence target and can still get an answer: one more each."""
-    uncertain = labels[(labels["confidence"] < confidence_target) & (labels["n_answers"] < max_answers)]
+    """Items whose label is below the confidence target and can still get an answer: one more each.
+
+    ``labels`` and ``gold`` have ``item_id, confidence, n_answers``; ``gold`` (the round's gold items, each at
+    its confidence as if it were not gold) follows the same rule, asked as gold, so the gold a calibration is
+    fitted on stops at the answer counts the labels it is applied to stop at."""
+    rows = pd.concat(
+        [labels.assign(is_gold=False), *([] if gold is None else [gold.assign(is_gold=True)])],
+        ignore_index=True,
+    )
+    uncertain = rows[(rows["confidence"] < confidence_target) & (rows["n_answers"] < max_answers)]
     return pd.DataFrame(
         {
             ITEM_ID: uncertain[ITEM_ID].to_numpy(),
-            "is_gold": False,
+            "is_gold": uncertain["is_gold"].to_numpy(dtype=bool),
             "n_answers": 1,
             "answers_before": uncertain["n_answers"].to_numpy(dtype=int),
         }

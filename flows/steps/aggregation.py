@@ -59,4 +59,4 @@ def aggregate_answers(
         if calibration is not None and found.calibrated
         else found.reason,
     )
-    return DecisionLabels(labels[list(LABEL_COLUMNS)], calibration, found.reason)
+    return DecisionLabels(labels[list(LABEL_COLUMNS)], calibration, found.reason, found.gold)

@@ -193,6 +193,10 @@ class Calibration:
     out_of_fold
         Per answered gold item: ``item_id``, ``gold``, ``label`` (out of fold), ``confidence_before``,
         ``confidence_after``, ``correct`` — the data behind a reliability plot.
+    gold_confidence
+        Per answered gold item: ``item_id``, ``confidence`` — its out-of-fold posterior mapped by ``map`` (the
+        confidence it would have as an item that is not gold, raw when not calibrated) — and ``n_answers``: what
+        adaptive redundancy reads to ask gold as it asks the other items.
     """
 
     probas: pd.DataFrame
@@ -208,6 +212,7 @@ class Calibration:
     share_right_at_threshold: float
     n_at_threshold: int
     out_of_fold: pd.DataFrame = field(repr=False)
+    gold_confidence: pd.DataFrame = field(repr=False)
 
 
 def answers_per_item(answers: pd.DataFrame, items: pd.Index) -> pd.Series:
@@ -313,6 +318,24 @@ def calibrate_from_gold(
     gold_labels = gold_labels[~gold_labels.index.duplicated()]
     answered = gold_labels[raw.index.get_indexer(gold_labels.index) >= 0]  # isin(raw.index) lists every id
     n_gold = len(answered)
+    n_answers = full.n_answers_.reindex(raw.index, fill_value=0)
+    gold_n_answers = n_answers.loc[answered.index].to_numpy()
+    # Cross-fitted even when too few to calibrate: adaptive redundancy reads each gold item's confidence as if
+    # it were not gold, calibrated or not.
+    folds = _fold_of(n_gold, max(min(n_folds, n_gold), 1), np.random.default_rng(random_state))
+    oof = np.empty((0, len(labels_index)))
+    if n_gold:
+        oof = out_of_fold_probas(answers, answered, make_aggregator, folds, fitted=full).to_numpy()
+
+    def gold_confidence(calibration_map: CalibrationMap) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "item_id": answered.index.to_numpy(),
+                "confidence": calibration_map.apply(oof, gold_n_answers).max(axis=1),
+                "n_answers": gold_n_answers,
+            }
+        )
+
     identity = CalibrationMap()
     if n_gold < max(min_gold, n_folds):
         return Calibration(
@@ -329,14 +352,10 @@ def calibrate_from_gold(
             share_right_at_threshold=float("nan"),
             n_at_threshold=0,
             out_of_fold=pd.DataFrame(),
+            gold_confidence=gold_confidence(identity),
         )
 
     truth = labels_index.get_indexer(pd.Index(answered.to_numpy()))
-    folds = _fold_of(n_gold, n_folds, np.random.default_rng(random_state))
-    oof = out_of_fold_probas(answers, answered, make_aggregator, folds, fitted=full).to_numpy()
-    n_answers = full.n_answers_.reindex(raw.index, fill_value=0)
-    gold_n_answers = n_answers.loc[answered.index].to_numpy()
-
     calibration_map = CalibrationMap.fit(oof, truth, family, gold_n_answers, objective=objective)
     # Nested: each fold's gold mapped by a map that never saw that fold, for an honest "after".
     oof_after = np.empty_like(oof)
@@ -381,4 +400,5 @@ def calibrate_from_gold(
                 "correct": correct,
             }
         ),
+        gold_confidence=gold_confidence(calibration_map),
     )

@@ -96,7 +96,12 @@ def test_a_two_round_campaign_fills_the_store_and_publishes_artifacts(
             per_item = answers.groupby("item_id").size()
             asked = requests.groupby("item_id")["n_answers"].sum()
             pd.testing.assert_series_equal(per_item.sort_index(), asked.sort_index(), check_names=False)
-            assert requests["is_gold"].sum() == 5
+            gold_requests = requests[requests["is_gold"].astype(bool)]
+            assert (gold_requests["wave"] == 1).sum() == 5 and gold_requests[ITEM_ID].nunique() == 5
+            # later waves ask gold as items are (one more while unsure), but only gold first asked this round
+            asked_before = store.answers().query("round_id < @round_id")[ITEM_ID]
+            assert not set(gold_requests.loc[gold_requests["wave"] > 1, ITEM_ID]) & set(asked_before)
+            assert per_item.max() <= config.crowd.max_answers
             assert not set(requests.loc[~requests["is_gold"], "item_id"]) & set(
                 store.items("gold")["item_id"]
             )

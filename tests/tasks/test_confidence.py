@@ -83,6 +83,17 @@ def test_calibration_keeps_buying_answers_where_raw_posteriors_would_stop_too_ea
     pd.testing.assert_series_equal(
         calibrated.labels.set_index("item_id")["label"], raw.labels.set_index("item_id")["label"]
     )
+    # the gold's confidence as if it were not gold means what the labels' does, and asks gold again as often
+    gold_seen = calibrated.gold.set_index("item_id")
+    assert set(gold_seen.index) == set(gold.index) and (gold_seen["n_answers"] == 2).all()
+    gold_right = calibrated.calibration.out_of_fold["correct"].mean()
+    assert abs(gold_seen["confidence"].mean() - gold_right) < 0.1
+    more = items_needing_answers(
+        calibrated.labels, confidence_target=TARGET, max_answers=7, gold=calibrated.gold
+    )
+    gold_asked = more.loc[more["is_gold"], "item_id"]
+    assert set(gold_asked) <= set(gold.index)
+    assert abs(len(gold_asked) / len(gold) - (1 - len(stops) / len(calibrated.labels))) < 0.2
 
 
 def test_with_too_little_gold_the_confidence_is_the_aggregators_and_says_uncalibrated(
@@ -100,6 +111,29 @@ def test_with_too_little_gold_the_confidence_is_the_aggregators_and_says_uncalib
         found.reason
         == f"uncalibrated: {MIN_GOLD - 1} answered gold item(s), fewer than the 20 a calibration needs"
     )
+    assert set(found.gold["item_id"]) == set(few.index)  # still cross-fitted, for adaptive redundancy
+
+
+def test_gold_is_asked_again_by_its_confidence_as_if_it_were_not_gold() -> None:
+    answers = pd.DataFrame(
+        {
+            "item_id": ["g1", "g1", "g2", "g2", "i1", "i1"],
+            "worker_id": ["a", "b", "a", "b", "a", "b"],
+            "label": ["cat", "dog", "dog", "dog", "cat", "dog"],
+        }
+    )
+    found = decision_labels(
+        answers,
+        LABELS,
+        method="majority_vote",
+        gold=pd.Series({"g1": "cat", "g2": "dog"}),
+        random_gold=True,
+        confidence_target=TARGET,
+    )
+    # uncalibrated (two gold items): the votes of each, its gold label unseen
+    assert found.gold.set_index("item_id")["confidence"].to_dict() == {"g1": 0.5, "g2": 1.0}
+    more = items_needing_answers(found.labels, confidence_target=TARGET, max_answers=7, gold=found.gold)
+    assert dict(zip(more["item_id"], more["is_gold"], strict=True)) == {"i1": False, "g1": True}
 
 
 def test_gold_not_drawn_at_random_is_clamped_but_never_calibrates(

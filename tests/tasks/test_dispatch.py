@@ -147,11 +147,25 @@ def test_gold_joins_the_first_wave_at_dispatch_and_never_the_batch(store: LabelS
     assert {item for item, is_gold in flagged.items() if is_gold} == set(gold)
     assert {item for item, is_gold in flagged.items() if not is_gold} == set(BATCH)
     assert (stored["n_answers"] == 2).all()
-    # later waves ask about the batch's unsure items only: gold never gets an adaptive answer
+    # later waves: the labels given as labels are asked as the batch's items, never as gold
     later = items_needing_answers(
         labels_frame([(item, 0.5, 2) for item in stored[ITEM_ID]]), confidence_target=0.9, max_answers=7
     )
     assert not later["is_gold"].any()
+
+
+def test_gold_below_the_target_gets_another_answer_asked_as_gold_like_an_item() -> None:
+    labels = labels_frame([("item-unsure", 0.6, 2), ("item-sure", 0.95, 2)])
+    gold = labels_frame([("gold-unsure", 0.6, 2), ("gold-sure", 0.95, 2), ("gold-capped", 0.5, 7)])
+    more = items_needing_answers(labels, confidence_target=0.875, max_answers=7, gold=gold)
+    asked = dict(zip(more[ITEM_ID], more["is_gold"], strict=True))
+    assert asked == {"item-unsure": False, "gold-unsure": True}
+    assert list(more["answers_before"]) == [2, 2] and list(more["n_answers"]) == [1, 1]
+    requests = plan_requests(more, project="pets", round_id=1, round_number=1, wave=2)
+    assert [(r.key, r.is_gold) for r in requests] == [
+        ("pets/r1/item-unsure/w2", False),
+        ("pets/r1/gold-unsure/w2", True),
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ planning and budget
