@@ -62,7 +62,8 @@ def main() -> None:
 
     print(
         f"{'seed':>4} {'answers':>8} {'rounds':>6} {'label acc':>9} {'model acc':>9} {'seconds':>8} "
-        f"{'clean-label ceiling':>19} {'last labels: right':>18} {'conf':>5} {'ECE':>5} {'gold ans':>8}"
+        f"{'clean-label ceiling':>19} {'last labels: right':>18} {'conf':>5} {'ECE':>5} {'gold ans':>8} "
+        f"{'calibrated on':>13}"
     )
     ceilings = []
     curves = []
@@ -145,7 +146,8 @@ def print_pseudo_label_rounds(rows: list[dict[str, float | None]]) -> None:
 
 def crowd_label_reliability(project: Project) -> str:
     """The campaign's crowd labels (each item's latest, as the last round left them) against the hidden truth:
-    share right, mean confidence, ECE (10 bins); and the mean answers per gold item as first asked."""
+    share right, mean confidence, ECE (10 bins); the mean answers per gold item as first asked; and how many gold
+    items the last round's confidence was calibrated on (0: uncalibrated)."""
     from labelflow.contracts import ITEM_ID, ItemSet
     from labelflow.tasks.calibration import expected_calibration_error
 
@@ -157,9 +159,11 @@ def crowd_label_reliability(project: Project) -> str:
     answers = store.answers()
     gold = answers[answers[ITEM_ID].isin(project.dataset.frame(ItemSet.GOLD)[ITEM_ID])]
     first = gold[gold["round_id"] == gold.groupby(ITEM_ID)["round_id"].transform("min")]
+    rounds = store.rounds()
+    last_round = rounds[rounds["status"] == "completed"].iloc[-1]
     return (
         f"{right.mean():>18.3f} {confidence.mean():>5.3f} {expected_calibration_error(confidence, right, 10):>5.3f} "
-        f"{first.groupby(ITEM_ID).size().mean():>8.2f}"
+        f"{first.groupby(ITEM_ID).size().mean():>8.2f} {last_round['summary'].get('calibration_gold', 0):>13}"
     )
 
 
