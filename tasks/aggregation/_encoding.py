@@ -318,3 +318,18 @@ def probas_frame(coded: Coded, probas: FloatArray) -> pd.DataFrame:
 
 def n_answers_series(coded: Coded) -> pd.Series:
     return pd.Series(coded.n_answers(), index=coded.items, name="n_answers")
+
+
+def answer_pairs(item: IntArray, n_items: int, max_per_item: int) -> tuple[IntArray, IntArray]:
+    """Every ordered pair ``(a, b)``, ``a != b``, of answers (positions in ``item``) on the same item, for items
+    with at most ``max_per_item`` answers (so at most ``max_per_item`` pairs per answer)."""
+    per_item = np.bincount(item, minlength=n_items)
+    order = np.argsort(item, kind="stable")
+    start = np.concatenate([[0], np.cumsum(per_item)[:-1]])
+    first = np.flatnonzero(per_item[item] <= max_per_item)
+    repeats = per_item[item[first]]
+    left = np.repeat(first, repeats)
+    within = np.arange(len(left)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    right = order[start[item[left]] + within]
+    other = right != left
+    return np.asarray(left[other], dtype=np.intp), np.asarray(right[other], dtype=np.intp)
