@@ -70,7 +70,7 @@ DEFAULT_FOLDS: Final = 3
 MAX_ANSWERS: Final = 200_000
 # The default, and how many paired standard errors of held-out log-likelihood another model must beat it by.
 DEFAULT_CHOICE: Final = "dawid_skene"
-MARGIN_SE: Final = 4.0
+MARGIN_SE: Final = 6.0
 # Probabilities are floored here before the log, so one impossible answer costs ~14 nats, not infinity.
 _PROBABILITY_FLOOR: Final = 1e-6
 
