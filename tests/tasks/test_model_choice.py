@@ -101,24 +101,28 @@ def test_ece_floor_counts_a_recurring_item_once() -> None:
 
 def refit_loglik(method: str, answers: pd.DataFrame, gold: pd.Series | None, k: int) -> float:
     """Mean log-probability of each answer under a refit on every other answer (the exact leave-one-out)."""
+    items = answers["item_id"].to_numpy(dtype=str)
+    workers = answers["worker_id"].to_numpy(dtype=str)
+    labels = answers["label"].to_numpy(dtype=str).astype(int)
     logs = []
-    for row in answers.itertuples():
-        rest = answers.drop(index=row.Index)
+    for j in range(len(answers)):
+        rest = np.arange(len(answers)) != j
         if method == "majority_vote":  # identical one-coin workers, accuracy = share agreeing with the vote
-            votes = pd.crosstab(rest["item_id"], rest["label"]).reindex(columns=[str(c) for c in range(k)])
-            votes = votes.fillna(0).to_numpy()
-            agree = votes.max(axis=1).sum() / len(rest)
-            mine = votes[sorted(set(rest["item_id"])).index(row.item_id)]
+            votes = {i: np.bincount(labels[rest & (items == i)], minlength=k) for i in set(items[rest])}
+            agree = sum(int(v.max()) for v in votes.values()) / int(rest.sum())
+            mine = votes[items[j]]
             log_post = mine * np.log(agree) + (mine.sum() - mine) * np.log((1 - agree) / (k - 1))
             post = np.exp(log_post - log_post.max())
-            post /= post.sum()
-            right = post[int(row.label)]
-            logs.append(np.log(right * agree + (1 - right) * (1 - agree) / (k - 1)))
+            right = post[labels[j]] / post.sum()
+            logs.append(float(np.log(right * agree + (1 - right) * (1 - agree) / (k - 1))))
         else:  # every item gold: the item's label is known, only the worker's matrix moves
-            model = make_aggregator(method, [str(c) for c in range(k)]).fit(rest, gold)
             assert gold is not None
-            errors = model.errors_[model.workers_.get_loc(row.worker_id)]  # type: ignore[union-attr]
-            logs.append(np.log(errors[int(gold[row.item_id]), int(row.label)]))
+            model = DawidSkene(
+                [str(c) for c in range(k)],
+                shrinkage=float("inf") if method == "one_coin_dawid_skene" else None,
+            ).fit(answers[rest], gold)
+            errors = model.errors_[model.workers_.get_indexer(pd.Index([workers[j]]))[0]]
+            logs.append(float(np.log(errors[int(gold[items[j]]), labels[j]])))
     return float(np.mean(logs))
 
 
