@@ -235,6 +235,8 @@ def _glad_unclamped(model: GLAD, coded: Coded) -> FloatArray:
     posterior and one scoring step on its easiness per iteration, the workers' skills held at the fit's)."""
     k = coded.n_labels
     rows = np.flatnonzero(coded.gold >= 0)
+    if not len(rows):
+        return np.zeros((0, k))
     local = np.full(coded.n_items, -1, dtype=np.intp)
     local[rows] = np.arange(len(rows))
     mine = local[coded.item] >= 0
