@@ -320,7 +320,15 @@ def n_answers_series(coded: Coded) -> pd.Series:
     return pd.Series(coded.n_answers(), index=coded.items, name="n_answers")
 
 
-def answer_pairs(item: IntArray, n_items: int, max_per_item: int) -> tuple[IntArray, IntArray]:
+# Leaving one answer out moves what its item's other answers say (closed-form leave-one-out, choice.py); on items
+# with more answers than this, one answer among so many barely moves the item and the fit's values are kept,
+# which bounds the pairs visited at this many per answer.
+PAIRED_ANSWERS: Final = 32
+
+
+def answer_pairs(
+    item: IntArray, n_items: int, max_per_item: int = PAIRED_ANSWERS
+) -> tuple[IntArray, IntArray]:
     """Every ordered pair ``(a, b)``, ``a != b``, of answers (positions in ``item``) on the same item, for items
     with at most ``max_per_item`` answers (so at most ``max_per_item`` pairs per answer)."""
     per_item = np.bincount(item, minlength=n_items)

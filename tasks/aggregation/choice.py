@@ -64,6 +64,7 @@ from scipy.special import expit, log_expit
 from labelflow.contracts import ITEM_ID
 from labelflow.tasks.aggregation._encoding import (
     LABEL,
+    PAIRED_ANSWERS,
     WORKER_ID,
     Coded,
     FloatArray,
@@ -164,11 +165,6 @@ def _vote_held_out(coded: Coded) -> tuple[FloatArray, FloatArray]:
     return np.asarray(probas, dtype=np.float64), _identical_posteriors(votes[rows], gold_accuracy)
 
 
-# Items with more answers than this keep the fitted easiness for their other answers when one is left out
-# (one answer among so many barely moves it), which bounds the pairs of answers visited by 32 per answer.
-_GLAD_PAIRED_ANSWERS: Final = 32
-
-
 def _glad_held_out(model: GLAD, coded: Coded) -> tuple[FloatArray, FloatArray]:
     """GLAD left out approximately: each answer's probability given every other answer, and each gold item's
     posterior without its label (module docstring)."""
@@ -205,9 +201,9 @@ def _glad_held_out(model: GLAD, coded: Coded) -> tuple[FloatArray, FloatArray]:
     first[on_gold] = np.eye(k)[coded.gold[item[on_gold]]]
     # The easiness without the answer: its terms out, and the item's other answers' residuals at the posterior
     # without it (a refit's); then the posterior from the other answers at that easiness, over every pair
-    # (a, b) of answers of one item with at most _GLAD_PAIRED_ANSWERS answers (beyond, one answer among so many
+    # (a, b) of answers of one item with at most PAIRED_ANSWERS answers (beyond, one answer among so many
     # barely moves the easiness and the fitted one is kept).
-    left, right = answer_pairs(item, n_items, _GLAD_PAIRED_ANSWERS)
+    left, right = answer_pairs(item, n_items)
     shift = np.bincount(
         left, (fitted[item[right], label[right]] - first[left, label[right]]) * x[right], len(item)
     )
@@ -217,7 +213,7 @@ def _glad_held_out(model: GLAD, coded: Coded) -> tuple[FloatArray, FloatArray]:
     pair_x = fit_skill[worker[right]] * np.exp(log_easiness[left])
     pair_wrong = log_expit(-pair_x) - wrong_share
     log_post = rest
-    paired = np.bincount(item, minlength=n_items)[item] <= _GLAD_PAIRED_ANSWERS
+    paired = np.bincount(item, minlength=n_items)[item] <= PAIRED_ANSWERS
     log_post[paired] = log_priors + np.bincount(left, pair_wrong, len(item))[paired, None]
     log_post[paired] += np.bincount(
         left * k + label[right], log_expit(pair_x) - pair_wrong, len(item) * k

@@ -130,10 +130,6 @@ def _normalized(log_probas: FloatArray) -> FloatArray:
     return np.asarray(probas / probas.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-# held_out_answer_probas: items with more answers keep their other answers' worker matrices as fitted.
-_PAIRED_ANSWERS: Final = 32
-
-
 def _squarem_jump(history: list[tuple[FloatArray, FloatArray]]) -> tuple[FloatArray, FloatArray]:
     """Varadhan & Roland (2008) SQUAREM step from three successive EM parameters, on log-probabilities (so
     no cell can turn negative), renormalized to distributions."""
@@ -448,11 +444,14 @@ class DawidSkene(BaseAggregator):
         label)``: the item's posterior without it is the fit's posterior (recomputed from ``priors_`` and
         ``errors_``) divided by the answer's factor ``errors_[worker, :, label]`` and renormalized (a gold item
         keeps its gold label); the worker's confusion matrix is the M-step's, shrinkage choice included, on
-        their expected counts less this answer's (the item's posterior, in column ``label``). The result is
-        ``Σ_t P(t | the item's other answers) errors'[t, label]``. What it leaves out is how the other items'
-        posteriors and the class priors would move without the answer (through the workers they share), a
-        second-order effect, as in :meth:`held_out_gold_probas`; on gold items nothing else moves, and it is
-        what a refit without the answer gives. A worker with no other answer is predicted as the crowd's
+        their expected counts less this answer's (the item's posterior, in column ``label``); and the item's other
+        answers' workers are re-estimated once (their shrinkage held) with the item counted at its posterior
+        without the answer, which is then recomputed from them. The result is ``Σ_t P(t | the item's other
+        answers) errors'[t, label]``. What it leaves out is how the other items' posteriors and the class priors
+        would move without the answer (through the workers they share), as in :meth:`held_out_gold_probas`: on
+        crowds with few answers per item and many labels a refit can flip items, and this is then optimistic
+        for the weakly shrunk models (choice.py's docstring). On gold items nothing else moves, and it is what a
+        refit without the answer gives. A worker with no other answer is predicted as the crowd's
         average worker (their confusion matrices weighted by answers). Returns one probability per row of
         ``answers``.
         """
@@ -475,8 +474,8 @@ class DawidSkene(BaseAggregator):
         # The item's other answers were counted, in their workers' expected counts, at the item's posterior
         # with this answer; a refit counts them at the posterior without it. One step of that: their workers'
         # matrices from counts at the posterior without the answer (shrinkage held at the fit's), on items
-        # with at most _PAIRED_ANSWERS answers (beyond, one answer barely moves the item).
-        left, right = answer_pairs(item, len(self.probas_), _PAIRED_ANSWERS)
+        # with at most PAIRED_ANSWERS answers.
+        left, right = answer_pairs(item, len(self.probas_))
         first = _normalized(rest)
         first[gold >= 0] = np.eye(k)[gold[gold >= 0]]
         moved = np.zeros((len(label), k))
