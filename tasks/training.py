@@ -329,9 +329,8 @@ def fit_model(
         w = np.concatenate([weights, pseudo_conf[taken]])
         # the stacked rows are held by the fit only: the last iteration's are gone before the next are built
         fit_on_own_rows(pipeline, _stacked(X_labeled, X_unlabeled, taken), y, w)
-        open_rows = np.flatnonzero(
-            ~taken
-        )  # a row pseudo-labeled already keeps its label: not predicted again
+        # a row pseudo-labeled already keeps its label: only the others are predicted again
+        open_rows = np.flatnonzero(~taken)
         if not config.self_training or open_rows.size == 0:
             break
         probas = probas_in_chunks(pipeline, X_unlabeled, rows=open_rows)
