@@ -69,16 +69,18 @@ from pathlib import Path
 from labelflow.contracts import ItemSet
 from labelflow.flows.config import load_config
 from labelflow.flows.project import Project
+from labelflow.tasks.rows import RowView
 from labelflow.tasks.selection import choose_batch
 
 config = load_config(Path("labelflow.toml"))
 with Project(config, Path.cwd()) as project:
     started = time.perf_counter()
     dataset = project.dataset
-    pool = dataset.frame(ItemSet.POOL)
+    pool = dataset.positions(ItemSet.POOL)  # as the round: ids and rows, the features read in place
     read = time.perf_counter() - started
     started = time.perf_counter()
-    batch = choose_batch(pool, dataset.feature_columns, None, config.selection, round_id=99)
+    features = RowView(dataset.feature_matrix(), pool["row"])
+    batch = choose_batch(pool, dataset.feature_columns, None, config.selection, round_id=99, features=features)
     print(f"{read:.2f} {time.perf_counter() - started:.2f} {len(pool)} {len(batch)}")
 """
 

@@ -117,8 +117,12 @@ class CrowdConfig(BaseModel):
 class QualityConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    method: Literal["majority_vote", "wawa", "dawid_skene", "one_coin_dawid_skene"] = Field(
-        "dawid_skene", description="How redundant answers become one label."
+    method: Literal[
+        "majority_vote", "wawa", "dawid_skene", "one_coin_dawid_skene", "full_dawid_skene", "glad", "auto"
+    ] = Field(
+        "dawid_skene",
+        description="How redundant answers become one label; auto: at each aggregation, the crowd model that "
+        "best predicts held-out answers and gold (the round report says which and why).",
     )
     confidence_target: float = Field(
         0.875,

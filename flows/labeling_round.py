@@ -67,6 +67,7 @@ from labelflow.tasks.answers import WaveProgress
 from labelflow.tasks.confidence import DecisionLabels
 from labelflow.tasks.dispatch import choose_gold, first_wave_items, items_needing_answers, plan_requests
 from labelflow.tasks.escalation import expert_decisions
+from labelflow.tasks.rows import RowView
 from labelflow.tasks.selection import COMMITTEE_STRATEGIES
 from labelflow.tasks.settlement import settlement_reviews
 from labelflow.tasks.training import TrainedModel, fit_committee, load_model, pseudo_label_frame, save_model
@@ -157,7 +158,8 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         crowd, expert = project.crowd(), project.expert()
         if expert is not None:
             collect_reviews(store, expert, round_id=round_.id, round_number=round_.number)
-        pool = dataset.frame(ItemSet.POOL)
+        # the pool's features are held once, in the dataset; the round's frames of pool items are ids and rows
+        features, pool = dataset.feature_matrix(), dataset.positions(ItemSet.POOL)
         weak = weak_labels(project, round_)
         store.save_labels(weak)
         unlabeled = unlabeled_pool(pool, store, round_)
@@ -205,6 +207,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
                     committee=committee,
                     round_number=round_.number,
                     scoring_rows=project.feature_rows,
+                    features=RowView(features, candidates["row"]),
                 )
         validate_frame(
             batch,
@@ -245,9 +248,10 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
         settle_round(store, crowd, round_.id, round_number=round_.number, expert=expert)
         settled = True
         training = training_frame(project)
+        beside_training = pool[~pool[ITEM_ID].isin(training[ITEM_ID])]  # what self-training may pseudo-label
         model = retrain_model(
             training,
-            pool[~pool[ITEM_ID].isin(training[ITEM_ID])].reset_index(drop=True),
+            beside_training,
             dataset.feature_columns,
             project.label_names,
             config.training,
@@ -255,6 +259,7 @@ def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport
             gold_ids=set(gold_labels(dataset).index),
             rows=project.feature_rows,
             features_version=project.features_version,
+            unlabeled_features=RowView(features, beside_training["row"]),
         )
         store.save_labels(pseudo_label_frame(model, round_.id))
         metrics = evaluate_model(

@@ -203,11 +203,10 @@ class Project:
                 round_handles=self._crowd_handles,
                 blocked_workers=self.store.blocked_workers("label_studio"),
             )
-        truth = self.dataset.hidden_truth
         return SimulatedCrowd(
             crowd.simulated,
             self.label_names,
-            dict(zip(truth.index.tolist(), truth.tolist(), strict=True)),  # ids and labels are text
+            self.dataset.hidden_truth,  # looked up by its index of ids: a dict of 2M items would be ~240 MB more
             reward_per_answer=crowd.reward_per_answer,
             clock=RealClock() if crowd.simulated.realtime else VirtualClock(),
             blocked_workers=self.store.blocked_workers(SimulatedCrowd.name),

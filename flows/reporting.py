@@ -71,12 +71,16 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every text cell that a spreadsheet would run as a formula prefixed by a single quote, as
     OWASP recommends: an id or label such as ``=HYPERLINK(...)`` arrives from the data or the crowd unchecked."""
     safe = frame.copy()
-    for column in [c for c in safe.columns if not pd.api.types.is_numeric_dtype(safe[c])]:
-        safe[column] = safe[column].map(
-            lambda value: (
-                f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) else value
-            )
-        )
+    for column in safe.columns:
+        values = safe[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
+        # vectorized, text columns only: 1.4M pseudo-labels checked cell by cell in Python took seconds
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "mixed", "mixed-integer"):
+            continue
+        risky = values.str.startswith(FORMULA_TRIGGERS, na=False).to_numpy(dtype=bool)
+        if risky.any():
+            safe[column] = values.where(~risky, "'" + values[risky].astype(str))
     return safe
 
 

@@ -56,6 +56,7 @@ class RoundReport:
     # The confidence decisions read (redundancy, training weights, label issues): calibrated on random gold?
     confidence_calibrated: bool = False
     confidence_note: str = ""  # why it is uncalibrated
+    crowd_model: str = ""  # with quality.method "auto": which crowd model it chose and why
     calibration_gold: int = 0  # answered gold items the calibration was fitted on
     gold_ece_raw: float | None = None  # out-of-fold ECE (10 bins) of the gold before calibration ...
     gold_ece_calibrated: float | None = None  # ... and after it (nested cross-fitting)
@@ -136,6 +137,7 @@ def summarize_round(
         function_label_accuracy=share_right(weak, dataset.hidden_truth),
         confidence_calibrated=calibration is not None,
         confidence_note=confidence.reason,
+        crowd_model=confidence.model_choice,
         calibration_gold=calibration.n_gold if calibration else 0,
         gold_ece_raw=_finite(calibration.ece_before) if calibration else None,
         gold_ece_calibrated=_finite(calibration.ece_after) if calibration else None,
@@ -243,6 +245,7 @@ def round_markdown(config: ProjectConfig, report: RoundReport) -> str:
                 else ""
             )
             + " |",
+            *([f"| crowd model | {report.crowd_model} |"] if report.crowd_model else []),
             f"| confidence (decisions read it) | {confidence_line(report, config.quality.confidence_target)} |",
             f"| held-out model accuracy | {report.model_accuracy:.3f} ({change}) |",
             f"| model promoted | {'yes' if report.promoted else 'no'} |",

@@ -141,6 +141,22 @@ class Dataset:
     def frame(self, item_set: ItemSet) -> pd.DataFrame:
         return self.items[self.items["item_set"] == item_set.value].reset_index(drop=True)
 
+    def positions(self, item_set: ItemSet) -> pd.DataFrame:
+        """``item_id`` and ``row`` (the position in :attr:`items` and :meth:`feature_matrix`) of the items of
+        ``item_set``: a frame to filter and hand on in place of :meth:`frame`'s copy of their features (for a
+        2M x 64 float32 pool, 32 MB instead of 512 MB)."""
+        rows = np.flatnonzero((self.items["item_set"] == item_set.value).to_numpy())
+        ids = pd.Series(
+            self.items[ITEM_ID].to_numpy()[rows], dtype=object
+        )  # the items' own strings, not copies
+        return pd.DataFrame({ITEM_ID: ids, "row": rows})
+
+    def feature_matrix(self) -> np.ndarray:
+        """Every item's feature columns as one (read-only) array, rows in the items' order: the frame's own
+        block when the columns are one (a pool read from the pool store), a copy only when they are not."""
+        values = self.items[self.feature_columns].to_numpy()
+        return values if np.issubdtype(values.dtype, np.floating) else values.astype(np.float64)
+
 
 @dataclass(frozen=True)
 class LoadedSource:

@@ -34,6 +34,7 @@ from typing import cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
@@ -82,6 +83,14 @@ def text_hash(text: str) -> int:
     """64 bits of a text's (or an image path's) SHA-256: the content hash of items whose content is one string,
     the key of their features."""
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], 16)
+
+
+def _shared_texts(column: pa.ChunkedArray) -> np.ndarray:
+    """A column of few distinct texts (an item's set, its label) as an object array with one Python string per
+    distinct value, shared by its rows: a string per row is ~130 MB for 2M rows."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    distinct = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
+    return np.asarray(distinct[encoded.indices.fill_null(-1).to_numpy()])  # -1, a missing value: None
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
@@ -176,7 +185,12 @@ class PoolStore:
             names = [n for n in file.schema_arrow.names if n not in set(feature_columns)]
             table = pq.read_table(path, columns=names)
             # object columns, as every reader gives them (pandas would make text columns its "str" dtype)
-            arrays = [column.to_numpy(zero_copy_only=False) for column in table.columns]
+            arrays = [
+                _shared_texts(column)
+                if name in ("item_set", LABEL)
+                else column.to_numpy(zero_copy_only=False)
+                for name, column in zip(names, table.columns, strict=True)
+            ]
             others.append(
                 pd.DataFrame({n: pd.Series(a, dtype=a.dtype) for n, a in zip(names, arrays, strict=True)})
             )

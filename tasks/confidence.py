@@ -33,7 +33,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from labelflow.contracts import ITEM_ID
-from labelflow.tasks.aggregation import Aggregator, DawidSkene, aggregate_answers_frame, make_aggregator
+from labelflow.tasks.aggregation import (
+    Aggregator,
+    DawidSkene,
+    aggregate_answers_frame,
+    choose_aggregator,
+    make_aggregator,
+)
 from labelflow.tasks.calibration import Calibration, answers_per_item, calibrate_from_gold
 
 
@@ -51,6 +57,8 @@ class DecisionLabels:
         data), or None when no gold could calibrate (``reason`` says why).
     reason
         Why the confidence is uncalibrated; empty when it is calibrated.
+    model_choice
+        With ``method`` :data:`AUTO_METHOD`, which crowd model was chosen and why; empty otherwise.
     gold
         ``item_id, confidence, n_answers`` of every answered random gold item, on its answers as first asked
         (:func:`as_first_asked`): its confidence as if it were not gold (its out-of-fold posterior, calibrated
@@ -61,6 +69,7 @@ class DecisionLabels:
     labels: pd.DataFrame
     calibration: Calibration | None
     reason: str
+    model_choice: str = ""  # with method "auto": the model chosen and why
     gold: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=[ITEM_ID, "confidence", "n_answers"])
     )
@@ -71,6 +80,8 @@ class DecisionLabels:
 
 
 EXPERT_METHOD = "expert"  # the ``method`` of a label an expert decided
+# The method that picks the crowd model by evidence at each aggregation (choose_aggregator).
+AUTO_METHOD = "auto"
 
 
 class _WarmStarted:
@@ -152,7 +163,9 @@ def decision_labels(
     label_names
         The project's labels.
     method
-        An aggregation method of :data:`labelflow.tasks.aggregation.METHODS`.
+        An aggregation method of :data:`labelflow.tasks.aggregation.METHODS`, or :data:`AUTO_METHOD`: the one
+        :func:`~labelflow.tasks.aggregation.choose_aggregator` picks on these answers (and the gold, when it is
+        random), said in ``model_choice``.
     gold
         ``item_id -> label`` of the project's gold items; always clamped.
     random_gold
@@ -180,6 +193,11 @@ def decision_labels(
     'uncalibrated: 1 answered gold item(s), fewer than the 20 a calibration needs'
     """
     expert = _expert_only(expert, gold)
+    model_choice = ""
+    if method == AUTO_METHOD:
+        # Only gold drawn at random is scored: hand-picked items say how a model does on those items.
+        choice = choose_aggregator(answers, gold if random_gold else None, label_names=label_names)
+        method, model_choice = choice.method, f"auto chose {choice.method}: {choice.reason}"
     if not random_gold:
         labels = aggregate_answers_frame(
             answers, label_names, method=method, gold=_clamped(gold, expert), warm_start=warm_start
@@ -188,6 +206,7 @@ def decision_labels(
             _expert_wins(labels, answers, expert),
             None,
             "uncalibrated: the gold is not known to be drawn at random",
+            model_choice,
         )
     calibration = calibrate_from_gold(
         as_first_asked(answers, gold.index),
@@ -212,7 +231,11 @@ def decision_labels(
     )
     reason = "" if calibration.calibrated else f"uncalibrated: {calibration.reason}"
     return DecisionLabels(
-        _expert_wins(labels, answers, expert), calibration, reason, calibration.gold_confidence
+        _expert_wins(labels, answers, expert),
+        calibration,
+        reason,
+        model_choice=model_choice,
+        gold=calibration.gold_confidence,
     )
 
 

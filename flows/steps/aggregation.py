@@ -52,11 +52,17 @@ def aggregate_answers(
         "aggregated %d answers into %d labels (%s), mean confidence %.3f, %s",
         len(answers),
         len(labels),
-        method,
+        found.model_choice or method,
         labels["confidence"].mean() if len(labels) else float("nan"),
         f"calibrated on {calibration.n_gold} gold items (out-of-fold ECE {calibration.ece_before:.3f} -> "
         f"{calibration.ece_after:.3f})"
         if calibration is not None and found.calibrated
         else found.reason,
     )
-    return DecisionLabels(labels[list(LABEL_COLUMNS)], calibration, found.reason, found.gold)
+    return DecisionLabels(
+        labels[list(LABEL_COLUMNS)],
+        calibration,
+        found.reason,
+        model_choice=found.model_choice,
+        gold=found.gold,
+    )

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from labelflow.contracts import ITEM_ID
 from labelflow.integrations.pool_partitions import items_folder, piece_feature_columns, pool_pieces
+from labelflow.tasks.rows import RowView
 from labelflow.tasks.selection import Committee, ProbabilisticModel, SelectionConfig, choose_batch
 from labelflow.tasks.training import FeatureRows
 
@@ -27,10 +28,12 @@ def select_batch(
     scoring_rows: FeatureRows | None = None,
     *,
     round_number: int,
+    features: RowView | None = None,
 ) -> pd.DataFrame:
     """:func:`labelflow.tasks.selection.choose_batch`, logged. With ``scoring_rows`` (item ids -> the rows the
     model was trained on, e.g. sparse TF-IDF) the model scores those, and ``feature_columns`` (their dense view)
-    only spread the batch out and start it cold."""
+    only spread the batch out and start it cold. ``features``: the ``pool`` rows' features by position in the
+    pool's matrix, when ``pool`` holds only item ids (see ``choose_batch``)."""
     batch = choose_batch(
         pool,
         feature_columns,
@@ -39,6 +42,7 @@ def select_batch(
         round_id=round_id,
         batch_size=batch_size,
         committee=committee,
+        features=features,
         scoring_features=(
             scoring_rows(pool[ITEM_ID].astype(str).tolist())
             if scoring_rows is not None and (model is not None or committee is not None) and len(pool)

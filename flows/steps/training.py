@@ -8,6 +8,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from labelflow.tasks.rows import RowView
 from labelflow.tasks.training import (
     FeatureRows,
     TrainedModel,
@@ -30,10 +31,12 @@ def retrain_model(
     gold_ids: Collection[str] = (),
     rows: FeatureRows | None = None,
     features_version: int | None = None,
+    unlabeled_features: RowView | None = None,
 ) -> TrainedModel:
     """Train (see :func:`labelflow.tasks.training.train_on_labels`; ``rows``: item ids -> the featurizer's rows,
-    which then replace the feature columns) and log the threshold used, and whether the gold items can certify
-    the pseudo-labels' target precision."""
+    which then replace the feature columns; ``unlabeled_features``: the unlabeled rows' features by position in
+    the pool's matrix, when ``unlabeled`` holds only item ids) and log the threshold used, and whether the gold
+    items can certify the pseudo-labels' target precision."""
     model = train_on_labels(
         labeled,
         unlabeled,
@@ -43,6 +46,7 @@ def retrain_model(
         gold_ids,
         rows=rows,
         features_version=features_version,
+        unlabeled_features=unlabeled_features,
     )
     logger = get_run_logger()
     logger.info(

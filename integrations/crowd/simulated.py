@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labelflow.integrations.crowd.base import (
@@ -278,7 +279,8 @@ def answer_item(
 class SimulatedCrowd:
     """The embedded default crowd backend.
 
-    ``truth`` maps every item that may be asked (pool and gold) to its hidden true label. Time runs on
+    ``truth`` maps every item that may be asked (pool and gold) to its hidden true label (a mapping, or a Series
+    indexed by item id, which is looked up as it is rather than copied into a dict). Time runs on
     ``clock`` — a :class:`VirtualClock` by default, which the wave loop fast-forwards while it waits.
     ``blocked_workers`` (kept in the label store between processes) get no more work. ``profile`` is a crowd
     fitted to a real one (:func:`labelflow.tasks.crowd_model.fit_crowd_profile`); without it, the crowd
@@ -291,7 +293,7 @@ class SimulatedCrowd:
         self,
         config: SimulatedCrowdConfig,
         label_names: Sequence[str],
-        truth: Mapping[str, str],
+        truth: Mapping[str, str] | pd.Series,
         *,
         reward_per_answer: float,
         clock: Clock | None = None,

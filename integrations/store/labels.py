@@ -3,7 +3,7 @@ round's label of an item wins when labels are read across rounds."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import numpy as np
 import pandas as pd
@@ -17,23 +17,32 @@ from labelflow.integrations.store.schema import LABEL_SOURCES, LabelRow, Round
 _KEY = ("round_id", "item_id", "source")
 
 
+def _shared_texts(column: pd.Series, text: Callable[[object], str | None]) -> np.ndarray:
+    """``text`` of each value of a column of few distinct values, one Python object per distinct value shared by
+    its rows (1.8M pseudo-labels share one method and one source); a missing value gives ``text(None)``."""
+    codes, distinct = pd.factorize(column)
+    texts = np.array([*(text(value) for value in distinct), text(None)], dtype=object)
+    return np.asarray(texts[codes])  # code -1, a missing value: the last
+
+
 def _label_rows(labels: pd.DataFrame) -> pd.DataFrame:
     """``labels`` in the store's types, checked column by column (a round may save 2M pseudo-labels); the error
     is the one a row-by-row pass would meet first: an unknown source, a missing label, a NaN confidence, or a
     label given twice for one (round, item, source)."""
     item_ids = [str(value) for value in labels["item_id"].tolist()]
-    sources = [str(value) for value in labels["source"].tolist()]
-    round_ids = [int(value) for value in labels["round_id"].tolist()]
-    texts = [value if type(value) is str else label_or_none(value) for value in labels["label"].tolist()]
+    sources = _shared_texts(labels["source"], str)
+    round_ids = labels["round_id"].to_numpy(dtype=np.int64)
+    # object columns: pandas would turn lists of text into its "str" dtype, and each later .tolist() would make
+    # a new Python string per row again (for 1.8M pseudo-labels, ~0.5 GB)
     rows = pd.DataFrame(
         {
             "round_id": round_ids,
-            "item_id": item_ids,
-            "label": pd.Series(texts, dtype=object),
+            "item_id": pd.Series(item_ids, dtype=object),
+            "label": pd.Series(_shared_texts(labels["label"], label_or_none), dtype=object),
             "confidence": labels["confidence"].to_numpy(dtype=float),
-            "method": [str(value) for value in labels["method"].tolist()],
-            "n_answers": [int(value) for value in labels["n_answers"].tolist()],
-            "source": sources,
+            "method": pd.Series(_shared_texts(labels["method"], str), dtype=object),
+            "n_answers": labels["n_answers"].to_numpy(dtype=np.int64),
+            "source": pd.Series(sources, dtype=object),
         }
     )
     checks = {

@@ -318,3 +318,26 @@ def probas_frame(coded: Coded, probas: FloatArray) -> pd.DataFrame:
 
 def n_answers_series(coded: Coded) -> pd.Series:
     return pd.Series(coded.n_answers(), index=coded.items, name="n_answers")
+
+
+# Leaving one answer out moves what its item's other answers say (closed-form leave-one-out, choice.py); on items
+# with more answers than this, one answer among so many barely moves the item and the fit's values are kept,
+# which bounds the pairs visited at this many per answer.
+PAIRED_ANSWERS: Final = 32
+
+
+def answer_pairs(
+    item: IntArray, n_items: int, max_per_item: int = PAIRED_ANSWERS
+) -> tuple[IntArray, IntArray]:
+    """Every ordered pair ``(a, b)``, ``a != b``, of answers (positions in ``item``) on the same item, for items
+    with at most ``max_per_item`` answers (so at most ``max_per_item`` pairs per answer)."""
+    per_item = np.bincount(item, minlength=n_items)
+    order = np.argsort(item, kind="stable")
+    start = np.concatenate([[0], np.cumsum(per_item)[:-1]])
+    first = np.flatnonzero(per_item[item] <= max_per_item)
+    repeats = per_item[item[first]]
+    left = np.repeat(first, repeats)
+    within = np.arange(len(left)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    right = order[start[item[left]] + within]
+    other = right != left
+    return np.asarray(left[other], dtype=np.intp), np.asarray(right[other], dtype=np.intp)

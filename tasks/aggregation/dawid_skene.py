@@ -22,6 +22,7 @@ from labelflow.tasks.aggregation._encoding import (
     TIE_ATOL,
     FloatArray,
     IntArray,
+    answer_pairs,
     argmax_random_ties,
     encode,
 )
@@ -126,6 +127,12 @@ def shrunk_confusion(counts: FloatArray, one_coin: FloatArray, shrinkage: FloatA
     # A row with no evidence and no pseudo-counts (shrinkage=0) knows nothing: uniform.
     errors[finite] = np.divide(rows, totals, out=np.full_like(rows, 1.0 / k), where=totals > 0)
     return errors
+
+
+def _normalized(log_probas: FloatArray) -> FloatArray:
+    """Rows of log-probabilities (up to a constant) as probabilities."""
+    probas = np.exp(log_probas - log_probas.max(axis=1, keepdims=True))
+    return np.asarray(probas / probas.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
 def _squarem_jump(history: list[tuple[FloatArray, FloatArray]]) -> tuple[FloatArray, FloatArray]:
@@ -437,6 +444,77 @@ class DawidSkene(BaseAggregator):
             if change < self.tol:
                 break
         return pd.DataFrame(post, index=ids, columns=self.probas_.columns)
+
+    def held_out_answer_probas(self, answers: pd.DataFrame) -> FloatArray:
+        """Each answer's probability under this fit with that answer left out, without refitting: what
+        :func:`labelflow.tasks.aggregation.choose_aggregator` scores.
+
+        ``answers`` are the answers this model was fitted on (any row order). For the answer ``(item, worker,
+        label)``: the item's posterior without it is the fit's posterior (recomputed from ``priors_`` and
+        ``errors_``) divided by the answer's factor ``errors_[worker, :, label]`` and renormalized (a gold item
+        keeps its gold label); the worker's confusion matrix is the M-step's, shrinkage choice included, on
+        their expected counts less this answer's (the item's posterior, in column ``label``); and the item's other
+        answers' workers are re-estimated once (their shrinkage held) with the item counted at its posterior
+        without the answer, which is then recomputed from them. The result is ``Σ_t P(t | the item's other
+        answers) errors'[t, label]``. What it leaves out is how the other items' posteriors and the class priors
+        would move without the answer (through the workers they share), as in :meth:`held_out_gold_probas`: on
+        crowds with few answers per item and many labels a refit can flip items, and this is then optimistic
+        for the weakly shrunk models (choice.py's docstring). On gold items nothing else moves, and it is what a
+        refit without the answer gives. A worker with no other answer is predicted as the crowd's
+        average worker (their confusion matrices weighted by answers). Returns one probability per row of
+        ``answers``.
+        """
+        k = len(self.probas_.columns)
+        coded = encode(answers, list(self.probas_.columns), None)
+        item = self.probas_.index.get_indexer(coded.items)[coded.item]
+        worker = self.workers_.get_indexer(coded.workers)[coded.worker]
+        label = coded.label
+        if (item < 0).any() or (worker < 0).any():
+            raise ValueError(
+                "answers must be the answers this model was fitted on (an item or worker is new)"
+            )
+        gold = self._gold_answers[3][item]
+        own = np.log(np.maximum(self.errors_[worker, :, label], LOG_FLOOR))  # answers x K
+        log_post = np.log(np.maximum(self.priors_.to_numpy(), LOG_FLOOR)) + np.stack(
+            [np.bincount(item, weights=own[:, t], minlength=len(self.probas_)) for t in range(k)], axis=1
+        )
+        rest = log_post[item] - own
+        fitted = self.probas_.to_numpy()  # the posteriors the expected counts were summed from
+        # The item's other answers were counted, in their workers' expected counts, at the item's posterior
+        # with this answer; a refit counts them at the posterior without it. One step of that: their workers'
+        # matrices from counts at the posterior without the answer (shrinkage held at the fit's), on items
+        # with at most PAIRED_ANSWERS answers.
+        left, right = answer_pairs(item, len(self.probas_))
+        first = _normalized(rest)
+        first[gold >= 0] = np.eye(k)[gold[gold >= 0]]
+        moved = np.zeros((len(label), k))
+        chunk = max(1, 2**21 // (k * k))  # pairs (or answers) x K x K floats at a time: at most 16 MB
+        for start in range(0, len(left), chunk):
+            a, b = left[start : start + chunk], right[start : start + chunk]
+            rows = np.arange(len(a))
+            counts = self._counts[worker[b]]  # a copy (fancy indexing)
+            counts[rows, :, label[b]] -= fitted[item[a]] - first[a]
+            counts = np.maximum(counts, 0.0)  # the floor absorbs rounding only
+            accuracy = one_coin_accuracy(counts, self.smoothing, self.prior_accuracy)
+            errors = shrunk_confusion(counts, one_coin_matrices(accuracy, k), self.shrinkage_[worker[b]])
+            change = np.log(np.maximum(errors[rows, :, label[b]], LOG_FLOOR)) - own[b]
+            for t in range(k):
+                moved[:, t] += np.bincount(a, weights=change[:, t], minlength=len(label))
+        post = _normalized(rest + moved)
+        post[gold >= 0] = np.eye(k)[gold[gold >= 0]]
+        per_worker = np.bincount(worker, minlength=len(self.workers_))
+        probas = np.empty(len(label))
+        for start in range(0, len(label), chunk):
+            part = slice(start, start + chunk)
+            rows = np.arange(len(label[part]))
+            counts = self._counts[worker[part]]
+            counts[rows, :, label[part]] -= fitted[item[part]]
+            errors, _ = self._confusions(np.maximum(counts, 0.0))
+            probas[part] = np.einsum("nt,nt->n", post[part], errors[rows, :, label[part]])
+        alone = per_worker[worker] < 2
+        average = np.tensordot(per_worker / max(int(per_worker.sum()), 1), self.errors_, axes=1)
+        probas[alone] = np.einsum("nt,tn->n", post[alone], average[:, label[alone]])
+        return probas
 
     def _warm_errors(
         self, errors: FloatArray, workers: pd.Index, warm_start: Mapping[str, npt.ArrayLike]

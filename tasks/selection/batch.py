@@ -144,6 +144,7 @@ def choose_batch(
     batch_size: int | None = None,
     committee: Committee | None = None,
     scoring_features: Any = None,
+    features: Any = None,
 ) -> pd.DataFrame:
     """The batch contract (item_id, score, strategy, round_id) for the unlabeled ``pool`` rows.
 
@@ -151,7 +152,10 @@ def choose_batch(
     given, budget-capped ``batch_size``) highest-scoring items, spread out if ``config.diversity`` says so.
     Committee strategies need ``committee``. Neither the pool nor the model is changed. ``scoring_features``:
     the pool's rows in the model's own representation when the ``feature_columns`` are only a view of it (a
-    text project's sparse TF-IDF rows, whose dense SVD view spreads the batch and starts cold).
+    text project's sparse TF-IDF rows, whose dense SVD view spreads the batch and starts cold). ``features``:
+    the ``pool`` rows' features when held apart from the frame, in its row order (a
+    :class:`~labelflow.tasks.rows.RowView` of a larger pool's, read a chunk at a time, never copied whole);
+    ``pool`` then needs item_id only.
 
     Examples
     --------
@@ -167,7 +171,7 @@ def choose_batch(
     0      p2    1.0   margin         1
     """
     rng = np.random.default_rng([config.seed, round_id])
-    features = pool_features(pool, feature_columns)
+    features = pool_features(pool, feature_columns) if features is None else features
     has_model = model is not None or committee is not None
     size = wanted_size(config, has_model=has_model, batch_size=batch_size)
     if not has_model:

@@ -404,3 +404,22 @@ def test_a_served_round_finishes_a_quick_wave_in_its_hold_and_hands_a_slow_one_o
         waiting = store.requests(int(rounds["id"].iloc[1]))
         assert waiting["external_id"].notna().all()  # published, the collector's to poll from here
         assert store.count_answers(int(rounds["id"].iloc[1])) < waiting["n_answers"].sum()
+
+
+def test_a_round_with_method_auto_labels_with_the_chosen_crowd_model_and_reports_why(tmp_path: Path) -> None:
+    from labelflow.flows.labeling_round import labeling_round
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path, gold_per_round=24)
+    config = config.model_copy(
+        update={
+            "quality": config.quality.model_copy(update={"method": "auto"}),
+            "dataset": config.dataset.model_copy(update={"n_gold": 30}),
+        }
+    )
+    report = labeling_round(config, str(tmp_path))
+    assert report is not None and report.crowd_model.startswith("auto chose ")
+    chosen = report.crowd_model.removeprefix("auto chose ").split(":", 1)[0]
+    with Project(config, tmp_path) as project:
+        labels = project.store.labels(report.round_id).query("source == 'crowd'")
+    assert set(labels["method"]) == {chosen} and report.confidence_calibrated

@@ -132,6 +132,16 @@ def test_the_round_markdown_gives_the_golds_reliability_when_the_confidence_is_c
     ) in round_markdown(CONFIG, report).splitlines()
 
 
+def test_the_round_markdown_says_which_crowd_model_auto_chose_and_only_then() -> None:
+    chose = "auto chose full_dawid_skene: it predicts held-out answers better than the default by 80 nats"
+    assert (
+        f"| crowd model | {chose} |" in round_markdown(CONFIG, round_report(crowd_model=chose)).splitlines()
+    )
+    assert not any(
+        row.startswith("| crowd model") for row in round_markdown(CONFIG, round_report()).splitlines()
+    )
+
+
 def test_the_reliability_plot_is_an_image_artifact_only_when_the_confidence_is_calibrated(
     tmp_path: Path, latest_artifacts: Callable[..., dict[str, Any]]
 ) -> None:

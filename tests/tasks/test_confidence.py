@@ -169,3 +169,22 @@ def test_gold_asked_again_in_later_rounds_calibrates_with_the_answers_of_its_fir
     assert as_first_asked(answers.drop(columns="round_id"), pd.Index(["g1"])).equals(
         answers.drop(columns="round_id")
     )
+
+
+def test_auto_labels_with_the_model_the_evidence_chooses_and_says_why(
+    overconfident: tuple[pd.DataFrame, dict[str, str], pd.Series],
+) -> None:
+    from labelflow.tasks.aggregation import choose_aggregator
+
+    answers, _, gold = overconfident
+    chosen = choose_aggregator(answers, gold, label_names=LABELS)
+    found = decision_labels(
+        answers, LABELS, method="auto", gold=gold, random_gold=True, confidence_target=TARGET
+    )
+    assert found.model_choice == f"auto chose {chosen.method}: {chosen.reason}"
+    assert set(found.labels["method"]) == {chosen.method}
+    by_that_model = decision_labels(
+        answers, LABELS, method=chosen.method, gold=gold, random_gold=True, confidence_target=TARGET
+    )
+    pd.testing.assert_frame_equal(found.labels, by_that_model.labels)
+    assert by_that_model.model_choice == ""

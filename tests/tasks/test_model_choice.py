@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelflow.tasks.aggregation import CANDIDATES, GLAD, MajorityVote, choose_aggregator, make_aggregator
+from labelflow.tasks.aggregation import (
+    CANDIDATES,
+    GLAD,
+    DawidSkene,
+    MajorityVote,
+    choose_aggregator,
+    make_aggregator,
+)
 from labelflow.tasks.calibration import ece_floor
 
 
@@ -72,10 +79,11 @@ def test_choice_prefers_per_worker_models_where_workers_differ() -> None:
     assert choice.scores.loc["majority_vote", "total"] < choice.scores.loc["dawid_skene", "total"]
 
 
-def test_choice_on_many_answers_uses_a_subset_of_items() -> None:
+def test_choice_on_many_answers_uses_a_subset_of_workers() -> None:
     answers, _, _ = hard_items_crowd(3)
     choice = choose_aggregator(answers, candidates=("majority_vote", "dawid_skene"), max_answers=500)
-    assert 400 <= choice.n_held_out <= 600
+    # whole workers drawn until they hold 500 answers (one worker has at most ~130), on items two of them answered
+    assert 200 <= choice.n_held_out <= 500 + answers["worker_id"].value_counts().max()
     with pytest.raises(ValueError, match="candidates"):
         choose_aggregator(answers, candidates=("best",))
 
@@ -89,3 +97,72 @@ def test_ece_floor_counts_a_recurring_item_once() -> None:
     shared = ece_floor(confidence, item_ids=items)
     assert shared > 1.5 * independent
     assert shared == pytest.approx(ece_floor(np.linspace(0.55, 0.95, 30)), rel=0.15)
+
+
+def refit_loglik(method: str, answers: pd.DataFrame, gold: pd.Series | None, k: int) -> float:
+    """Mean log-probability of each answer under a refit on every other answer (the exact leave-one-out)."""
+    items = answers["item_id"].to_numpy(dtype=str)
+    workers = answers["worker_id"].to_numpy(dtype=str)
+    labels = answers["label"].to_numpy(dtype=str).astype(int)
+    logs = []
+    for j in range(len(answers)):
+        rest = np.arange(len(answers)) != j
+        if method == "majority_vote":  # identical one-coin workers, accuracy = share agreeing with the vote
+            votes = {i: np.bincount(labels[rest & (items == i)], minlength=k) for i in set(items[rest])}
+            agree = sum(int(v.max()) for v in votes.values()) / int(rest.sum())
+            mine = votes[items[j]]
+            log_post = mine * np.log(agree) + (mine.sum() - mine) * np.log((1 - agree) / (k - 1))
+            post = np.exp(log_post - log_post.max())
+            right = post[labels[j]] / post.sum()
+            logs.append(float(np.log(right * agree + (1 - right) * (1 - agree) / (k - 1))))
+        else:  # every item gold: the item's label is known, only the worker's matrix moves
+            assert gold is not None
+            model = DawidSkene(
+                [str(c) for c in range(k)],
+                shrinkage=float("inf") if method == "one_coin_dawid_skene" else None,
+            ).fit(answers[rest], gold)
+            errors = model.errors_[model.workers_.get_indexer(pd.Index([workers[j]]))[0]]
+            logs.append(float(np.log(errors[int(gold[items[j]]), labels[j]])))
+    return float(np.mean(logs))
+
+
+def test_closed_form_held_out_answers_equal_refits_where_nothing_else_moves() -> None:
+    # Majority vote's identical workers are left out exactly; so are Dawid-Skene's workers when every item is
+    # gold (no other posterior can move). 4 workers answer 12 items: 48 refits per method.
+    rng = np.random.default_rng(4)
+    truth = pd.Series(rng.integers(0, 3, 12).astype(str), index=[f"i{i}" for i in range(12)])
+    answers = pd.DataFrame(
+        [
+            (item, f"w{w}", label if rng.random() < 0.5 + 0.1 * w else str(rng.integers(0, 3)))
+            for item, label in truth.items()
+            for w in range(4)
+        ],
+        columns=["item_id", "worker_id", "label"],
+    )
+    choice = choose_aggregator(answers, candidates=("majority_vote",))
+    assert choice.scores.loc["majority_vote", "answer_loglik"] == pytest.approx(
+        refit_loglik("majority_vote", answers, None, 3), abs=1e-12
+    )
+    on_gold = choose_aggregator(answers, truth, candidates=("one_coin_dawid_skene", "dawid_skene"))
+    for method in ("one_coin_dawid_skene", "dawid_skene"):
+        assert on_gold.scores.loc[method, "answer_loglik"] == pytest.approx(
+            refit_loglik(method, answers, truth, 3), abs=1e-9
+        ), method
+
+
+def test_closed_form_held_out_answers_are_close_to_refits_for_dawid_skene() -> None:
+    answers, _, _ = hard_items_crowd(5, n_items=200)
+    model = DawidSkene().fit(answers)
+    closed = model.held_out_answer_probas(answers)
+    sample = np.random.default_rng(0).choice(len(answers), 30, replace=False)
+    refit = []
+    for j in sample:
+        row = answers.iloc[j]
+        rest = DawidSkene().fit(answers.drop(index=answers.index[j]))
+        errors = rest.errors_[rest.workers_.get_loc(row["worker_id"])]
+        refit.append(
+            rest.probas_.loc[row["item_id"]].to_numpy()
+            @ errors[:, rest.probas_.columns.get_loc(row["label"])]
+        )
+    gap = np.log(closed[sample]) - np.log(refit)
+    assert np.median(np.abs(gap)) < 0.01 and abs(gap.mean()) < 0.03, gap

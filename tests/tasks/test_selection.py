@@ -218,3 +218,25 @@ def test_a_model_trained_on_sparse_rows_scores_those_rows_while_the_dense_view_s
     batch = choose_batch(pool, ["v0", "v1"], model, config, round_id=1, scoring_features=rows)
     expected = pd.Series(margin_scores(model.predict_proba(rows)), index=pool["item_id"])
     np.testing.assert_allclose(batch["score"], expected[batch["item_id"]].to_numpy())
+
+
+def test_choose_batch_on_a_row_view_chooses_the_batch_of_the_frame_with_its_features() -> None:
+    """The round's candidates are item ids with their rows' positions in the pool's one feature matrix: the
+    batch, cold start or scored, is the one the frame holding those features gets."""
+    from sklearn.linear_model import LogisticRegression
+
+    from labelflow.tasks.rows import RowView
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(3_000, 4)).astype(np.float32)
+    rows = np.sort(rng.choice(3_000, 2_000, replace=False))
+    columns = ["a", "b", "c", "d"]
+    frame = pd.DataFrame(matrix[rows], columns=columns).assign(item_id=[f"i{r}" for r in rows])
+    model = LogisticRegression().fit(matrix[:100], matrix[:100, 0] > 0)
+    config = SelectionConfig(batch_size=20, seed_size=30)
+    for champion in (None, model):
+        expected = choose_batch(frame, columns, champion, config, round_id=3)
+        viewed = choose_batch(
+            frame[["item_id"]], columns, champion, config, round_id=3, features=RowView(matrix, rows)
+        )
+        pd.testing.assert_frame_equal(viewed, expected)

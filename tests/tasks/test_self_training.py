@@ -146,3 +146,43 @@ def test_the_round_report_shows_what_the_gold_items_bound_the_pseudo_label_preci
         "precision ≥ 0.851 at 95% confidence (target 0.98)" in line
         and "95.0% right by the hidden truth" in line
     )
+
+
+def test_self_training_on_a_row_view_in_chunks_fits_the_model_a_copied_pool_fits() -> None:
+    """The round hands self-training the pool's rows by position (a RowView of one float32 matrix) and the fit
+    standardizes its stacked rows in place, chunk by chunk: the model, threshold and pseudo-labels are those of
+    the pool copied into an array of its own and fitted in one piece."""
+    from sklearn.base import clone
+
+    from labelflow.tasks.rows import RowView
+    from labelflow.tasks.training import build_pipeline, fit_on_own_rows
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5_000, 6)).astype(np.float32)
+    y = np.where(X @ rng.normal(size=6) + rng.normal(scale=0.5, size=len(X)) > 0, "b", "a").astype(object)
+    labeled, positions = np.arange(200), np.arange(200, 5_000)[::-1]  # the pool's rows in another order
+    is_gold = np.arange(200) < 40
+    config = TrainingConfig(pseudo_label_precision=0.9)
+    ids = positions.astype(str).astype(object)
+    copied = fit_model(
+        X[labeled], y[labeled], np.ones(200), X[positions], ids, ["a", "b"], config, is_gold=is_gold
+    )
+    viewed = fit_model(
+        X[labeled], y[labeled], np.ones(200), RowView(X, positions), ids, ["a", "b"], config, is_gold=is_gold
+    )
+    assert viewed.self_training_threshold == copied.self_training_threshold
+    assert len(viewed.pseudo_labels) > 1_000
+    pd.testing.assert_frame_equal(viewed.pseudo_labels, copied.pseudo_labels)
+    np.testing.assert_array_equal(viewed.predict_proba(X), copied.predict_proba(X))
+    assert viewed.pipeline.classes_.tolist() == ["a", "b"]
+
+    # in chunks and in place: the scaler's statistics and the classifier as a whole-array fit gives them
+    rows = X[positions].copy()
+    whole = clone(build_pipeline(config)).fit(rows, y[positions])
+    chunked = fit_on_own_rows(
+        clone(build_pipeline(config)), rows, y[positions], np.ones(len(rows)), chunk_rows=700
+    )
+    np.testing.assert_allclose(chunked.steps[0][1].mean_, whole.steps[0][1].mean_, rtol=1e-6)
+    np.testing.assert_allclose(chunked.steps[0][1].scale_, whole.steps[0][1].scale_, rtol=1e-6)
+    np.testing.assert_allclose(chunked.predict_proba(X), whole.predict_proba(X), atol=1e-4)
+    assert not np.shares_memory(rows, X) and np.abs(rows.mean(axis=0)).max() < 1e-3  # standardized in place
