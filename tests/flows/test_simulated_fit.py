@@ -44,7 +44,7 @@ def test_the_simulated_crowd_is_fitted_to_the_answers_file_and_answers_the_proje
         crowd = project.crowd()
         assert isinstance(crowd, SimulatedCrowd)
         assert {w.worker_id[:5] for w in crowd.workers} == {"fit-w"} and len(crowd.workers) == 30
-        item = str(next(iter(crowd.truth)))
+        item = str(next(iter(crowd.truth.keys())))  # a mapping or a Series: its item ids either way
         handles = crowd.publish([LabelRequest(key="p/1", item_id=item, round_id=1, wave=1, n_answers=3)])
         crowd.clock.sleep(1e7)
         assert len(crowd.poll(handles)) == 3
