@@ -101,21 +101,11 @@ def export_labels(
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    labels = store.labels()
-    numbers = store.rounds().set_index("id")["number"]
-    precedence = {LabelSource.CROWD.value: 0, LabelSource.FUNCTIONS.value: 1, LabelSource.MODEL.value: 2}
-    best = (
-        labels.assign(_rank=labels["source"].map(precedence), round=labels["round_id"].map(numbers))
-        .sort_values([ITEM_ID, "_rank"])
-        .drop_duplicates(ITEM_ID)
-        .drop(columns=["_rank", "round_id"])
-        .reset_index(drop=True)
+    best = store.best_labels((LabelSource.CROWD.value, LabelSource.FUNCTIONS.value, LabelSource.MODEL.value))
+    latest_model_round = store.latest_label_round(LabelSource.MODEL.value)
+    best["stale"] = (best["source"] == LabelSource.MODEL.value) & (
+        best["round"] < (latest_model_round if latest_model_round is not None else float("nan"))
     )
-    is_model = best["source"] == LabelSource.MODEL.value
-    latest_model_round = (
-        labels.loc[labels["source"] == LabelSource.MODEL.value, "round_id"].map(numbers).max()
-    )
-    best["stale"] = is_model & (best["round"] < latest_model_round)
     if known_labels is not None:
         known = pd.DataFrame(
             {
