@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import case, collate, func, select
 
-from labelflow.contracts import ITEM_ID, LABEL_COLUMNS, require_columns
+from labelflow.contracts import LABEL_COLUMNS, require_columns
 from labelflow.integrations.store.errors import StoreError
 from labelflow.integrations.store.repository import Repository, label_or_none, select_columns
 from labelflow.integrations.store.schema import LABEL_SOURCES, LabelRow, Round
@@ -126,8 +126,11 @@ class LabelTable(Repository):
             value=LabelRow.source,
             else_=len(precedence),
         )
+        # the window sorts only ids and round numbers; the winners' columns are joined on after (with them, the
+        # sort took 1.2 s more for 1.8M labels on SQLite)
         ranking = self.in_project(
-            select_columns(LabelRow, BEST_COLUMNS[:-1]).add_columns(
+            select(
+                LabelRow.id,
                 Round.number.label("round"),
                 func.row_number()
                 .over(partition_by=LabelRow.item_id, order_by=(source_rank, Round.number.desc()))
@@ -138,9 +141,11 @@ class LabelTable(Repository):
         # byte order of UTF-8 is code point order, as Python sorts; PostgreSQL's default collation is the locale's
         binary = "BINARY" if self.db.dialect == "sqlite" else "C"
         best = (
-            select(*(ranking.c[c] for c in BEST_COLUMNS))
+            select_columns(LabelRow, BEST_COLUMNS[:-1])
+            .add_columns(ranking.c["round"])
+            .join(ranking, ranking.c["id"] == LabelRow.id)
             .where(ranking.c["rank"] == 1)
-            .order_by(collate(ranking.c[ITEM_ID], binary))
+            .order_by(collate(LabelRow.item_id, binary))
         )
         return self.read_frame(best, BEST_COLUMNS)
 
