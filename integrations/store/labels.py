@@ -3,11 +3,11 @@ round's label of an item wins when labels are read across rounds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import case, collate, func, select
 
 from labelflow.contracts import LABEL_COLUMNS, require_columns
 from labelflow.integrations.store.errors import StoreError
@@ -15,6 +15,8 @@ from labelflow.integrations.store.repository import Repository, label_or_none, s
 from labelflow.integrations.store.schema import LABEL_SOURCES, LabelRow, Round
 
 _KEY = ("round_id", "item_id", "source")
+# The best label's columns: the label's own, its round's number in place of the round's id
+BEST_COLUMNS = (*(c for c in LABEL_COLUMNS if c != "round_id"), "round")
 
 
 def _shared_texts(column: pd.Series, text: Callable[[object], str | None]) -> np.ndarray:
@@ -113,3 +115,43 @@ class LabelTable(Repository):
             .order_by(ranked.c["round_number"], ranked.c["row_id"])
         )
         return self.read_frame(latest, LABEL_COLUMNS)
+
+    def best(self, precedence: Sequence[str]) -> pd.DataFrame:
+        """One label per item (``BEST_COLUMNS``), ordered by item id as Python orders text: the first of
+        ``precedence``'s sources the item has a label of (a source not in it comes last), that source's label of
+        the highest round number. Ranked by the database in one pass: reading the latest label per item and source
+        and ranking them again in pandas took ~2 CPU seconds more for 1.8M pseudo-labels."""
+        source_rank = case(
+            {source: rank for rank, source in enumerate(precedence)},
+            value=LabelRow.source,
+            else_=len(precedence),
+        )
+        # the window sorts only ids and round numbers; the winners' columns are joined on after (with them, the
+        # sort took 1.2 s more for 1.8M labels on SQLite)
+        ranking = self.in_project(
+            select(
+                LabelRow.id,
+                Round.number.label("round"),
+                func.row_number()
+                .over(partition_by=LabelRow.item_id, order_by=(source_rank, Round.number.desc()))
+                .label("rank"),
+            ),
+            LabelRow.round_id,
+        ).subquery()
+        # byte order of UTF-8 is code point order, as Python sorts; PostgreSQL's default collation is the locale's
+        binary = "BINARY" if self.db.dialect == "sqlite" else "C"
+        best = (
+            select_columns(LabelRow, BEST_COLUMNS[:-1])
+            .add_columns(ranking.c["round"])
+            .join(ranking, ranking.c["id"] == LabelRow.id)
+            .where(ranking.c["rank"] == 1)
+            .order_by(collate(LabelRow.item_id, binary))
+        )
+        return self.read_frame(best, BEST_COLUMNS)
+
+    def latest_round(self, source: str) -> int | None:
+        """The highest round number with a label of ``source``; None if there is none."""
+        query = self.in_project(select(func.max(Round.number)).select_from(LabelRow), LabelRow.round_id)
+        with self.db.read() as conn:
+            latest: int | None = conn.scalar(query.where(LabelRow.source == source))
+            return latest

@@ -234,6 +234,16 @@ class LabelStore:
         pseudo-labels may be millions of rows a reader of crowd labels need not read)."""
         return self._labels.read(round_id, sources)
 
+    def best_labels(self, precedence: Sequence[str]) -> pd.DataFrame:
+        """Each labeled item's best label (item_id, label, confidence, method, n_answers, source and its round's
+        ``round`` number), ordered by item id: of the first source in ``precedence`` the item has a label of, the
+        latest round's."""
+        return self._labels.best(precedence)
+
+    def latest_label_round(self, source: str) -> int | None:
+        """The highest round number with a label of ``source``; None if no round has one."""
+        return self._labels.latest_round(source)
+
     # ------------------------------------------------------------------ workers
 
     def update_workers(self, workers: pd.DataFrame) -> None:

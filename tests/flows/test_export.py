@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from labelflow.contracts import LABEL_COLUMNS
-from labelflow.flows.reporting import export_answers, export_labels
+from labelflow.flows.reporting import export_answers, export_labels, spreadsheet_safe
 from labelflow.integrations.crowd.base import CrowdAnswer
 from labelflow.integrations.store import LabelStore
 
@@ -131,3 +132,19 @@ def test_answers_export_has_every_answer_with_worker_time_and_round(
     exported = pd.read_csv(path)
     assert n == 3 and sorted(exported["worker_id"]) == ["w0", "w1", "w2"]
     assert set(exported["round"]) == {1} and exported["submitted_at"].str.startswith("2026-01-02").all()
+
+
+@pytest.mark.parametrize("needs_quotes", [False, True])
+def test_csv_is_byte_for_byte_what_pandas_writes(
+    store: LabelStore, tmp_path: Path, needs_quotes: bool
+) -> None:
+    floats = [0.9723992943763733, 1.0, 1e-05, 0.1 + 0.2, float("nan"), 2.5e17, -0.0, float("inf"), 123456.75]
+    ids = [f"i{k}" for k in range(len(floats) - 1)] + ['a,"b"\nc' if needs_quotes else "-1"]
+    crowd_labels(store, dict.fromkeys(ids, "cat"))
+    content = pd.DataFrame(
+        {"item_id": ids, "score": floats, "px0": np.array(floats, dtype=np.float32), "set, of": "pool"}
+    )
+    csv_path, _ = export_labels(store, tmp_path / "labels.csv", "csv", content=content)
+    parquet_path, _ = export_labels(store, tmp_path / "labels.parquet", "parquet", content=content)
+    pandas_csv = spreadsheet_safe(pd.read_parquet(parquet_path)).to_csv(index=False, lineterminator="\n")
+    assert csv_path.read_text() == pandas_csv

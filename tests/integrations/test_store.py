@@ -465,6 +465,33 @@ def test_labels_without_round_are_the_latest_per_item_and_source(store: LabelSto
     assert store.labels(r1, sources=("model",))[["item_id", "source"]].values.tolist() == [["a", "model"]]
 
 
+def test_best_labels_take_the_first_source_in_precedence_then_the_latest_round_in_code_point_order(
+    store: LabelStore,
+) -> None:
+    assert store.best_labels(("crowd", "model")).empty and store.latest_label_round("model") is None
+    r1 = store.open_round().id
+    store.save_labels(_labels(r1, {"é": "cat", "b": "cat", "B": "cat", "a": "cat"}, source="model"))
+    store.save_labels(_labels(r1, {"a": "cat", "z": "dog"}))
+    store.save_labels(_labels(r1, {"b": "dog"}, source="functions"))
+    store.finish_round(r1, "completed")
+    r2 = store.open_round().id
+    store.save_labels(_labels(r2, {"é": "dog", "b": "cat", "z": "cat"}, source="model"))
+    store.save_labels(_labels(r2, {"a": "dog"}))
+
+    best = store.best_labels(("crowd", "functions", "model"))
+    assert tuple(best.columns) == ("item_id", "label", "confidence", "method", "n_answers", "source", "round")
+    # code point order, as Python sorts (a database's locale would put "B" after "a")
+    assert best[["item_id", "source", "label", "round"]].values.tolist() == [
+        ["B", "model", "cat", 1],
+        ["a", "crowd", "dog", 2],
+        ["b", "functions", "dog", 1],
+        ["z", "crowd", "dog", 1],
+        ["é", "model", "dog", 2],
+    ]
+    assert store.best_labels(("model",)).set_index("item_id")["source"].to_dict()["a"] == "model"
+    assert store.latest_label_round("model") == 2 and store.latest_label_round("functions") == 1
+
+
 # ---------------------------------------------------------------------- model versions
 
 
