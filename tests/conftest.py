@@ -44,6 +44,16 @@ def shared_crowd() -> Path:
     return SHARED_CROWD
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefect_logging_on_the_sessions_stderr() -> None:
+    """Prefect's logging set up once, before any test: set up inside a CLI test's ``runner.invoke`` (as a
+    `labelflow` command does, once per process), its console handler would keep that invocation's stream, which
+    the runner closes, and every later test's log line would print a logging error into its output instead."""
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server for the whole session (~8 s), not one per test."""
