@@ -67,8 +67,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK that ``column`` holds one of ``values``, as equalities: SQLite evaluates ``column IN (...)`` by
+    building a temporary index for every row inserted, which doubled the time to store 1.8M pseudo-labels
+    (~8 s more CPU)."""
+    return " OR ".join(f"{column} = {value!r}" for value in values)
 
 
 class Base(DeclarativeBase):
@@ -89,7 +92,7 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         UniqueConstraint("project", "item_id"),
-        CheckConstraint(_in("item_set", ITEM_SETS), name="item_set"),
+        CheckConstraint(one_of("item_set", ITEM_SETS), name="item_set"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -104,7 +107,9 @@ class Round(Base):
     __tablename__ = "rounds"
     __table_args__ = (
         UniqueConstraint("project", "number"),
-        CheckConstraint(_in("status", ROUND_STATUSES), name="status"),
+        # IN, as migration 0001 made it: SQLite cannot rebuild a table that others' foreign keys point at while
+        # they are enforced, and a project inserts few rounds
+        CheckConstraint(f"status IN {ROUND_STATUSES!r}", name="status"),
         # One round at a time per project, enforced by the database so two processes cannot both start one.
         Index(
             "uq_rounds_one_running",
@@ -172,7 +177,7 @@ class LabelRow(Base):
     __tablename__ = "labels"
     __table_args__ = (
         UniqueConstraint("round_id", "item_id", "source"),
-        CheckConstraint(_in("source", LABEL_SOURCES), name="source"),
+        CheckConstraint(one_of("source", LABEL_SOURCES), name="source"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -189,7 +194,7 @@ class Worker(Base):
     __tablename__ = "workers"
     __table_args__ = (
         UniqueConstraint("project", "backend", "worker_id"),
-        CheckConstraint(_in("status", WORKER_STATUSES), name="status"),
+        CheckConstraint(one_of("status", WORKER_STATUSES), name="status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -232,7 +237,7 @@ class IngestedFile(Base):
     __tablename__ = "ingested_files"
     __table_args__ = (
         UniqueConstraint("project", "checksum"),
-        CheckConstraint(_in("status", INGESTION_STATUSES), name="status"),
+        CheckConstraint(one_of("status", INGESTION_STATUSES), name="status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

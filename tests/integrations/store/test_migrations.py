@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from labelflow.integrations.store.engine import MIGRATIONS_DIR
 from labelflow.integrations.store.schema import Base
@@ -63,3 +65,37 @@ def test_a_lease_taken_before_heartbeats_gets_its_host_and_pid_from_its_holder(s
     assert (
         row[3] is not None
     )  # its acquisition, as its last heartbeat: a live holder refreshes it at its next beat
+
+
+def test_migrated_checks_refuse_what_they_refused_before(store_url: str) -> None:
+    """Migration 0008 rewrites the allowed-values CHECKs as equalities: a value outside them is still refused by
+    the database itself, one inside still accepted, for a store migrated from a revision that held rows."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    engine = create_engine(store_url)
+    insert_label = (
+        "INSERT INTO labels (round_id, item_id, label, confidence, method, n_answers, source) "
+        "VALUES (1, :item, 'cat', 0.9, 'dawid_skene', 3, :source)"
+    )
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0007")
+            conn.execute(
+                text(
+                    "INSERT INTO rounds (project, number, status, started_at) VALUES ('cats', 1, 'running', :at)"
+                ),
+                {"at": datetime(2026, 12, 1, 12, 0, tzinfo=UTC)},
+            )
+            conn.execute(text(insert_label), {"item": "a", "source": "crowd"})
+            command.upgrade(config, "head")
+            conn.execute(text(insert_label), {"item": "b", "source": "model"})
+            assert conn.execute(text("SELECT item_id, source FROM labels ORDER BY item_id")).all() == [
+                ("a", "crowd"),
+                ("b", "model"),
+            ]
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text(insert_label), {"item": "c", "source": "oracle"})
+    finally:
+        engine.dispose()
