@@ -82,7 +82,9 @@ def collect_wave(
     seen: set[str] = set()
     unparsed: set[str] = set()
     while True:
-        arrived = backend.poll(handles)
+        # a poll returns every answer given so far; those this loop stored already are not sent again (the
+        # store would skip them too: it is what keeps a rerun after a kill from storing one twice)
+        arrived = [a for a in backend.poll(handles) if a.answer_id not in seen]
         inserted = store.add_answers(arrived)
         seen.update(a.answer_id for a in arrived)
         unparsed.update(a.answer_id for a in arrived if a.label is None)

@@ -34,8 +34,13 @@ def collect_answers(
         progress=0.0, description=f"Round {round_number}, wave {wave}: answers collected of {expected}"
     )
 
+    shown = 0
+
     def show(poll: Poll) -> None:
-        update_progress_artifact(progress_id, progress=100.0 * poll.collected / max(poll.expected, 1))
+        nonlocal shown
+        if poll.collected != shown:  # most polls of a slow crowd bring nothing: no API call for them
+            update_progress_artifact(progress_id, progress=100.0 * poll.collected / max(poll.expected, 1))
+            shown = poll.collected
         if poll.inserted:
             logger.info(
                 "wave %d: %d/%d answers after %.1f h (%d new)",

@@ -314,6 +314,8 @@ class SimulatedCrowd:
         self._blocked: set[str] = set(blocked_workers)
         self._reviews: list[Review] = []
         self._closed: set[str] = set()
+        # a handle's answers, drawn once: every poll of a wave returns the arrived part of the same draw
+        self._drawn: dict[str, list[CrowdAnswer]] = {}
 
     def cost_per_answer(self) -> float:
         return self.reward_per_answer
@@ -334,12 +336,15 @@ class SimulatedCrowd:
         for handle in handles:
             if handle.key in self._closed:
                 continue
-            arrived.extend(a for a in self._answers_for(handle) if a.submitted_at <= now)
+            if handle.key not in self._drawn:
+                self._drawn[handle.key] = self._answers_for(handle)
+            arrived.extend(a for a in self._drawn[handle.key] if a.submitted_at <= now)
         return arrived
 
     def review(self, decisions: Sequence[Review]) -> None:
         self._reviews.extend(decisions)
         self._blocked.update(d.worker_id for d in decisions if d.action is ReviewAction.BLOCK)
+        self._drawn.clear()  # who may answer changed: handles drawn before are drawn again
 
     def close(self, handles: Sequence[Handle]) -> None:
         self._closed.update(h.key for h in handles)
