@@ -44,7 +44,7 @@ def next_round_blocker(config: ProjectConfig, base_dir: Path, live: bool = False
         completed = int((rounds["status"] == "completed").sum())
         if completed >= config.budget.max_rounds:
             return f"max rounds ({config.budget.max_rounds}) done"
-        crowd = project.crowd()
+        crowd = project.crowd_price()
         try:
             affordable_batch_size(project, crowd, has_model=champion is not None)
         except BudgetExceededError:

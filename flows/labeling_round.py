@@ -59,6 +59,7 @@ from labelflow.integrations.crowd.base import (
     CrowdAnswer,
     CrowdBackend,
     Handle,
+    Priced,
 )
 from labelflow.integrations.crowd.task import shown_payloads
 from labelflow.integrations.datasets import DatasetError
@@ -143,10 +144,10 @@ def labeling_round(
 def run_round(project: Project, *, wait_for_answers: bool = True) -> RoundReport | None:
     """The round itself, under the lease: its report, or None while its wave's answers are awaited."""
     config, store = project.config, project.store
+    dataset = project.dataset  # data that cannot be read is refused before a round opens
     round_ = store.open_round()
     settled = False
     try:
-        dataset = project.dataset
         validate_frame(
             dataset.items,
             "pool",
@@ -435,7 +436,7 @@ def current_model(store: LabelStore, project: Project) -> TrainedModel | None:
     return model
 
 
-def affordable_batch_size(project: Project, crowd: CrowdBackend, *, has_model: bool) -> int:
+def affordable_batch_size(project: Project, crowd: Priced, *, has_model: bool) -> int:
     """The configured batch size, capped so the round's worst case (every item and gold item at max_answers, and
     with experts their share of the round on top) fits the budget."""
     config = project.config

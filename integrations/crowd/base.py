@@ -153,6 +153,24 @@ class VirtualClock:
         self._offset += timedelta(seconds=seconds)
 
 
+class Priced(Protocol):
+    """What a budget check needs from a crowd: its price."""
+
+    def cost_per_answer(self) -> float:
+        """What one answer costs the requester, fees included."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedPrice:
+    """A crowd's price without the crowd (:class:`Priced`), for checks that need nothing else of it."""
+
+    per_answer: float
+
+    def cost_per_answer(self) -> float:
+        return self.per_answer
+
+
 class CrowdBackend(Protocol):
     """What the wave loop needs from a crowd."""
 

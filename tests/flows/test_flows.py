@@ -198,6 +198,17 @@ def test_the_stopping_rule_ends_a_campaign_early_from_what_the_store_holds(tmp_p
     assert [r.number for r in more.rounds] == [3] and more.stopped_because.startswith("max rounds")
 
 
+def test_a_campaign_out_of_budget_stops_without_reading_the_pool(tmp_path: Path) -> None:
+    """The check before each round prices the simulated crowd without building it (which reads the whole pool
+    for its hidden truth, ~3 s for 2M items): with no dataset file at all it still says why no round starts."""
+    from labelflow.flows.campaign import next_round_blocker
+
+    config = small_config(tmp_path)
+    config = config.model_copy(update={"budget": config.budget.model_copy(update={"max_spend": 0.01})})
+    assert not (tmp_path / "digits_subset.csv").exists()
+    assert next_round_blocker(config, tmp_path) == "budget spent ($0.00 of $0.01)"
+
+
 @pytest.mark.slow
 def test_a_round_chooses_its_batch_on_a_dask_cluster(tmp_path: Path) -> None:
     """selection.engine = "dask" with the address of a running cluster: the round's batch is read from the pool
