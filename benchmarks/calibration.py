@@ -225,7 +225,7 @@ def report(
         f"right@{THRESHOLD} is the share right among items at confidence >= {THRESHOLD} (their count)."
     )
     header = (
-        f"{'crowd':<19}{'gold':>5} {'method':<16}{'items':>7}{'acc':>7}{'ECE':>7}{'floor':>7}"
+        f"{'crowd':<19}{'gold':>5} {'method':<16}{'items':>7}{'acc':>8}{'ECE':>7}{'floor':>7}"
         f"{'right@.95':>10}{'(n)':>8}"
     )
     means: dict[tuple[int, str], list[dict[str, float]]] = defaultdict(list)
@@ -239,7 +239,7 @@ def report(
                 row = figures(pools[crowd.name, n, method])
                 means[n, method].append(row)
                 print(
-                    f"{crowd.name:<19}{n:>5} {method:<16}{row['items']:>7.0f}{row['accuracy']:>7.3f}"
+                    f"{crowd.name:<19}{n:>5} {method:<16}{row['items']:>7.0f}{row['accuracy']:>8.4f}"
                     f"{row['ece']:>7.3f}{row['floor']:>7.3f}{row['right_at']:>10.3f}{row['n_at']:>8.0f}"
                 )
             fitted = maps[crowd.name, n]
@@ -251,7 +251,7 @@ def report(
                 + ", ".join(f"{name} {count}x" for name, count in chosen.items())
             )
     print("\nMeans over the crowds (duck has 108 items, so no n = 100 for it):")
-    print(f"{'gold':>5} {'method':<16}{'crowds':>7}{'acc':>7}{'ECE':>7}{'floor':>7}{'right@.95':>10}")
+    print(f"{'gold':>5} {'method':<16}{'crowds':>7}{'acc':>8}{'ECE':>7}{'floor':>7}{'right@.95':>10}")
     for (n, method), rows in sorted(means.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1]))):
         mean = {  # right@.95 over the crowds that have items there (NaN when none has)
             key: float(np.mean(values))
@@ -260,7 +260,7 @@ def report(
             for key in ("accuracy", "ece", "floor", "right_at")
         }
         print(
-            f"{n:>5} {method:<16}{len(rows):>7}{mean['accuracy']:>7.3f}{mean['ece']:>7.3f}{mean['floor']:>7.3f}"
+            f"{n:>5} {method:<16}{len(rows):>7}{mean['accuracy']:>8.4f}{mean['ece']:>7.3f}{mean['floor']:>7.3f}"
             f"{mean['right_at']:>10.3f}"
         )
 

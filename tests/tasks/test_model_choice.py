@@ -14,6 +14,7 @@ from labelflow.tasks.aggregation import (
     choose_aggregator,
     make_aggregator,
 )
+from labelflow.tasks.aggregation.choice import held_out_scores
 from labelflow.tasks.calibration import ece_floor
 
 
@@ -62,6 +63,17 @@ def test_choice_scores_every_candidate_on_held_out_answers_and_gold() -> None:
     assert choice.n_gold == 40
     assert (choice.scores["answer_loglik"] < 0).all() and (choice.scores["gap"] <= 0).all()
     make_aggregator(choice.method, None).fit(answers, gold)
+
+
+def test_held_out_scores_are_what_the_choice_totals() -> None:
+    answers, truth, _ = hard_items_crowd(4, n_items=100)
+    gold = truth.iloc[:20]
+    names = ("majority_vote", "dawid_skene")
+    scores = held_out_scores(answers, gold, candidates=names, random_state=1)
+    choice = choose_aggregator(answers, gold, candidates=names, random_state=1)
+    assert scores.answer_loglik.shape == (2, len(answers)) and scores.gold_loglik.shape == (2, 20)
+    np.testing.assert_allclose(scores.per_item().sum(axis=1), choice.scores["total"].to_numpy())
+    np.testing.assert_allclose(scores.gold_right.mean(axis=1), choice.scores["gold_accuracy"].to_numpy())
 
 
 def test_choice_prefers_per_worker_models_where_workers_differ() -> None:
