@@ -18,10 +18,16 @@ from labelflow.integrations.store.engine import MIGRATIONS_DIR
 from labelflow.integrations.store.schema import Base
 
 
-def test_every_migration_goes_up_and_down_on_both_databases(store_url: str) -> None:
+def alembic_config() -> Config:
+    """The store's migrations, run on a connection the test sets in ``config.attributes``."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
+    return config
+
+
+def test_every_migration_goes_up_and_down_on_both_databases(store_url: str) -> None:
+    config = alembic_config()
     revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()][::-1]
     engine = create_engine(store_url)
     try:
@@ -42,9 +48,7 @@ def test_every_migration_goes_up_and_down_on_both_databases(store_url: str) -> N
 
 
 def test_a_lease_taken_before_heartbeats_gets_its_host_and_pid_from_its_holder(store_url: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("path_separator", "os")
+    config = alembic_config()
     engine = create_engine(store_url)
     try:
         with engine.begin() as conn:
@@ -70,9 +74,7 @@ def test_a_lease_taken_before_heartbeats_gets_its_host_and_pid_from_its_holder(s
 def test_migrated_checks_refuse_what_they_refused_before(store_url: str) -> None:
     """Migration 0008 rewrites the allowed-values CHECKs as equalities: a value outside them is still refused by
     the database itself, one inside still accepted, for a store migrated from a revision that held rows."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("path_separator", "os")
+    config = alembic_config()
     engine = create_engine(store_url)
     insert_label = (
         "INSERT INTO labels (round_id, item_id, label, confidence, method, n_answers, source) "
