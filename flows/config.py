@@ -160,13 +160,18 @@ class ScheduleConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     round_cron: str | None = Field(
-        "0 2 * * *", description="When `labelflow serve` runs a labeling round (cron, UTC); None for never."
+        "0 2 * * *",
+        description='When `labelflow serve` runs a labeling round (cron, UTC); "never" for rounds only when the '
+        "inbox has grown (or by hand).",
     )
 
     @field_validator("round_cron")
     @classmethod
     def _a_cron_prefect_accepts(cls, value: str | None) -> str | None:
-        """Parsed by the schedule `labelflow serve` builds from it, so a bad string fails at load, not at serve."""
+        """Parsed by the schedule `labelflow serve` builds from it, so a bad string fails at load, not at serve.
+        TOML has no null: "never" stands for no schedule."""
+        if value == "never":
+            return None
         if value is not None:
             from prefect.client.schemas.schedules import CronSchedule
 

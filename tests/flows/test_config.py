@@ -78,6 +78,14 @@ def test_a_value_that_would_only_fail_later_is_refused_at_load(
     assert any(says in line for line in lines), error.value
 
 
+def test_never_turns_the_scheduled_rounds_off(tmp_path: Path) -> None:
+    path = tmp_path / "labelflow.toml"
+    path.write_text('[schedule]\nround_cron = "never"\n')
+    assert load_config(path).schedule.round_cron is None
+    path.write_text('[schedule]\nround_cron = "30 4 * * 1"\n')
+    assert load_config(path).schedule.round_cron == "30 4 * * 1"
+
+
 def test_a_config_file_that_is_not_utf8_is_named_with_the_byte_position(tmp_path: Path) -> None:
     path = tmp_path / "labelflow.toml"
     path.write_bytes(b'name = "caf' + "é".encode("latin-1") + b'"\n')

@@ -40,6 +40,10 @@ def test_serve_schedules_rounds_by_cron_and_triggers_them_on_pool_growth(tmp_pat
     assert trigger.expect == {"labelflow.pool.grew"}
     assert round_deployment.parameters["wait_for_answers"] is False
 
+    never = ProjectConfig.model_validate({"schedule": {"round_cron": "never"}})
+    unscheduled = {d.name: d for d in build_deployments(never, tmp_path)}["digits-demo-round"]
+    assert not unscheduled.schedules and unscheduled.triggers
+
 
 def test_a_second_serve_of_a_project_refuses_to_start_while_the_first_lives(tmp_path: Path) -> None:
     from labelflow.flows.leases import lease_holder

@@ -68,6 +68,8 @@ webhook_url = "http://127.0.0.1:{port}/label-studio"
 self_training_max_iter = 1
 [inbox]
 watch_interval_seconds = 3600  # no inbox here: its watcher's runs would only load the machine
+[schedule]
+round_cron = "never"  # a scheduled round falling due during the test would be a second round
 """
 
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,14 @@ self_training_max_iter = 2
 watch_interval_seconds = 10
 round_after_items = 20
 [schedule]
-round_cron = "0 3 * * *"
+round_cron = "{cron}"
 """
+
+
+# A daily round 12 hours from now: a schedule that fell due while a test runs would start a round the test did not
+# ask for (one at 03:00 UTC once did, in CI).
+_LATER = datetime.now(UTC) + timedelta(hours=12)
+QUIET_CRON = f"{_LATER.minute} {_LATER.hour} * * *"
 
 
 def write_project(folder: Path, name: str, *, slow_crowd: bool, store_url: str | None = None) -> Path:
@@ -100,7 +107,9 @@ def write_project(folder: Path, name: str, *, slow_crowd: bool, store_url: str |
     hold, realtime = (2, "true") if slow_crowd else (60, "false")
     store_url = store_url or f"sqlite:///{folder}/store.db"
     path.write_text(
-        CONFIG.format(name=name, folder=folder, hold=hold, realtime=realtime, store_url=store_url)
+        CONFIG.format(
+            name=name, folder=folder, hold=hold, realtime=realtime, store_url=store_url, cron=QUIET_CRON
+        )
     )
     return path
 
@@ -130,7 +139,7 @@ def test_a_file_in_the_inbox_leads_to_a_completed_round_with_its_artifacts_and_e
         )
         by_name = {d["name"]: d for d in deployments}
         crons = [s["schedule"].get("cron") for s in by_name["served-round"]["schedules"]]
-        assert crons == ["0 3 * * *"]
+        assert crons == [QUIET_CRON]
         automations = api_post(env, "/automations/filter", {})
         triggers = [a["trigger"] for a in automations]
         assert any(t.get("expect") == ["labelflow.pool.grew"] for t in triggers), automations
