@@ -105,6 +105,7 @@ def labeling_round(
     wait_for_answers: bool = True,
     resume_only: bool = False,
     live: bool = False,
+    when_pool_grew_by: int | None = None,
 ) -> RoundReport | None:
     """Run (or resume) one labeling round of the project (``live``: production MTurk, see docs/mturk.md).
 
@@ -113,6 +114,9 @@ def labeling_round(
     deployment, which resumes it once the wave's answers are in (``resume_only=True``: never start a new round,
     so a resume that comes twice does nothing the second time); and, for data with too few labels, while the
     project owner's gold and held-out labels are not all in (``flows.bootstrap``; waited for, like answers).
+    ``when_pool_grew_by``, as the pool-growth trigger runs it: a round only if at least that many pool items arrived
+    since the latest round started, asked of the store under the lease, so a growth event delivered twice, or a
+    scheduled round that came first, starts no second round.
     """
     with (
         Project(config, Path(base_dir).resolve(), live=live) as project,
@@ -129,6 +133,16 @@ def labeling_round(
         if resume_only and not (rounds["status"] == "running").any():
             get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
             return None
+        if when_pool_grew_by is not None and not (rounds["status"] == "running").any():
+            grown = project.store.pool_items_added_since_last_round()
+            if grown < when_pool_grew_by:
+                get_run_logger().info(
+                    "the pool grew by %d since the latest round started, fewer than the %d that start one; "
+                    "nothing to do",
+                    grown,
+                    when_pool_grew_by,
+                )
+                return None
         try:
             if project.cold_start is not None and not bootstrap_labels(project, wait=wait_for_answers).done:
                 return None  # data without enough labels: no round before the owner's labels are in

@@ -72,6 +72,7 @@ def build_deployments(config: ProjectConfig, base_dir: Path) -> list[Any]:
         name=f"{config.name}: enough new pool items",
         expect={POOL_GREW},
         match={"labelflow.project": config.name, THRESHOLD_LABEL: "true"},
+        parameters={"when_pool_grew_by": config.inbox.round_after_items},  # merged over the deployment's
     )
     deployments = [
         labeling_round.to_deployment(

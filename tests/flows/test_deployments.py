@@ -30,6 +30,10 @@ def test_prefect_yaml_matches_what_serve_builds(tmp_path: Path) -> None:
         assert ".py" not in str(served_entrypoint)
         assert import_object(str(served_entrypoint)) is flow
         ProjectConfig.model_validate(deployment["parameters"]["config"])  # the inline config is valid
+        served_triggers = served[deployment["name"]].triggers
+        assert [t.get("parameters") for t in deployment.get("triggers", [])] == [
+            t.parameters for t in served_triggers
+        ]
 
 
 def test_serve_schedules_rounds_by_cron_and_triggers_them_on_pool_growth(tmp_path: Path) -> None:
@@ -38,6 +42,7 @@ def test_serve_schedules_rounds_by_cron_and_triggers_them_on_pool_growth(tmp_pat
     assert [s.schedule.cron for s in round_deployment.schedules] == ["0 2 * * *"]  # type: ignore[union-attr]
     [trigger] = round_deployment.triggers
     assert trigger.expect == {"labelflow.pool.grew"}
+    assert trigger.parameters == {"when_pool_grew_by": ProjectConfig().inbox.round_after_items}
     assert round_deployment.parameters["wait_for_answers"] is False
 
     never = ProjectConfig.model_validate({"schedule": {"round_cron": "never"}})

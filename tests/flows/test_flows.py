@@ -344,6 +344,18 @@ def test_a_second_round_of_the_same_project_is_skipped_while_one_runs(tmp_path: 
         store.round_lease.release(running_elsewhere)
 
 
+def test_a_triggered_round_starts_only_if_the_pool_still_grew_enough(tmp_path: Path) -> None:
+    """A growth event delivered twice, or a scheduled round that took the new items first: no second round."""
+    from labelflow.flows.labeling_round import labeling_round
+
+    write_subset(tmp_path)
+    config = small_config(tmp_path)
+    with Project(config, tmp_path) as project:
+        project.store.add_items(pd.DataFrame({ITEM_ID: ["new-1", "new-2"], "item_set": ItemSet.POOL.value}))
+        assert labeling_round(config, str(tmp_path), when_pool_grew_by=3) is None
+        assert project.store.rounds().empty
+
+
 def subset_labeling_functions() -> list[LabelingFunction]:
     """For the digits subset's ``px<k>`` columns: a precise function, and one that raises on every 7th item."""
 
