@@ -126,8 +126,10 @@ def prefect_api(home: Path | None = None) -> Iterator[str]:
         os.environ["PREFECT_API_URL"] = url  # for processes this one starts
         try:
             with temporary_settings(updates={PREFECT_API_URL: url}):
-                yield url
-                _deliver_pending_logs_and_events()
+                try:
+                    yield url
+                finally:  # a failed run's logs too: undelivered, they held the exit for a minute of retries
+                    _deliver_pending_logs_and_events()
         finally:
             del os.environ["PREFECT_API_URL"]
 
