@@ -30,7 +30,6 @@ from labelflow.integrations.prefect_server import (
     wait_for,
 )
 from labelflow.integrations.screenshots import find_chromium, screenshot
-from labelflow.integrations.store.local_postgres import LocalPostgres
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -42,18 +41,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         yield env
 
 
-@pytest.fixture(scope="module")
-def prefect_server_on_postgres(
-    tmp_path_factory: pytest.TempPathFactory, postgres: LocalPostgres
-) -> Iterator[dict[str, str]]:
-    """The same server with its database on PostgreSQL (asyncpg), as docs/operations.md sets it up."""
-    postgres.create_database("prefect_server")
-    database_url = postgres.url("prefect_server", driver="asyncpg")
-    with local_prefect_server(tmp_path_factory.mktemp("prefect-home-pg"), database_url=database_url) as env:
-        yield env
-    postgres.drop_database("prefect_server")
-
-
 def crash(process: subprocess.Popen[Any]) -> None:
     """SIGKILL the process group: serve and its flow runs die at once, with no chance to report anything."""
     import signal
@@ -63,7 +50,7 @@ def crash(process: subprocess.Popen[Any]) -> None:
 
 
 CONFIG = """name = "{name}"
-store_url = "{store_url}"
+store_url = "sqlite:///{folder}/store.db"
 workdir = "{folder}/work"
 [dataset]
 source = "base.csv"
@@ -97,20 +84,15 @@ _LATER = datetime.now(UTC) + timedelta(hours=12)
 QUIET_CRON = f"{_LATER.minute} {_LATER.hour} * * *"
 
 
-def write_project(folder: Path, name: str, *, slow_crowd: bool, store_url: str | None = None) -> Path:
+def write_project(folder: Path, name: str, *, slow_crowd: bool) -> Path:
     """The served project: its base pool of 200 digits and its config. The fast crowd answers on the virtual
     clock, within the round's hold; the slow one in wall-clock time, its last answers ~45 s after publishing,
     three collection intervals, long after the round's 2 s hold has handed the wait over. Its store is a SQLite
-    file in ``folder`` unless ``store_url`` is given."""
+    file in ``folder``."""
     digits_table(0, 200).to_csv(folder / "base.csv", index=False)
     path = folder / "labelflow.toml"
     hold, realtime = (2, "true") if slow_crowd else (60, "false")
-    store_url = store_url or f"sqlite:///{folder}/store.db"
-    path.write_text(
-        CONFIG.format(
-            name=name, folder=folder, hold=hold, realtime=realtime, store_url=store_url, cron=QUIET_CRON
-        )
-    )
+    path.write_text(CONFIG.format(name=name, folder=folder, hold=hold, realtime=realtime, cron=QUIET_CRON))
     return path
 
 
@@ -221,21 +203,19 @@ def test_the_screenshot_script_renders_the_ui_with_runs_and_artifacts(
             assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_coinciding_round_runs_make_one_round_that_waits_without_a_process(
-    tmp_path: Path, database: str, request: pytest.FixtureRequest
+    tmp_path: Path, prefect_server: dict[str, str]
 ) -> None:
     """A cron run and a triggered run created at the same moment: one round, answered once, completed; its
     answers take three collection intervals, and while it waits for them no round flow run is Running.
 
-    Once with the Prefect server and the label store on SQLite, once with both on PostgreSQL."""
+    On SQLite; test_work_pool.py runs coinciding rounds with the Prefect server and the label store on
+    PostgreSQL."""
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    on_postgres = database == "postgresql"
-    env = request.getfixturevalue("prefect_server_on_postgres" if on_postgres else "prefect_server")
-    store_url = request.getfixturevalue("postgres_database") if on_postgres else None
-    config_path = write_project(tmp_path, "served-twice", slow_crowd=True, store_url=store_url)
+    env = prefect_server
+    config_path = write_project(tmp_path, "served-twice", slow_crowd=True)
     config = load_config(config_path)
     serve = start_labelflow_serve(config_path, env, tmp_path / "serve.log")
     store = Project(config, tmp_path).store
