@@ -22,6 +22,7 @@ from labelflow.flows.config import CONFIG_FILE, LeaseConfig, QualityConfig
 from labelflow.integrations.answers_file import AnswersFile, AnswersFileError, read_answers, read_gold
 from labelflow.integrations.crowd.base import CrowdAnswer
 from labelflow.integrations.store import LabelStore, RoundInProgressError
+from labelflow.tasks.confidence import AUTO_METHOD
 
 DEFAULT_METHOD: Final[str] = QualityConfig.model_fields["method"].default
 AGGREGATE_COLUMNS: Final = (ITEM_ID, "label", "confidence", "n_answers")
@@ -145,9 +146,6 @@ def import_answers(
         f"{file}: [bold]{result.new}[/bold] new answers{where}, {result.known} already imported; "
         "the next round aggregates them."
     )
-
-
-AUTO_METHOD: Final = "auto"
 
 
 @dataclass(frozen=True)
