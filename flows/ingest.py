@@ -22,7 +22,7 @@ from labelflow.flows.events import DATA_ARRIVED, POOL_GREW, THRESHOLD_LABEL, emi
 from labelflow.flows.project import Project
 from labelflow.integrations.datasets import DatasetError, check_labels, items_from_table, read_table
 from labelflow.integrations.inbox import RefusedFileError, checksum
-from labelflow.integrations.pool_store import store_arrival
+from labelflow.integrations.pool_store import arrival_partition, store_arrival
 from labelflow.tasks.validation import validate_pool
 
 
@@ -109,8 +109,7 @@ def _ingest_file(project: Project, name: str, file: BinaryIO) -> IngestResult:
         )
         if result.status == "processed":
             frame, _ = check_arrival(file, name, project)
-            store_arrival(project.workdir, digest, frame)
-            added = store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
+            added = _add_to_pool(project, digest, frame)
             result = IngestResult(name, digest, "processed", len(frame), added, result.location)
         return result
     if known is not None:
@@ -136,14 +135,21 @@ def _ingest_file(project: Project, name: str, file: BinaryIO) -> IngestResult:
         logger.info("%s is being ingested by another run", name)
         return IngestResult(name, digest, "taken", len(frame), 0, "")
     inbox.move(name, location, problems)
-    if not problems:  # parsed once, here: later runs read the pool store's partition, never this file
-        store_arrival(project.workdir, digest, frame)
-    added = 0 if problems else store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
+    added = 0 if problems else _add_to_pool(project, digest, frame)
     if problems:
         logger.error(problems)
     else:
         logger.info("%s: %d rows, %d new pool items", name, len(frame), added)
     return IngestResult(name, digest, status, len(frame), added, location, problems)
+
+
+def _add_to_pool(project: Project, digest: str, frame: pd.DataFrame) -> int:
+    """The file's rows as a pool-store partition (parsed once, here: later runs read the partition, never the
+    file), its items in the label store, and the partition listed as registered there, so that rounds skip it."""
+    store_arrival(project.workdir, digest, frame)
+    added = project.store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
+    project.store.mark_registered(arrival_partition(digest), len(frame))
+    return added
 
 
 def _announce(project: Project, result: IngestResult) -> IngestResult:

@@ -397,14 +397,32 @@ def refuse_unanswerable(batch: pd.DataFrame, never_answered: pd.Series, round_: 
 
 @task(name="register-items", task_run_name="register-items-round-{round_number}", cache_policy=NO_CACHE)
 def register_items(project: Project, *, round_number: int) -> None:
-    """Record each item's set in the store (idempotent; an item never changes set)."""
-    dataset = project.dataset
-    frame = dataset.items[[ITEM_ID, "item_set"]].assign(
-        known_label=dataset.items[ITEM_ID].map(dataset.known_labels)
+    """Record each item's set in the store (idempotent; an item never changes set): the items of the pool-store
+    partitions the store has not listed as registered (a new or changed source, a file whose ingestion stopped
+    before it registered them), not every item of a 2M pool again at each round."""
+    dataset, store = project.dataset, project.store
+    items = dataset.items
+    registered = store.registered_partitions() if dataset.parts else set()
+    added = registered_now = start = 0
+    for name, rows in dataset.parts or (("", len(items)),):
+        part, start = items.iloc[start : start + rows], start + rows
+        if name in registered:
+            continue
+        added += store.add_items(
+            part[[ITEM_ID, "item_set"]].assign(known_label=part[ITEM_ID].map(dataset.known_labels))
+        )
+        if name:
+            store.mark_registered(name, rows)
+            registered_now += 1
+    counts = items["item_set"].value_counts().to_dict()
+    get_run_logger().info(
+        "dataset: %s items %s (%d new in the store; %d of %d pool-store partitions registered now)",
+        len(items),
+        counts,
+        added,
+        registered_now,
+        len(dataset.parts),
     )
-    added = project.store.add_items(frame)
-    counts = dataset.items["item_set"].value_counts().to_dict()
-    get_run_logger().info("dataset: %s items %s (%d new in the store)", len(frame), counts, added)
 
 
 def weak_labels(project: Project, round_: RoundRecord) -> pd.DataFrame:

@@ -137,6 +137,8 @@ class Dataset:
     known_labels: pd.Series  # item_id -> label, gold and held-out items only
     hidden_truth: pd.Series  # item_id -> label for every item whose label the data knows, pool included
     kind: DatasetKind = "table"  # a text dataset's features come from its payload, through the featurizer
+    # (pool-store partition, rows) in the items' order, when read from the project's pool store
+    parts: tuple[tuple[str, int], ...] = ()
 
     def frame(self, item_set: ItemSet) -> pd.DataFrame:
         return self.items[self.items["item_set"] == item_set.value].reset_index(drop=True)

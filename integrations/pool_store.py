@@ -26,7 +26,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import cast
@@ -166,6 +166,9 @@ class PoolStore:
         schema = pq.read_schema(self.items_dir / f"{partition}.parquet")
         found: dict[str, object] = json.loads(schema.metadata[_META_KEY])
         return found
+
+    def n_rows(self, partition: str) -> int:
+        return int(pq.ParquetFile(self.items_dir / f"{partition}.parquet").metadata.num_rows)
 
     def read_items(self, partitions: Sequence[str], feature_columns: Sequence[str]) -> pd.DataFrame:
         """The partitions' rows as one frame (item_id, item_set, features, payload, _label, content_hash).
@@ -338,4 +341,5 @@ def load_pool(
             store.write_items(partition, arrived, kind=kind, feature_columns=features, label_names=names)
         partitions.append(partition)
     items = store.read_items(partitions, features)
-    return assemble_dataset(LoadedSource(items, features, names, kind))
+    dataset = assemble_dataset(LoadedSource(items, features, names, kind))
+    return replace(dataset, parts=tuple((name, store.n_rows(name)) for name in partitions))

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, select, update
 from labelflow.contracts import require_columns
 from labelflow.integrations.store.errors import StoreError
 from labelflow.integrations.store.repository import Repository, label_or_none, now
-from labelflow.integrations.store.schema import ITEM_SETS, Item, Round
+from labelflow.integrations.store.schema import ITEM_SETS, Item, RegisteredPartition, Round
 
 ITEM_COLUMNS: Final = ("item_id", "item_set", "known_label")
 
@@ -129,6 +129,19 @@ class ItemTable(Repository):
         if item_set is not None:
             query = query.where(Item.item_set == str(item_set))
         return self.read_frame(query.order_by(Item.id), ITEM_COLUMNS)
+
+    def registered_partitions(self) -> set[str]:
+        query = select(RegisteredPartition.partition).where(RegisteredPartition.project == self.project)
+        with self.db.read() as conn:
+            return set(conn.scalars(query))
+
+    def mark_registered(self, partition: str, n_items: int) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                self.db.insert(RegisteredPartition)
+                .values(project=self.project, partition=partition, n_items=n_items, registered_at=now())
+                .on_conflict_do_nothing()
+            )
 
     def pool_added_since_last_round(self) -> int:
         latest = select(func.max(Round.started_at)).where(Round.project == self.project).scalar_subquery()

@@ -103,6 +103,18 @@ class Item(Base):
     added_at: Mapped[datetime]
 
 
+class RegisteredPartition(Base):
+    """A partition of the project's pool store (its source, or an ingested file) whose items are all in
+    ``items``: a round registers only the partitions not listed here, not every item of a 2M pool again."""
+
+    __tablename__ = "registered_partitions"
+
+    project: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    partition: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    n_items: Mapped[int] = mapped_column(Integer)
+    registered_at: Mapped[datetime]
+
+
 class Round(Base):
     __tablename__ = "rounds"
     __table_args__ = (

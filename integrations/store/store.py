@@ -118,6 +118,14 @@ class LabelStore:
         """The project's items (``item_id``, ``item_set``, ``known_label``), in insertion order."""
         return self._items.read(item_set)
 
+    def registered_partitions(self) -> set[str]:
+        """The pool-store partitions (``labelflow.integrations.pool_store``) whose items are all stored."""
+        return self._items.registered_partitions()
+
+    def mark_registered(self, partition: str, n_items: int) -> None:
+        """Record that every item of ``partition`` is stored (after :meth:`add_items` of them; idempotent)."""
+        self._items.mark_registered(partition, n_items)
+
     def pool_items_added_since_last_round(self) -> int:
         """Pool items stored after the latest round started (all pool items if there is no round yet)."""
         return self._items.pool_added_since_last_round()

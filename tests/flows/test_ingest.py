@@ -9,15 +9,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prefect import flow
 from typer.testing import CliRunner
 
 from labelflow.contracts import ItemSet
 from labelflow.flows.cli import app
 from labelflow.flows.config import ProjectConfig, parse_config
-from labelflow.flows.ingest import ingest_file, watch_inbox
+from labelflow.flows.ingest import check_arrival, ingest_file, watch_inbox
 from labelflow.flows.project import Project
 from labelflow.integrations.datasets import digits_table
 from labelflow.integrations.inbox import LocalInbox, checksum
+from labelflow.integrations.pool_store import store_arrival
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -121,6 +123,54 @@ def test_an_interrupted_ingestion_is_finished_by_the_next_run(tmp_path: Path) ->
     result = ingest_file(config, "late.csv", str(tmp_path))
     assert result.status == "processed" and result.n_added == 30
     assert (inbox / "processed" / "late.csv").exists() and not (inbox / "late.csv").exists()
+
+
+def test_a_round_registers_only_the_pool_partitions_the_store_has_not_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source once; a file's items at its ingestion; a file whose ingestion stopped after storing its rows
+    and before registering its items, at the next round; nothing at the rounds after."""
+    from labelflow.flows.labeling_round import register_items
+
+    config = project_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    digits_table(200, 230).to_csv(inbox / "batch-1.csv", index=False)
+
+    @flow
+    def registered_by_a_round() -> list[int]:
+        """How many items each add_items call of a round's registration was given."""
+        given: list[int] = []
+        with Project(config, tmp_path) as project:
+            add_items = project.store.add_items
+            monkeypatch.setattr(
+                project.store, "add_items", lambda items: given.append(len(items)) or add_items(items)
+            )
+            register_items(project, round_number=1)
+            assert len(project.store.items()) == len(project.dataset.items)  # every item, once
+        return given
+
+    assert registered_by_a_round() == [200]
+    assert registered_by_a_round() == []
+    watch_inbox(config, str(tmp_path))
+    assert registered_by_a_round() == []  # its ingestion registered batch-1's items
+    processed = inbox / "processed" / "batch-2.csv"
+    digits_table(230, 250).to_csv(processed, index=False)
+    with Project(config, tmp_path) as project:  # an ingestion that stopped after storing the file's rows
+        digest = checksum(processed.read_bytes())
+        project.store.record_ingestion(
+            checksum=digest,
+            filename="batch-2.csv",
+            stored_at=str(processed),
+            status="processed",
+            n_rows=20,
+            n_added=20,
+        )
+        store_arrival(
+            project.workdir, digest, check_arrival(processed.read_bytes(), "batch-2.csv", project)[0]
+        )
+    assert registered_by_a_round() == [20]
+    assert registered_by_a_round() == []
 
 
 def test_ingesting_a_file_named_like_one_waiting_in_the_inbox_keeps_both(tmp_path: Path) -> None:
