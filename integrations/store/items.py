@@ -15,6 +15,10 @@ from labelflow.integrations.store.repository import Repository, label_or_none, n
 from labelflow.integrations.store.schema import ITEM_SETS, Item, RegisteredPartition, Round
 
 ITEM_COLUMNS: Final = ("item_id", "item_set", "known_label")
+# Up to this many items are looked up by id (in chunks of bound ids) when added, rather than reading every stored
+# item: registering a 5,000-item source beside 2M ingested items read all 2M (~5 s).
+_LOOKED_UP: Final = 50_000
+_IN_CHUNK: Final = 900
 
 
 def _given_items(items: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +69,7 @@ class ItemTable(Repository):
             return 0
         # Serialised per project: the set check below must see every item a concurrent writer adds.
         with self.db.write(serialize=f"items:{self.project}") as conn:
-            stored = self._stored_sets(conn)
+            stored = self._stored_sets(conn, wanted["item_id"] if len(wanted) <= _LOOKED_UP else None)
             stored_set = wanted["item_id"].map(stored)
             is_stored = stored_set.notna().to_numpy()
             conflicts = wanted[is_stored & (stored_set != wanted["item_set"]).to_numpy()]
@@ -94,14 +98,23 @@ class ItemTable(Repository):
             )
         return len(new)
 
-    def _stored_sets(self, conn: Connection) -> pd.Series:
-        """The set of every stored item of the project, by item id."""
-        result = conn.execute(select(Item.item_id, Item.item_set).where(Item.project == self.project))
+    def _stored_sets(self, conn: Connection, item_ids: pd.Series | None = None) -> pd.Series:
+        """The set of each stored item of the project (of those of ``item_ids`` only, if given), by item id."""
+        query = select(Item.item_id, Item.item_set).where(Item.project == self.project)
+        chunks = (
+            [query]
+            if item_ids is None
+            else [
+                query.where(Item.item_id.in_(item_ids.iloc[start : start + _IN_CHUNK].tolist()))
+                for start in range(0, len(item_ids), _IN_CHUNK)
+            ]
+        )
         ids: list[str] = []
         sets: list[str] = []
-        for item_id, item_set in result.tuples():
-            ids.append(item_id)
-            sets.append(item_set)
+        for chunk in chunks:
+            for item_id, item_set in conn.execute(chunk):
+                ids.append(item_id)
+                sets.append(item_set)
         return pd.Series(sets, index=pd.Index(ids, dtype=object), dtype=object)
 
     def set_known_labels(self, labels: Mapping[str, str]) -> int:

@@ -194,7 +194,13 @@ def test_unsupported_database_is_refused() -> None:
 # ---------------------------------------------------------------------- items
 
 
-def test_add_items_is_idempotent(store: LabelStore) -> None:
+# how add_items finds what is stored: each given id looked up (up to 50,000 of them), or every stored item read
+BOTH_LOOKUPS = pytest.mark.parametrize("looked_up", [50_000, 0], ids=["by-id", "read-all"])
+
+
+@BOTH_LOOKUPS
+def test_add_items_is_idempotent(store: LabelStore, looked_up: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("labelflow.integrations.store.items._LOOKED_UP", looked_up)
     pool = _items([f"p{i}" for i in range(10_000)], "pool")
     assert store.add_items(pool) == 10_000
     assert store.add_items(pool) == 0
@@ -220,7 +226,11 @@ def test_a_cold_starts_drawn_items_get_the_owners_labels_later(store: LabelStore
     assert labels[["g1", "h2"]].tolist() == ["cat", "cat"] and labels[["p1", "h1"]].isna().all()
 
 
-def test_add_items_refuses_to_move_an_item_between_sets(store: LabelStore) -> None:
+@BOTH_LOOKUPS
+def test_add_items_refuses_to_move_an_item_between_sets(
+    store: LabelStore, looked_up: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("labelflow.integrations.store.items._LOOKED_UP", looked_up)
     store.add_items(_items(["a", "b"], "pool"))
     with pytest.raises(StoreError, match=r"'b'.*'pool'.*'held_out'"):
         store.add_items(_items(["c", "b"], "held_out", ["x", "y"]))
