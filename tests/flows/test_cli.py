@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import signal
 import subprocess
 import sys
 import tomllib
@@ -88,7 +87,9 @@ def test_mturk_local_prints_a_config_snippet_that_parses_as_toml(tmp_path: Path)
         assert server.stdout is not None
         printed = list(itertools.takewhile(lambda line: not line.startswith("Fast-forward"), server.stdout))
     finally:
-        server.send_signal(signal.SIGINT)
+        # what is tested is the snippet; under CI's load a SIGINT'd endpoint twice took over 30 s to exit
+        # (unexplained, noted), so it is killed
+        server.kill()
         server.wait(timeout=30)
     snippet = tomllib.loads("".join(line.strip() + "\n" for line in printed[1:]))
     assert snippet["crowd"]["backend"] == "mturk"
