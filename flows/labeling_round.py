@@ -129,11 +129,11 @@ def labeling_round(
                 busy,
             )
             return None
-        rounds = project.store.rounds()
-        if resume_only and not (rounds["status"] == "running").any():
+        waiting = bool((project.store.rounds()["status"] == "running").any())
+        if resume_only and not waiting:
             get_run_logger().info("no round of %s is waiting to be resumed; nothing to do", config.name)
             return None
-        if when_pool_grew_by is not None and not (rounds["status"] == "running").any():
+        if when_pool_grew_by is not None and not waiting:
             grown = project.store.pool_items_added_since_last_round()
             if grown < when_pool_grew_by:
                 get_run_logger().info(
@@ -402,18 +402,17 @@ def register_items(project: Project, *, round_number: int) -> None:
     before it registered them), not every item of a 2M pool again at each round."""
     dataset, store = project.dataset, project.store
     items = dataset.items
-    registered = store.registered_partitions() if dataset.parts else set()
+    registered = store.registered_partitions()
     added = registered_now = start = 0
-    for name, rows in dataset.parts or (("", len(items)),):
+    for name, rows in dataset.parts:
         part, start = items.iloc[start : start + rows], start + rows
         if name in registered:
             continue
         added += store.add_items(
             part[[ITEM_ID, "item_set"]].assign(known_label=part[ITEM_ID].map(dataset.known_labels))
         )
-        if name:
-            store.mark_registered(name, rows)
-            registered_now += 1
+        store.mark_registered(name, rows)
+        registered_now += 1
     counts = items["item_set"].value_counts().to_dict()
     get_run_logger().info(
         "dataset: %s items %s (%d new in the store; %d of %d pool-store partitions registered now)",

@@ -236,25 +236,23 @@ def mturk_local(
     project = load_or_exit(config) if config is not None else None
     base_dir = config.resolve().parent if config is not None else Path.cwd()
     server = local_endpoint(db.resolve(), project, base_dir, port=port, time_scale=time_scale, people=people)
-    # a Ctrl-C that comes while the snippet prints must close the endpoint too: its threads would keep the
-    # process alive
+    if balance is not None:
+        server.mturk.set_balance(balance)
+    server.mturk.set_faults(
+        Faults(throttle=throttle, server_errors=server_errors, malformed_answers=malformed, slow_factor=slow)
+    )
+    snippet = (
+        f'  [crowd]\n  backend = "mturk"\n  [crowd.mturk]\n  endpoint_url = "{server.url}"\n  local = true'
+    )
+    console.print(
+        f"Local MTurk endpoint on [bold]{server.url}[/bold] (state in {escape(str(db))}). Point a project at it "
+        f"with\n{escape(snippet)}\n"
+        f'Fast-forward: POST {server.url}/_admin/advance {{"seconds": 3600}}; state: GET {server.url}/_admin/state'
+        + (f"\nPeople work at {server.url}/worker/<HIT id>?workerId=<your id>" if people else ""),
+        highlight=False,
+        soft_wrap=True,  # a wrapped line of the snippet would not paste as TOML
+    )
     try:
-        if balance is not None:
-            server.mturk.set_balance(balance)
-        server.mturk.set_faults(
-            Faults(
-                throttle=throttle, server_errors=server_errors, malformed_answers=malformed, slow_factor=slow
-            )
-        )
-        snippet = f'  [crowd]\n  backend = "mturk"\n  [crowd.mturk]\n  endpoint_url = "{server.url}"\n  local = true'
-        console.print(
-            f"Local MTurk endpoint on [bold]{server.url}[/bold] (state in {escape(str(db))}). Point a project at it "
-            f"with\n{escape(snippet)}\n"
-            f'Fast-forward: POST {server.url}/_admin/advance {{"seconds": 3600}}; state: GET {server.url}/_admin/state'
-            + (f"\nPeople work at {server.url}/worker/<HIT id>?workerId=<your id>" if people else ""),
-            highlight=False,
-            soft_wrap=True,  # a wrapped line of the snippet would not paste as TOML
-        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass
