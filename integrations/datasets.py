@@ -17,6 +17,7 @@ import struct
 import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -141,17 +142,27 @@ class Dataset:
     parts: tuple[tuple[str, int], ...] = ()
 
     def frame(self, item_set: ItemSet) -> pd.DataFrame:
-        return self.items[self.items["item_set"] == item_set.value].reset_index(drop=True)
+        return self.items.iloc[self._rows(item_set)].reset_index(drop=True)
 
     def positions(self, item_set: ItemSet) -> pd.DataFrame:
         """``item_id`` and ``row`` (the position in :attr:`items` and :meth:`feature_matrix`) of the items of
         ``item_set``: a frame to filter and hand on in place of :meth:`frame`'s copy of their features (for a
         2M x 64 float32 pool, 32 MB instead of 512 MB)."""
-        rows = np.flatnonzero((self.items["item_set"] == item_set.value).to_numpy())
+        rows = self._rows(item_set)
         ids = pd.Series(
             self.items[ITEM_ID].to_numpy()[rows], dtype=object
         )  # the items' own strings, not copies
         return pd.DataFrame({ITEM_ID: ids, "row": rows})
+
+    def _rows(self, item_set: ItemSet) -> np.ndarray:
+        return self._rows_by_set.get(item_set.value, np.empty(0, dtype=np.intp))
+
+    @cached_property
+    def _rows_by_set(self) -> dict[str, np.ndarray]:
+        """Each item set's rows, by position, found once: a round asks for its gold, held-out and pool items a
+        dozen times, and comparing 2M item_set texts took ~0.2 s each time."""
+        codes, names = pd.factorize(self.items["item_set"])
+        return {str(name): np.flatnonzero(codes == code) for code, name in enumerate(names)}
 
     def feature_matrix(self) -> np.ndarray:
         """Every item's feature columns as one (read-only) array, rows in the items' order: the frame's own

@@ -332,3 +332,48 @@ def test_the_export_keeps_one_label_per_item_crowd_before_functions_before_the_m
     ]
     with pytest.raises(ValueError, match="unknown export format 'xlsx'"):
         export_labels(store, tmp_path / "labels.xlsx", "xlsx")
+
+
+def test_a_waves_progress_artifact_ends_at_its_last_count_however_fast_the_crowd_answers(
+    tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
+    from prefect.runtime import flow_run
+
+    from labelflow.flows.steps import answers as step
+    from labelflow.integrations.crowd.simulated import SimulatedCrowd, SimulatedCrowdConfig
+    from labelflow.tasks.dispatch import first_wave_items, plan_requests, publish_wave
+
+    monkeypatch.setattr(step, "REFRESH_SECONDS", 3600.0)  # no poll's count is shown on the way: only the last
+    labels, items = ["cat", "dog"], [f"item-{k}" for k in range(6)]
+    crowd = SimulatedCrowd(
+        SimulatedCrowdConfig(abandon_rate=0.3, seed=11),
+        labels,
+        {item: labels[k % 2] for k, item in enumerate(items)},
+        reward_per_answer=0.05,
+    )
+    store = LabelStore(f"sqlite:///{tmp_path / 'labels.db'}", "cats")
+    round_ = store.open_round()
+    requests = plan_requests(
+        first_wave_items(items, [], redundancy=3), project="cats", round_id=round_.id, round_number=1, wave=1
+    )
+    handles = publish_wave(store, crowd, requests, wave=1, spent=0.0, budget=10.0).handles
+
+    @flow
+    def collect() -> tuple[str, int, int]:
+        progress = step.collect_answers(
+            store, crowd, handles, round_number=1, wave=1, poll_interval_minutes=30, deadline_hours=6
+        )
+        return str(flow_run.id), progress.collected, progress.expected
+
+    run_id, collected, expected = collect()
+    store.close()
+    assert 0 < collected < expected  # the deadline passed with some answers never given
+    only = ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]), type=ArtifactFilterType(any_=["progress"])
+    )
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(artifact_filter=only)
+    assert artifact.data == pytest.approx(100.0 * collected / expected)
