@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,6 +40,8 @@ SUPPORTED_DIALECTS: Final = ("sqlite", "postgresql")
 _WRITE_OPTION: Final = "labelflow_write"
 # What concurrent migrations of a fresh PostgreSQL database serialise on.
 _MIGRATION_LOCK: Final = "labelflow:migrations"
+# bound values per statement: SQLite's lowest default limit (PostgreSQL's is 65,535)
+_MAX_PARAMETERS: Final = 999
 
 # An INSERT that can take an ON CONFLICT clause, on either dialect.
 ConflictInsert = sqlite.Insert | postgresql.Insert
@@ -220,8 +223,11 @@ class Database:
         through the driver's ``executemany``: no dict and no SQLAlchemy processing per row, which for 2M items
         took ~20 s and ~1.5 GB. ``same`` holds the columns every row shares (processed by their column type once,
         e.g. a timestamp). A row whose unique ``key`` is stored already overwrites the ``replace`` columns
-        (``ON CONFLICT (key) DO UPDATE``) or, without ``replace``, is skipped (``ON CONFLICT DO NOTHING``).
+        (``ON CONFLICT (key) DO UPDATE``; then no two rows may share a key, as PostgreSQL refuses that within one
+        statement) or, without ``replace``, is skipped (``ON CONFLICT DO NOTHING``).
 
+        Each statement inserts as many rows as ``_MAX_PARAMETERS`` allows: SQLite runs a statement of many rows
+        faster than as many one-row statements (2M items: 6.5 s against 11.3 s of CPU in a raw sqlite3 test).
         The values of ``columns`` go to the driver as they are: plain Python str, int, float or None."""
         table = Base.metadata.tables[entity.__tablename__]
         shared = dict(same or {})
@@ -237,17 +243,37 @@ class Database:
             if replace
             else "ON CONFLICT DO NOTHING"
         )
-        values = ", ".join([marker] * len(names))
-        statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values}) {conflict}"
+        one_row = f"({', '.join([marker] * len(names))})"
+        per_statement = max(1, _MAX_PARAMETERS // len(names))
+
+        def statement(n_rows: int) -> str:
+            values = ", ".join([one_row] * n_rows)
+            return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {values} {conflict}"
+
+        many_rows, single_row = statement(per_statement), statement(1)
         tail = tuple(shared.values())
+
+        def insert(chunk: list[tuple[Any, ...]]) -> None:
+            whole = len(chunk) - len(chunk) % per_statement
+            if whole:
+                conn.exec_driver_sql(
+                    many_rows,
+                    [
+                        tuple(chain.from_iterable(chunk[at : at + per_statement]))
+                        for at in range(0, whole, per_statement)
+                    ],
+                )
+            if whole < len(chunk):
+                conn.exec_driver_sql(single_row, chunk[whole:])
+
         chunk: list[tuple[Any, ...]] = []
         for row in rows:
             chunk.append((*row, *tail))
             if len(chunk) == chunk_rows:
-                conn.exec_driver_sql(statement, chunk)
+                insert(chunk)
                 chunk = []
         if chunk:
-            conn.exec_driver_sql(statement, chunk)
+            insert(chunk)
 
     def upsert(
         self, entity: type[Base], key: Sequence[str], replace: Iterable[str], add: Iterable[str] = ()

@@ -453,6 +453,18 @@ def test_save_labels_upserts_per_round_item_and_source(store: LabelStore) -> Non
         store.save_labels(pd.concat([_labels(round_id, {"a": "x"}), _labels(round_id, {"a": "y"})]))
 
 
+def test_a_save_of_many_labels_stores_each_once_and_the_next_save_replaces_them(store: LabelStore) -> None:
+    # more rows than a chunk, neither a whole number of multi-row statements: every way rows are sent
+    round_id = store.open_round().id
+    pairs = {f"i{k:05d}": ("cat", "dog")[k % 2] for k in range(25_001)}
+    store.save_labels(_labels(round_id, pairs))
+    store.save_labels(_labels(round_id, pairs, confidence=0.6))
+    labels = store.labels(round_id)
+    assert labels["item_id"].tolist() == list(pairs)
+    assert labels["label"].tolist() == list(pairs.values())
+    assert (labels["confidence"] == 0.6).all()
+
+
 def test_labels_without_round_are_the_latest_per_item_and_source(store: LabelStore) -> None:
     r1 = store.open_round().id
     store.save_labels(_labels(r1, {"a": "cat", "b": "dog"}))
