@@ -53,8 +53,11 @@ def check_arrival(content: bytes | BinaryIO, name: str, project: Project) -> tup
     # a text or image arrival has no features yet: the project's featurizer derives them when the pool is loaded
     report = validate_pool(frame, [] if dataset.kind != "table" else dataset.feature_columns)
     problems = [outcome.describe() for outcome in report.failures()]
-    clashes = sorted(set(frame[ITEM_ID]) & set(project.store.items()[ITEM_ID]))
-    if clashes:
+    # the project's items are its dataset's (its source too, registered in the store only by its first round)
+    # and the store's (an item its source no longer has keeps its set there)
+    known = frame[ITEM_ID].isin(dataset.items[ITEM_ID]) | frame[ITEM_ID].isin(project.store.items()[ITEM_ID])
+    if known.any():
+        clashes = sorted(frame.loc[known, ITEM_ID].unique())
         problems.append(f"{len(clashes)} item id(s) already in the project, e.g. {clashes[:5]}")
     if problems:
         return frame, f"{name} was not ingested:\n" + "\n".join(f"  - {p}" for p in problems)

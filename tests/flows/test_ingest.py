@@ -69,6 +69,25 @@ def test_a_valid_file_joins_the_pool_once_and_a_bad_one_is_quarantined(tmp_path:
     store.close()
 
 
+def test_a_file_with_ids_the_project_has_is_quarantined_naming_them(tmp_path: Path) -> None:
+    config = project_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    digits_table(200, 260).to_csv(inbox / "batch-1.csv", index=False)
+    assert ingest_file(config, "batch-1.csv", str(tmp_path)).status == "processed"
+    digits_table(195, 201).to_csv(inbox / "source-again.csv", index=False)  # the source's, before any round
+    digits_table(255, 270).to_csv(inbox / "batch-1-again.csv", index=False)  # an ingested file's
+
+    results = {r.name: r for r in watch_inbox(config, str(tmp_path))}
+    for name, clashes in [("source-again.csv", 6), ("batch-1-again.csv", 5)]:
+        assert results[name].status == "quarantined" and results[name].n_added == 0
+        report = (inbox / "quarantine" / f"{name}.report.txt").read_text()
+        assert f"{clashes} item id(s) already in the project" in report, report
+    assert "'d0195'" in (inbox / "quarantine" / "source-again.csv.report.txt").read_text()
+    with Project(config, tmp_path) as project:
+        assert project.dataset.items["item_id"].is_unique
+
+
 def test_a_file_with_a_label_outside_the_projects_labels_is_quarantined_naming_row_item_and_label(
     tmp_path: Path,
 ) -> None:
