@@ -171,8 +171,9 @@ def share_right(labels: pd.DataFrame, truth: pd.Series) -> float | None:
     >>> share_right(labels, pd.Series({"z": "cat"})) is None
     True
     """
-    # one look-up in the truth's (cached) index: ``isin`` against 2M ids hashed them anew, for each call
-    found = truth.dropna().reindex(labels[ITEM_ID].to_numpy())
+    # one look-up in the truth's own index, whose hash table pandas keeps between calls (``isin`` against 2M ids,
+    # or a look-up in a ``dropna()`` copy, hashed them anew each time: ~0.7 s a call); unknown truth reads as NaN
+    found = truth.reindex(labels[ITEM_ID].to_numpy())
     known = found.notna().to_numpy()
     if not known.any():
         return None
