@@ -51,7 +51,7 @@ def _label_rows(labels: pd.DataFrame) -> pd.DataFrame:
         "source": ~rows["source"].isin(LABEL_SOURCES).to_numpy(),
         "label": rows["label"].isna().to_numpy(),
         "confidence": np.isnan(rows["confidence"].to_numpy()),
-        "twice": rows.duplicated(list(_KEY), keep="first").to_numpy(),
+        "twice": _repeated_keys(rows),
     }
     problems = np.flatnonzero(np.logical_or.reduce(list(checks.values())))
     if len(problems):
@@ -67,6 +67,14 @@ def _label_rows(labels: pd.DataFrame) -> pd.DataFrame:
             raise StoreError(f"label for item {item_id!r} (round {round_id}, {source}) has NaN confidence")
         raise StoreError(f"item {item_id!r} is labeled twice for round {round_id} and source {source!r}")
     return rows
+
+
+def _repeated_keys(rows: pd.DataFrame) -> np.ndarray:
+    """Whether each row repeats an earlier row's (round, item, source); on rows of one round and source (a
+    round's 1.8M pseudo-labels), by item id alone: hashing the three columns took ~1 s more."""
+    one_round_and_source = rows["round_id"].nunique() <= 1 and rows["source"].nunique() <= 1
+    keys = rows["item_id"] if one_round_and_source else rows[list(_KEY)]
+    return np.asarray(keys.duplicated(keep="first"))
 
 
 class LabelTable(Repository):

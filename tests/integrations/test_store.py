@@ -451,6 +451,11 @@ def test_save_labels_upserts_per_round_item_and_source(store: LabelStore) -> Non
     assert crowd.loc["a", "confidence"] == pytest.approx(0.6)
     with pytest.raises(StoreError, match="twice"):
         store.save_labels(pd.concat([_labels(round_id, {"a": "x"}), _labels(round_id, {"a": "y"})]))
+    # one item, two sources, in one save: two labels
+    store.save_labels(
+        pd.concat([_labels(round_id, {"b": "cat"}), _labels(round_id, {"b": "dog"}, source="model")])
+    )
+    assert sorted(store.labels(round_id).query("item_id == 'b'")["label"]) == ["cat", "dog"]
 
 
 def test_a_save_of_many_labels_stores_each_once_and_the_next_save_replaces_them(store: LabelStore) -> None:
