@@ -25,7 +25,10 @@ def _given_items(items: pd.DataFrame) -> pd.DataFrame:
     """``items`` as text (``item_id``, ``item_set``, ``known_label``), the first row of each item id only.
 
     Column-wise, without a Python object per row beyond the values (2M items at ingest); the errors are the ones
-    a row-by-row pass would meet first: an unknown set, or an item given in two sets."""
+    a row-by-row pass would meet first: a missing id, an unknown set, or an item given in two sets."""
+    missing = np.flatnonzero(pd.isna(items["item_id"]).to_numpy())
+    if len(missing):
+        raise StoreError(f"item at row {int(missing[0])} has no item_id")
     ids = pd.Series([str(value) for value in items["item_id"].tolist()], dtype=object)
     sets = pd.Series(_shared_texts(items["item_set"]), dtype=object)
     labels = np.full(len(ids), None, dtype=object)
@@ -70,9 +73,14 @@ class ItemTable(Repository):
         # Serialised per project: the set check below must see every item a concurrent writer adds.
         with self.db.write(serialize=f"items:{self.project}") as conn:
             stored = self._stored_sets(conn, wanted["item_id"] if len(wanted) <= _LOOKED_UP else None)
-            stored_set = wanted["item_id"].map(stored)
-            is_stored = stored_set.notna().to_numpy()
-            conflicts = wanted[is_stored & (stored_set != wanted["item_set"]).to_numpy()]
+            # no frame-long mapped column: pandas makes one of 2M mostly missing values its text dtype (~90 MB)
+            is_stored = wanted["item_id"].isin(stored.index).to_numpy()
+            moved = is_stored.copy()
+            moved[is_stored] = (
+                stored[wanted["item_id"].to_numpy()[is_stored]].to_numpy()
+                != wanted["item_set"].to_numpy()[is_stored]
+            )
+            conflicts = wanted[moved]
             if not conflicts.empty:
                 item_id, new_set = conflicts["item_id"].iloc[0], conflicts["item_set"].iloc[0]
                 more = f" (and {len(conflicts) - 1} more item(s))" if len(conflicts) > 1 else ""

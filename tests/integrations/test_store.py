@@ -785,6 +785,11 @@ def test_add_items_counts_every_conflict_and_stores_integral_float_labels_as_int
         pd.DataFrame({"item_id": ["g1", "g2"], "item_set": "gold", "known_label": [7, None]})
     )
     assert store.items("gold")["known_label"].tolist()[0] == "7"
+    # ids are text as given (numbers included), and an item without one is refused, not stored as "None"
+    assert store.add_items(pd.DataFrame({"item_id": [12, "007"], "item_set": "pool"})) == 2
+    assert {"12", "007"} <= set(store.items("pool")["item_id"])
+    with pytest.raises(StoreError, match="row 1 has no item_id"):
+        store.add_items(pd.DataFrame({"item_id": ["n1", None], "item_set": "pool"}))
 
 
 def test_a_batch_giving_one_key_two_meanings_is_refused(store: LabelStore) -> None:
