@@ -58,6 +58,7 @@ ARRIVAL_PREFIX = "arrival-"
 _META_KEY = b"labelflow"
 
 
+_ROW_GROUP = 64_000  # rows of an item partition's Parquet row group (each one written apart)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: multiplying by it spreads every input bit
 
 
@@ -151,11 +152,19 @@ class PoolStore:
             if kind == "table"
             else np.fromiter((text_hash(str(text)) for text in frame[PAYLOAD]), np.uint64, len(frame))
         )
-        table = pa.Table.from_pandas(frame.assign(**{CONTENT_HASH: hashes}), preserve_index=False)
+        frame = frame.assign(**{CONTENT_HASH: hashes})
+        schema = pa.Schema.from_pandas(frame, preserve_index=False)
         meta = {"kind": kind, "feature_columns": list(feature_columns), "label_names": list(label_names)}
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta)})
-        # dictionary encoding only where values repeat: tried on 64 float columns it took 12x the whole write
-        write = partial(pq.write_table, table, row_group_size=256_000, use_dictionary=["item_set", LABEL])
+        schema = schema.with_metadata({**(schema.metadata or {}), _META_KEY: json.dumps(meta)})
+
+        def write(target: Path) -> None:
+            # dictionary encoding only where values repeat: tried on 64 float columns it took 12x the whole write
+            with pq.ParquetWriter(target, schema, use_dictionary=["item_set", LABEL]) as writer:
+                # a row group at a time: the whole frame as one Arrow table was another 0.5 GB beside it
+                for start in range(0, max(len(frame), 1), _ROW_GROUP):
+                    rows = frame.iloc[start : start + _ROW_GROUP]
+                    writer.write_table(pa.Table.from_pandas(rows, schema=schema, preserve_index=False))
+
         _write_atomically(path, write)
         return True
 
