@@ -2,7 +2,7 @@
 
 A *piece* is a few row groups of one item partition (:mod:`labelflow.integrations.pool_store`): the unit a Dask
 worker reads and scores, small enough that a worker holds one at a time whatever the size of the partition (the
-pool store writes row groups of 256,000 rows: 64 MB of float32 x 64). The folder is the project's
+pool store writes row groups of 64,000 rows, 16 MB of float32 x 64, so a piece is four). The folder is the project's
 ``workdir/pool/items`` or a copy of it at ``s3://bucket/prefix``, read with pyarrow's own filesystems (S3
 credentials from the usual AWS chain: environment, config files, instance role).
 """
