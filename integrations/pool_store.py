@@ -56,9 +56,9 @@ CONTENT_HASH = "content_hash"
 SOURCE_PREFIX = "source-"
 ARRIVAL_PREFIX = "arrival-"
 _META_KEY = b"labelflow"
-
-
 _ROW_GROUP = 64_000  # rows of an item partition's Parquet row group (each one written apart)
+
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: multiplying by it spreads every input bit
 
 
