@@ -8,7 +8,6 @@ idempotent. The same content arriving again adds nothing and is filed as a dupli
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -150,12 +149,8 @@ def _ingest_file(project: Project, name: str, file: BinaryIO) -> IngestResult:
 def _add_to_pool(project: Project, digest: str, frame: pd.DataFrame) -> int:
     """The file's rows as a pool-store partition (parsed once, here: later runs read the partition, never the
     file), its items in the label store, and the partition listed as registered there, so that rounds skip it."""
-    # side by side: the partition's hashing and writing leave the GIL to the store's inserts (2M rows: ~2 s
-    # saved); either may be done without the other after a crash, and the next round or load finishes it
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool-store") as writer:
-        stored = writer.submit(store_arrival, project.workdir, digest, frame)
-        added = project.store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
-        stored.result()
+    store_arrival(project.workdir, digest, frame)
+    added = project.store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
     project.store.mark_registered(arrival_partition(digest), len(frame))
     return added
 
