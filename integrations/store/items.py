@@ -77,7 +77,7 @@ class ItemTable(Repository):
             is_stored = wanted["item_id"].isin(stored.index).to_numpy()
             moved = is_stored.copy()
             moved[is_stored] = (
-                stored[wanted["item_id"].to_numpy()[is_stored]].to_numpy()
+                stored.loc[wanted["item_id"].to_numpy()[is_stored]].to_numpy()
                 != wanted["item_set"].to_numpy()[is_stored]
             )
             conflicts = wanted[moved]
