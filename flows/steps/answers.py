@@ -14,7 +14,7 @@ from labelflow.integrations.store import LabelStore
 from labelflow.tasks.answers import Poll, WaveOutcome, WaveProgress, collect_wave
 
 # a crowd on a virtual clock polls hundreds of times a second, and each refresh is a call to the Prefect API
-# (~30 ms): 98 refreshes took 3.3 s of a 2M-item round
+# (~30 ms): `collect` took 2.8 s of the 2M-item round with a refresh per poll, 1.9 s with this (big_pool.py)
 REFRESH_SECONDS = 1.0
 
 
