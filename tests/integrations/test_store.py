@@ -14,7 +14,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text, update
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from labelflow.contracts import ANSWER_COLUMNS, LABEL_COLUMNS
@@ -34,7 +34,7 @@ from labelflow.integrations.store import (
 from labelflow.integrations.store.engine import MIGRATIONS_DIR, Database
 from labelflow.integrations.store.leases import LeaseTable
 from labelflow.integrations.store.repository import unique_by
-from labelflow.integrations.store.schema import Base, RoundLease
+from labelflow.integrations.store.schema import Base, Item, RoundLease
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -214,6 +214,28 @@ def test_add_items_is_idempotent(store: LabelStore, looked_up: int, monkeypatch:
     assert gold["known_label"].iloc[0] == "cat"
     assert pd.isna(gold["known_label"].iloc[1])
     assert list(store.items("held_out").columns) == list(ITEM_COLUMNS)
+
+
+def test_added_items_keep_a_project_name_with_quotes_and_percent_signs_and_their_time(db_url: str) -> None:
+    """The values all added items share go into the insert as SQL literals: quoted and escaped, not bound."""
+    name = "o'brien's 100% (50%s) project"
+    quoted, other = LabelStore(db_url, name), LabelStore(db_url, "o")
+    db = Database(db_url)
+    try:
+        before = datetime.now(UTC)
+        assert (
+            quoted.add_items(_items([f"q{i}" for i in range(700)], "pool")) == 700
+        )  # more than one statement
+        after = datetime.now(UTC)
+        assert other.add_items(_items(["q1"], "pool")) == 1
+        assert len(quoted.items()) == 700 and other.items()["item_id"].tolist() == ["q1"]
+        with db.read() as conn:
+            stored = conn.execute(select(Item.added_at).where(Item.project == name)).scalars().all()
+        assert len(stored) == 700 and all(before <= at <= after for at in stored)
+    finally:
+        quoted.close()
+        other.close()
+        db.close()
 
 
 def test_a_cold_starts_drawn_items_get_the_owners_labels_later(store: LabelStore) -> None:
