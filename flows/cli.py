@@ -537,7 +537,7 @@ def init(
 def main() -> None:
     """The ``labelflow`` command. The objects of the ~4,000 modules imported by now live as long as the process:
     frozen, the garbage collector no longer walks them at each full collection of a big ingest or round, nor at
-    the interpreter's exit, which took ~1.5 s of every command."""
+    the interpreter's exit, which took ~1.5 s of every command (a one-off check: 1.40-1.54 s, 0.07-0.11 s frozen)."""
     gc.freeze()
     app()
 

@@ -151,9 +151,10 @@ def _add_to_pool(project: Project, digest: str, frame: pd.DataFrame) -> int:
     """The file's rows as a pool-store partition (parsed once, here: later runs read the partition, never the
     file), its items in the label store, and the partition listed as registered there, so that rounds skip it."""
     items = frame[[ITEM_ID]].assign(item_set=ItemSet.POOL.value)
-    # side by side: the partition's hashing and Parquet writing leave the GIL to the store's inserts, whose
-    # SQLite steps leave it in turn (2M rows: 2.4 +- 0.5 s less). A crash may leave either done without the other,
-    # as one before the other could: the next load stores a missing partition, and a round registers its items.
+    # side by side: the partition's hashing and Parquet writing leave the GIL to the store's inserts, whose SQLite
+    # steps leave it in turn (benchmarks/ingest_pairs.py times it against the code before). A crash may leave either
+    # done without the other, as one before the other could: the next load stores a missing partition, and a round
+    # registers its items.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool-partition") as partition_writer:
         written = partition_writer.submit(store_arrival, project.workdir, digest, frame)
         added = project.store.add_items(items)

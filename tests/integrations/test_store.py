@@ -223,9 +223,8 @@ def test_added_items_keep_a_project_name_with_quotes_and_percent_signs_and_their
     db = Database(db_url)
     try:
         before = datetime.now(UTC)
-        assert (
-            quoted.add_items(_items([f"q{i}" for i in range(700)], "pool")) == 700
-        )  # more than one statement
+        many = _items([f"q{i}" for i in range(700)], "pool")  # more than one statement's rows
+        assert quoted.add_items(many) == 700
         after = datetime.now(UTC)
         assert other.add_items(_items(["q1"], "pool")) == 1
         assert len(quoted.items()) == 700 and other.items()["item_id"].tolist() == ["q1"]
